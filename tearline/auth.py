@@ -1,0 +1,33 @@
+"""Credentials → Member: HTTP Basic (user = member name, password = token) or Bearer token."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from .errors import Unauthorized
+from .release import Member
+from .store import Store
+
+
+def authenticate(store: Store, authorization: str | None) -> Member:
+    if not authorization:
+        raise Unauthorized("credentials required: HTTP Basic (member name and token) or a Bearer token")
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    name: str | None = None
+    if scheme.lower() == "bearer" and value:
+        token = value
+    elif scheme.lower() == "basic" and value:
+        try:
+            name, sep, token = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("Basic credentials are not base64 of 'member:token'") from None
+        if not sep:
+            raise Unauthorized("Basic credentials are not base64 of 'member:token'")
+    else:
+        raise Unauthorized("unsupported Authorization scheme: use Basic or Bearer")
+    member = store.authenticate(token, name)
+    if member is None:
+        raise Unauthorized("unknown member or wrong token")
+    return member

@@ -1,0 +1,177 @@
+"""The ``tearline`` command: parse → call → print. Errors become messages and exit codes here only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import compact as compacts
+from . import config
+from .errors import ConfigError, TearlineError
+from .store import Store
+
+app = typer.Typer(help="Tearline: a scoped intelligence exchange (TAXII 2.1 hub).", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+compact_app = typer.Typer(help="Create, inspect and change compacts.", no_args_is_help=True)
+db_app = typer.Typer(help="The hub's database.", no_args_is_help=True)
+app.add_typer(compact_app, name="compact")
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True)
+out = Console()
+
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="store URL (default: TEARLINE_DB, else sqlite:///tearline.db)")]
+
+
+def _fail(exc: TearlineError) -> None:
+    err.print(f"[red]error:[/red] {exc.description}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(2 if isinstance(exc, ConfigError) or exc.status < 500 else 1)
+
+
+def _store(settings: config.Settings) -> Store:
+    store = Store(settings.db)
+    store.migrate()
+    return store
+
+
+def _run(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except TearlineError as exc:
+        _fail(exc)
+
+
+@app.command()
+def serve(
+    db: DbOpt = None,
+    host: Annotated[Optional[str], typer.Option(help="address to listen on (TEARLINE_HOST, 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (TEARLINE_PORT, 6100)")] = None,
+    max_content_length: Annotated[Optional[int], typer.Option(help="largest request body in bytes")] = None,
+) -> None:
+    """Run the hub (TAXII 2.1 under /taxii2/)."""
+    settings = _run(config.load, {"db": db, "host": host, "port": port, "max_content_length": max_content_length})
+    _serve(settings)
+
+
+def _serve(settings: config.Settings) -> None:
+    import uvicorn
+
+    from .web.app import create_app
+
+    store = _run(_store, settings)
+    err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db})")
+    uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+def demo(
+    db: Annotated[str, typer.Option("--db", help="store URL")] = "sqlite:///tearline-demo.db",
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 6100,
+) -> None:
+    """Apply the demo ISIS-K compact, print fresh demo tokens, and run the hub."""
+    settings = _run(config.load, {"db": db, "host": host, "port": port})
+    store = _run(_store, settings)
+    spec = compacts.parse(resources.files("tearline.data").joinpath("demo-compact.yaml").read_text(), "demo-compact.yaml")
+    tokens = _run(compacts.apply, store, spec)
+    for member in spec.members:
+        if member.name not in tokens:
+            # A demo is run again and again: hand out fresh tokens rather than lock people out.
+            tokens[member.name] = store.rotate_token(spec.name, member.name)
+    table = Table(title=f"Compact {spec.name}: demo members (tokens shown once)")
+    for col in ("member", "write", "tlp_max", "token"):
+        table.add_column(col)
+    for member in spec.members:
+        table.add_row(member.name, str(member.write), member.tlp_max, tokens[member.name])
+    err.print(table)
+    err.print(f"Try: curl -u state-a:<token> -H 'Accept: application/taxii+json;version=2.1' "
+              f"http://{settings.host}:{settings.port}/taxii2/{spec.name}/collections/")
+    store.close()
+    _serve(settings)
+
+
+@compact_app.command("apply")
+def compact_apply(
+    file: Annotated[Path, typer.Argument(help="the compact's YAML file")],
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print {compact, tokens} as one JSON object")] = False,
+) -> None:
+    """Create or update a compact; print each new member's token once."""
+    settings = _run(config.load, {"db": db})
+    spec = _run(compacts.load, file)
+    store = _run(_store, settings)
+    tokens = _run(compacts.apply, store, spec)
+    if as_json:
+        sys.stdout.write(json.dumps({"compact": spec.name, "tokens": tokens}) + "\n")
+        return
+    out.print(f"compact {spec.name}: applied ({len(spec.members)} members, API root /taxii2/{spec.name}/)")
+    for name, token in tokens.items():
+        out.print(f"  new member {name}: token {token}  (shown once; store it now)")
+
+
+@compact_app.command("show")
+def compact_show(name: str, db: DbOpt = None) -> None:
+    """Show a compact's members and collections."""
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    row = store.api_root(name)
+    if row is None:
+        _fail(ConfigError(f"no compact named {name!r} in {settings.db}"))
+    out.print(f"[bold]{row.title}[/bold]  /taxii2/{name}/")
+    colls = store.collections(name)
+    table = Table(title="collections")
+    for col in ("alias", "id", "objects (versions)"):
+        table.add_column(col)
+    from .store.schema import objects
+
+    for c in colls:
+        table.add_row(c.alias, c.id, str(store.count([objects.c.collection_id == c.id])))
+    out.print(table)
+    with store.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from .store.schema import members
+
+        mt = Table(title="members")
+        for col in ("member", "read", "write", "tlp_max"):
+            mt.add_column(col)
+        for m in conn.execute(select(members).where(members.c.api_root == name).order_by(members.c.name)):
+            mt.add_row(m.name, str(m.can_read), str(m.can_write), m.tlp_max)
+    out.print(mt)
+
+
+@compact_app.command("rotate-token")
+def compact_rotate(name: str, member: str, db: DbOpt = None) -> None:
+    """Give a member a new token; the old one stops working at once."""
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    token = _run(store.rotate_token, name, member)
+    out.print(f"member {member}: new token {token}  (shown once)")
+
+
+@compact_app.command("remove-member")
+def compact_remove(name: str, member: str, db: DbOpt = None) -> None:
+    """Remove a member; it loses access at once (the compact file should drop it too)."""
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    _run(store.remove_member, name, member)
+    out.print(f"member {member} removed from {name}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = None) -> None:
+    """Create or migrate the store's schema to the newest revision."""
+    settings = _run(config.load, {"db": db})
+    _run(_store, settings)
+    out.print(f"store {settings.db}: schema up to date")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,214 @@
+"""Compacts: the declarative sharing agreement (the YAML schema of DESIGN.md) and ``apply``.
+
+A compact becomes a TAXII API root ``/taxii2/<name>/`` with two collections, ``intel`` and
+``warnings``, and one member row per partner. ``apply`` is declarative: the file is the truth, so
+members missing from it are removed and lose access at once. New members' tokens are returned once.
+Errors name the line of the file and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import markings
+from .errors import ConfigError
+from .store import Store
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization"}
+_TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days"}
+# A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
+_ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberSpec:
+    name: str
+    write: bool
+    read: bool
+    tlp_max: str
+    redact: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    name: str
+    aliases: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompactSpec:
+    name: str
+    title: str
+    description: str
+    actors: tuple[Actor, ...]
+    hops: int
+    expires: dt.date | None
+    members: tuple[MemberSpec, ...]
+
+
+def _line(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
+    """The 1-based line of ``path`` in a composed YAML document (best effort)."""
+    for key in path:
+        if node is None:
+            return None
+        if isinstance(node, yaml.MappingNode):
+            found = None
+            for k, v in node.value:
+                if k.value == key:
+                    found = v if key != path[-1] else k
+                    break
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            return None
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def parse(text: str, source: str = "<compact>") -> CompactSpec:
+    """Parse and check a compact file; raise ConfigError listing every problem with its line."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    problems: list[str] = []
+
+    def problem(path: tuple[Any, ...], message: str) -> None:
+        line = _line(root, path)
+        field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
+        problems.append(f"{source}:{line or '?'}: {field or '(file)'}: {message}")
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a compact file is a YAML mapping with name, scope and members")
+    for key in sorted(set(data) - _TOP_KEYS):
+        problem((key,), f"unknown field (known: {', '.join(sorted(_TOP_KEYS))})")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problem(("name",), "required: lower-case letters, digits, '-' or '_', at most 63 characters")
+    scope = data.get("scope")
+    actors: list[Actor] = []
+    hops = 2
+    if not isinstance(scope, dict):
+        problem(("scope",), "required: a mapping with actors and hops")
+    else:
+        raw_actors = scope.get("actors")
+        if not isinstance(raw_actors, list) or not raw_actors:
+            problem(("scope", "actors"), "required: a non-empty list of {name, aliases}")
+        else:
+            for i, actor in enumerate(raw_actors):
+                if not isinstance(actor, dict) or not isinstance(actor.get("name"), str) or not actor["name"].strip():
+                    problem(("scope", "actors", i), "each actor needs a name")
+                    continue
+                aliases = actor.get("aliases", [])
+                if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                    problem(("scope", "actors", i, "aliases"), "must be a list of strings")
+                    aliases = []
+                actors.append(Actor(actor["name"].strip(), tuple(a.strip() for a in aliases)))
+        hops = scope.get("hops", 2)
+        if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 6:
+            problem(("scope", "hops"), f"must be an integer from 0 to 6, got {hops!r}")
+            hops = 2
+    expires = data.get("expires")
+    if expires is not None and not isinstance(expires, dt.date):
+        try:
+            expires = dt.date.fromisoformat(str(expires))
+        except ValueError:
+            problem(("expires",), f"must be a date YYYY-MM-DD, got {expires!r}")
+            expires = None
+    raw_members = data.get("members")
+    member_specs: list[MemberSpec] = []
+    if not isinstance(raw_members, list) or not raw_members:
+        problem(("members",), "required: a non-empty list of {name, write, tlp_max}")
+    else:
+        seen: set[str] = set()
+        for i, m in enumerate(raw_members):
+            if not isinstance(m, dict):
+                problem(("members", i), "each member is a mapping {name, write, tlp_max}")
+                continue
+            for key in sorted(set(m) - _MEMBER_KEYS):
+                problem(("members", i, key), f"unknown member field (known: {', '.join(sorted(_MEMBER_KEYS))})")
+            mname = m.get("name")
+            if not isinstance(mname, str) or not _NAME.match(mname):
+                problem(("members", i, "name"), "required: lower-case letters, digits, '-' or '_'")
+                continue
+            if mname in seen:
+                problem(("members", i, "name"), f"member {mname!r} appears twice")
+            seen.add(mname)
+            write = m.get("write", False)
+            read = m.get("read", True)
+            for key, value in (("write", write), ("read", read)):
+                if not isinstance(value, bool):
+                    problem(("members", i, key), f"must be true or false, got {value!r}")
+            tlp = str(m.get("tlp_max", "clear")).lower()
+            if tlp == "white":
+                tlp = "clear"
+            if tlp not in markings.TLP2:
+                problem(("members", i, "tlp_max"), f"must be one of {', '.join(markings.LEVELS)}, got {m.get('tlp_max')!r}")
+            redact = m.get("redact", [])
+            if not isinstance(redact, list) or not all(isinstance(r, str) for r in redact):
+                problem(("members", i, "redact"), "must be a list of property names")
+                redact = []
+            member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact)))
+    if problems:
+        raise ConfigError("\n".join(problems), details={"problems": problems})
+    assert isinstance(name, str)
+    return CompactSpec(
+        name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
+        actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs),
+    )
+
+
+def load(path: Path) -> CompactSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the compact file: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def actor_object(actor: Actor) -> dict[str, Any]:
+    """The STIX threat-actor for a scope actor, with a name-derived (deterministic) id."""
+    return {
+        "type": "threat-actor",
+        "spec_version": "2.1",
+        "id": f"threat-actor--{uuid.uuid5(_ACTOR_NS, actor.name.lower())}",
+        "created": "2015-01-01T00:00:00.000Z",
+        "modified": "2015-01-01T00:00:00.000Z",
+        "name": actor.name,
+        "aliases": list(actor.aliases),
+        "threat_actor_types": ["terrorist"],
+    }
+
+
+def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
+    """Create or update the compact; return {member: token} for the members that are new."""
+    tokens: dict[str, str] = {}
+    with store.engine.begin() as conn:
+        store.ensure_api_root(conn, spec.name, spec.title, spec.description)
+        intel = store.ensure_collection(conn, spec.name, "intel", f"{spec.title}: intelligence",
+                                        "Objects shared within the compact's scope")
+        store.ensure_collection(conn, spec.name, "warnings", f"{spec.title}: warnings",
+                                "Duty-to-warn notices, each visible only to its addressee", member_writable=False)
+        existing = set(store.member_names(conn, spec.name))
+        wanted = {m.name for m in spec.members}
+        for m in spec.members:
+            values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max, "profile": {"redact": list(m.redact)}}
+            if m.name in existing:
+                store.update_member(conn, spec.name, m.name, **values)
+            else:
+                tokens[m.name] = store.add_member(conn, spec.name, m.name, **values)  # type: ignore[arg-type]
+        for gone in sorted(existing - wanted):
+            store.drop_member(conn, spec.name, gone)
+        store._write(conn, intel, [actor_object(a) for a in spec.actors])
+    return tokens

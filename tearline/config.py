@@ -1,0 +1,61 @@
+"""Settings: command-line flags, then ``TEARLINE_*`` environment variables, then defaults.
+
+They are read once (``load``) and passed in; nothing in the package reads the environment itself.
+``SETTINGS`` is the single table of names, defaults and help that the CLI and the README use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_DB = "sqlite:///tearline.db"
+
+# name, type, default, help
+SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
+    ("db", str, DEFAULT_DB, "SQLAlchemy URL of the store (sqlite:///FILE or postgresql+psycopg://...)"),
+    ("host", str, "127.0.0.1", "address the hub listens on"),
+    ("port", int, 6100, "port the hub listens on"),
+    ("max_content_length", int, 10 * 1024 * 1024, "largest request body accepted, in bytes (413 above)"),
+    ("page_size", int, 1000, "most objects returned by one TAXII page, whatever `limit` asks"),
+    ("title", str, "Tearline hub", "title shown by TAXII discovery"),
+    ("contact", str, "", "contact shown by TAXII discovery"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    db: str = DEFAULT_DB
+    host: str = "127.0.0.1"
+    port: int = 6100
+    max_content_length: int = 10 * 1024 * 1024
+    page_size: int = 1000
+    title: str = "Tearline hub"
+    contact: str = ""
+
+
+def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Flags that are not None win, then TEARLINE_<NAME>, then the defaults."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, kind, default, _help in SETTINGS:
+        raw: Any = flags.get(name)
+        source = f"--{name.replace('_', '-')}"
+        if raw is None and f"TEARLINE_{name.upper()}" in environ:
+            raw = environ[f"TEARLINE_{name.upper()}"]
+            source = f"TEARLINE_{name.upper()}"
+        if raw is None:
+            values[name] = default
+            continue
+        try:
+            values[name] = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: expected {kind.__name__}, got {raw!r}", details={"setting": name}) from None
+        if kind is int and values[name] <= 0 and name != "port":
+            raise ConfigError(f"{source}: must be positive, got {raw!r}", details={"setting": name})
+    return Settings(**values)

@@ -1,0 +1,424 @@
+"""The STIX 2.1 object store behind the hub (SQLAlchemy 2 Core on SQLite or PostgreSQL).
+
+``add_objects`` writes one envelope in one transaction — the objects, their references and the
+status resource together — so a crash leaves either all of an envelope's successes or none of them.
+Reads return pages of raw JSON bodies ordered by date_added; callers pass the outbound gate's
+clauses (``tearline.release.visible``) and never see rows outside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from .. import markings, stix
+from ..errors import ConfigError, NotFound
+from ..release import Collection, Member
+from ..taxii.query import TaxiiQuery
+from .schema import api_roots, collections, hub_clock, members, objects, refs, statuses
+
+_CHUNK = 500
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 256-bit random strings, so a plain SHA-256 is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclasses.dataclass
+class Page:
+    rows: list[Any]
+    more: bool
+
+    @property
+    def first_added(self) -> int | None:
+        return self.rows[0].added_us if self.rows else None
+
+    @property
+    def last_added(self) -> int | None:
+        return self.rows[-1].added_us if self.rows else None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers never block the writer. synchronous=NORMAL in WAL keeps every committed
+    # transaction across a process crash (kill -9); only a power loss may drop the last ones.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ConfigError(f"--db: directory {parent} does not exist", details={"setting": "db"})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    raise ConfigError(f"--db: {url!r} is not a sqlite:/// or postgresql:// URL", details={"setting": "db"})
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # -- API roots, collections, members ------------------------------------------------------
+
+    def ensure_api_root(self, conn: Connection, name: str, title: str, description: str = "") -> None:
+        exists = conn.execute(select(api_roots.c.name).where(api_roots.c.name == name)).first()
+        if exists:
+            conn.execute(update(api_roots).where(api_roots.c.name == name).values(title=title, description=description))
+        else:
+            conn.execute(insert(api_roots).values(name=name, title=title, description=description, created_us=now_us()))
+
+    def ensure_collection(
+        self, conn: Connection, api_root: str, alias: str, title: str, description: str = "", member_writable: bool = True
+    ) -> str:
+        row = conn.execute(
+            select(collections.c.id).where(collections.c.api_root == api_root, collections.c.alias == alias)
+        ).first()
+        if row:
+            conn.execute(
+                update(collections).where(collections.c.id == row.id).values(
+                    title=title, description=description, member_writable=member_writable
+                )
+            )
+            return str(row.id)
+        cid = str(uuid.uuid4())
+        conn.execute(
+            insert(collections).values(
+                id=cid, api_root=api_root, alias=alias, title=title, description=description, member_writable=member_writable
+            )
+        )
+        # Clients resolving object_marking_refs find the TLP 2.0 definitions in every collection.
+        self._write(conn, cid, markings.definitions())
+        return cid
+
+    def add_member(
+        self, conn: Connection, api_root: str, name: str, *, can_read: bool = True, can_write: bool = False,
+        tlp_max: str = "clear", profile: dict[str, Any] | None = None,
+    ) -> str:
+        """Create a member and return its token — the only time the token exists in clear."""
+        token = new_token()
+        conn.execute(
+            insert(members).values(
+                api_root=api_root, name=name, token_hash=token_hash(token), can_read=can_read, can_write=can_write,
+                tlp_max=tlp_max, profile=orjson.dumps(profile or {}).decode(),
+            )
+        )
+        return token
+
+    def update_member(self, conn: Connection, api_root: str, name: str, **values: Any) -> None:
+        if "profile" in values:
+            values["profile"] = orjson.dumps(values["profile"]).decode()
+        conn.execute(update(members).where(members.c.api_root == api_root, members.c.name == name).values(**values))
+
+    def rotate_token(self, api_root: str, name: str) -> str:
+        token = new_token()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(members).where(members.c.api_root == api_root, members.c.name == name).values(token_hash=token_hash(token))
+            )
+            if done.rowcount != 1:
+                raise NotFound(f"no member {name!r} in compact {api_root!r}", details={"member": name})
+        return token
+
+    def remove_member(self, api_root: str, name: str) -> None:
+        with self.engine.begin() as conn:
+            if not self.drop_member(conn, api_root, name):
+                raise NotFound(f"no member {name!r} in compact {api_root!r}", details={"member": name})
+
+    def drop_member(self, conn: Connection, api_root: str, name: str) -> bool:
+        done = conn.execute(delete(members).where(members.c.api_root == api_root, members.c.name == name))
+        return done.rowcount == 1
+
+    def member_names(self, conn: Connection, api_root: str) -> list[str]:
+        return list(conn.scalars(select(members.c.name).where(members.c.api_root == api_root).order_by(members.c.name)))
+
+    def authenticate(self, token: str, name: str | None = None) -> Member | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(members).where(members.c.token_hash == token_hash(token))).first()
+        if row is None or (name is not None and not secrets.compare_digest(row.name.encode(), name.encode())):
+            return None
+        return Member(
+            id=row.id, api_root=row.api_root, name=row.name, can_read=row.can_read, can_write=row.can_write,
+            tlp_max=row.tlp_max, profile=orjson.loads(row.profile),
+        )
+
+    def api_root(self, name: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(api_roots).where(api_roots.c.name == name)).first()
+
+    def collections(self, api_root: str) -> list[Collection]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(collections).where(collections.c.api_root == api_root).order_by(collections.c.alias))
+            return [Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable) for r in rows]
+
+    def collection(self, api_root: str, key: str) -> Collection | None:
+        """A collection of an API root by id or by alias."""
+        for coll in self.collections(api_root):
+            if key in (coll.id, coll.alias):
+                return coll
+        return None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def add_objects(self, collection: Collection, member: Member, envelope_objects: Sequence[Any]) -> dict[str, Any]:
+        """Validate an envelope's objects, store the valid ones and the status in one transaction."""
+        request_us = now_us()
+        failures: list[dict[str, Any]] = []
+        valid: list[dict[str, Any]] = []
+        for index, obj in enumerate(envelope_objects):
+            problems = stix.validate(obj)
+            if problems:
+                ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else f"objects[{index}]"
+                entry: dict[str, Any] = {"id": ident, "message": "; ".join(problems)}
+                version = stix.version_of(obj) if isinstance(obj, dict) else None
+                if version:
+                    entry["version"] = version
+                failures.append(entry)
+            else:
+                valid.append(obj)
+        status_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            successes = self._write(conn, collection.id, valid)
+            status = {
+                "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": member.id,
+                "request_us": request_us, "total_count": len(envelope_objects), "success_count": len(successes),
+                "failure_count": len(failures), "pending_count": 0,
+                "successes": orjson.dumps(successes).decode(), "failures": orjson.dumps(failures).decode(), "pendings": "[]",
+            }
+            conn.execute(insert(statuses).values(**status))
+        return status_resource(status)
+
+    def _claim_clock(self, conn: Connection, count: int) -> int:
+        """Reserve ``count`` consecutive date_added microseconds; the UPDATE serialises writers."""
+        now = now_us()
+        conn.execute(
+            update(hub_clock).where(hub_clock.c.id == 1).values(
+                last_us=func.greatest(hub_clock.c.last_us + count, now + count - 1)
+                if conn.dialect.name == "postgresql"
+                else func.max(hub_clock.c.last_us + count, now + count - 1)
+            )
+        )
+        last = conn.execute(select(hub_clock.c.last_us).where(hub_clock.c.id == 1)).scalar_one()
+        return int(last) - count + 1
+
+    def _write(self, conn: Connection, collection_id: str, valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert valid objects as new versions; return the success records, in envelope order."""
+        if not valid:
+            return []
+        entries: dict[tuple[str, int], dict[str, Any]] = {}
+        successes: list[dict[str, Any]] = []
+        for obj in valid:
+            version = stix.version_of(obj)
+            key = (obj["id"], stix.to_us(stix.parse_timestamp(version)) if version else -1)
+            successes.append({"id": obj["id"], "version": version} if version else {"id": obj["id"]})
+            entries[key] = obj  # the same version twice in one envelope is stored once
+        ids = sorted({stix_id for stix_id, _ in entries})
+        existing: dict[str, list[tuple[int, bool, bool]]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = conn.execute(
+                select(objects.c.stix_id, objects.c.version_us, objects.c.is_first, objects.c.is_latest).where(
+                    objects.c.collection_id == collection_id, objects.c.stix_id.in_(chunk)
+                )
+            )
+            for row in rows:
+                existing.setdefault(row.stix_id, []).append((row.version_us, row.is_first, row.is_latest))
+        base = self._claim_clock(conn, len(entries))
+        new_rows: list[dict[str, Any]] = []
+        new_refs: list[dict[str, Any]] = []
+        per_id_new: dict[str, list[int]] = {}
+        for offset, ((stix_id, version_us), obj) in enumerate(entries.items()):
+            added = base + offset
+            if version_us == -1:
+                # No modified or created (SCOs): TAXII versions such objects by date_added.
+                version_us = added
+            if any(v == version_us for v, _, _ in existing.get(stix_id, ())):
+                continue  # already held: a success, nothing to write
+            per_id_new.setdefault(stix_id, []).append(version_us)
+            new_rows.append({
+                "collection_id": collection_id, "stix_id": stix_id, "type": obj["type"],
+                "spec_version": obj.get("spec_version", stix.SPEC_VERSION),
+                "version": stix.version_of(obj) or stix.format_us(added), "version_us": version_us, "added_us": added,
+                "created_by_ref": obj.get("created_by_ref"), "is_latest": False, "is_first": False,
+                "body": orjson.dumps(obj).decode(),
+            })
+            for path, _prop, target in stix.iter_refs(obj):
+                new_refs.append({"collection_id": collection_id, "source_id": stix_id, "version_us": version_us,
+                                 "prop": path, "target_id": target})
+        for stix_id, new_versions in per_id_new.items():
+            old = existing.get(stix_id, [])
+            all_versions = [v for v, _, _ in old] + new_versions
+            lo, hi = min(all_versions), max(all_versions)
+            for v, was_first, was_latest in old:
+                if (was_first and v != lo) or (was_latest and v != hi):
+                    conn.execute(
+                        update(objects).where(
+                            objects.c.collection_id == collection_id, objects.c.stix_id == stix_id, objects.c.version_us == v
+                        ).values(is_first=v == lo, is_latest=v == hi)
+                    )
+        for row in new_rows:
+            row["is_first"] = row["version_us"] == min(
+                [v for v, _, _ in existing.get(row["stix_id"], [])] + per_id_new[row["stix_id"]]
+            )
+            row["is_latest"] = row["version_us"] == max(
+                [v for v, _, _ in existing.get(row["stix_id"], [])] + per_id_new[row["stix_id"]]
+            )
+        if new_rows:
+            conn.execute(insert(objects), new_rows)
+        if new_refs:
+            conn.execute(insert(refs), new_refs)
+        return successes
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _filters(q: TaxiiQuery) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        if q.ids:
+            clauses.append(objects.c.stix_id.in_(q.ids))
+        if q.types:
+            clauses.append(objects.c.type.in_(q.types))
+        if "all" not in q.versions:
+            pick: list[ColumnElement[bool]] = []
+            if "last" in q.versions:
+                pick.append(objects.c.is_latest.is_(True))
+            if "first" in q.versions:
+                pick.append(objects.c.is_first.is_(True))
+            if q.version_us:
+                pick.append(objects.c.version_us.in_(q.version_us))
+            clauses.append(or_(*pick))
+        if q.spec_versions:
+            clauses.append(objects.c.spec_version.in_(q.spec_versions))
+        if q.added_after_us is not None:
+            clauses.append(objects.c.added_us > q.added_after_us)
+        if q.after_us is not None:
+            clauses.append(objects.c.added_us > q.after_us)
+        return clauses
+
+    def page(self, gate: Iterable[ColumnElement[bool]], q: TaxiiQuery, columns: Sequence[Any] | None = None) -> Page:
+        """One page of object versions inside the gate, ordered by date_added."""
+        cols = columns or (objects.c.stix_id, objects.c.version, objects.c.body)
+        stmt = (
+            select(*cols, objects.c.added_us.label("added_us"))
+            .where(and_(*gate, *self._filters(q)))
+            .order_by(objects.c.added_us)
+            .limit(q.limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(stmt))
+        more = len(rows) > q.limit
+        return Page(rows[: q.limit], more)
+
+    def delete_versions(self, gate: Iterable[ColumnElement[bool]], collection_id: str, stix_id: str, q: TaxiiQuery) -> int:
+        """Delete the versions of one object that match; keep first/last flags right on the rest."""
+        where = and_(*gate, objects.c.stix_id == stix_id, *self._filters(q))
+        with self.engine.begin() as conn:
+            doomed = [r.version_us for r in conn.execute(select(objects.c.version_us).where(where))]
+            if not doomed:
+                return 0
+            conn.execute(delete(objects).where(
+                objects.c.collection_id == collection_id, objects.c.stix_id == stix_id, objects.c.version_us.in_(doomed)))
+            conn.execute(delete(refs).where(
+                refs.c.collection_id == collection_id, refs.c.source_id == stix_id, refs.c.version_us.in_(doomed)))
+            left = sorted(conn.scalars(select(objects.c.version_us).where(
+                objects.c.collection_id == collection_id, objects.c.stix_id == stix_id)))
+            if left:
+                base = and_(objects.c.collection_id == collection_id, objects.c.stix_id == stix_id)
+                conn.execute(update(objects).where(base).values(
+                    is_first=objects.c.version_us == left[0], is_latest=objects.c.version_us == left[-1]))
+        return len(doomed)
+
+    def status(self, api_root: str, status_id: str, member: Member) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(statuses).where(
+                statuses.c.id == status_id, statuses.c.api_root == api_root, statuses.c.member_id == member.id)).first()
+        if row is None:
+            # Other members' statuses answer exactly like ids that do not exist.
+            raise NotFound(f"no status {status_id!r} in this API root", details={"status_id": status_id})
+        return status_resource(row._asdict())
+
+    def count(self, gate: Iterable[ColumnElement[bool]]) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(objects).where(and_(*gate))).scalar_one())
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def status_resource(row: dict[str, Any]) -> dict[str, Any]:
+    """The TAXII 2.1 status resource (§4.3.1) from a stored status row."""
+    def load(value: Any) -> Any:
+        return orjson.loads(value) if isinstance(value, str) else value
+
+    return {
+        "id": row["id"],
+        "status": "complete" if row["pending_count"] == 0 else "pending",
+        "request_timestamp": stix.format_us(row["request_us"]),
+        "total_count": row["total_count"],
+        "success_count": row["success_count"],
+        "successes": load(row["successes"]),
+        "failure_count": row["failure_count"],
+        "failures": load(row["failures"]),
+        "pending_count": row["pending_count"],
+        "pendings": load(row["pendings"]),
+    }

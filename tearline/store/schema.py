@@ -1,0 +1,122 @@
+"""The tables of the hub, identical on SQLite and PostgreSQL.
+
+Objects are kept as versions: one row per (collection, id, version), with the JSON body as it was
+received and the columns TAXII filters on. ``added_us`` (date_added in microseconds) is unique across
+the store, handed out by ``hub_clock``, so it orders pages and serves as the paging cursor.
+``is_latest``/``is_first`` are kept up to date on write, so match[version]=last|first is an index
+lookup instead of a GROUP BY over every version.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+api_roots = Table(
+    "api_roots",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("api_root", String(64), ForeignKey("api_roots.name", ondelete="CASCADE"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    # Members may write through TAXII only where this is true (the warnings collection is written by
+    # the duty-to-warn workflow, not by POSTs).
+    Column("member_writable", Boolean, nullable=False, default=True),
+    UniqueConstraint("api_root", "alias", name="uq_collections_alias"),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("api_root", String(64), ForeignKey("api_roots.name", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("can_read", Boolean, nullable=False, default=True),
+    Column("can_write", Boolean, nullable=False, default=False),
+    Column("tlp_max", String(16), nullable=False, default="clear"),
+    Column("profile", Text, nullable=False, default="{}"),
+    UniqueConstraint("api_root", "name", name="uq_members_name"),
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("collection_id", String(36), ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("stix_id", String(300), nullable=False),
+    Column("type", String(250), nullable=False),
+    Column("spec_version", String(8), nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("version_us", BigInteger, nullable=False),
+    Column("added_us", BigInteger, nullable=False),
+    Column("created_by_ref", String(300)),
+    Column("is_latest", Boolean, nullable=False),
+    Column("is_first", Boolean, nullable=False),
+    Column("body", Text, nullable=False),
+    UniqueConstraint("collection_id", "stix_id", "version_us", name="uq_objects_version"),
+    Index("ix_objects_added", "collection_id", "added_us"),
+    Index("ix_objects_type_added", "collection_id", "type", "added_us"),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("collection_id", String(36), nullable=False),
+    Column("source_id", String(300), nullable=False),
+    Column("version_us", BigInteger, nullable=False),
+    Column("prop", String(300), nullable=False),
+    Column("target_id", String(300), nullable=False),
+    Index("ix_refs_source", "collection_id", "source_id", "version_us"),
+    Index("ix_refs_target", "collection_id", "target_id"),
+)
+
+statuses = Table(
+    "statuses",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("api_root", String(64), nullable=False),
+    Column("collection_id", String(36), nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("request_us", BigInteger, nullable=False),
+    Column("total_count", Integer, nullable=False),
+    Column("success_count", Integer, nullable=False),
+    Column("failure_count", Integer, nullable=False),
+    Column("pending_count", Integer, nullable=False),
+    Column("successes", Text, nullable=False),
+    Column("failures", Text, nullable=False),
+    Column("pendings", Text, nullable=False),
+)
+
+hub_clock = Table(
+    "hub_clock",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_us", BigInteger, nullable=False),
+)

@@ -1,0 +1,118 @@
+"""TAXII 2.1 query parameters → a ``TaxiiQuery``; every bad parameter is named in the error.
+
+Filters per TAXII 2.1 §3.4: match[id], match[type], match[version] (last, first, all or timestamps),
+match[spec_version], added_after, limit, next. Unknown parameters are refused rather than ignored, so
+a client's typo does not silently widen or narrow what it reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from ..errors import BadRequest
+from ..stix import id_type, parse_timestamp, to_us
+
+ALLOWED = {
+    "objects": {"match[id]", "match[type]", "match[version]", "match[spec_version]", "added_after", "limit", "next"},
+    "object": {"match[version]", "match[spec_version]", "added_after", "limit", "next"},
+    "manifest": {"match[id]", "match[type]", "match[version]", "match[spec_version]", "added_after", "limit", "next"},
+    "versions": {"match[spec_version]", "added_after", "limit", "next"},
+    "delete": {"match[version]", "match[spec_version]"},
+    "none": set(),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaxiiQuery:
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    # ("last",) by default; may hold "first", "last", "all" and timestamps in microseconds
+    versions: tuple[str, ...] = ("last",)
+    version_us: tuple[int, ...] = ()
+    spec_versions: tuple[str, ...] = ()
+    added_after_us: int | None = None
+    after_us: int | None = None  # from `next`
+    limit: int = 0
+
+
+def encode_next(added_us: int) -> str:
+    return f"n{added_us:x}"
+
+
+def decode_next(token: str) -> int:
+    if not token.startswith("n") or len(token) > 20:
+        raise BadRequest(f"next: {token!r} is not a paging token this server issued", details={"parameter": "next"})
+    try:
+        return int(token[1:], 16)
+    except ValueError:
+        raise BadRequest(f"next: {token!r} is not a paging token this server issued", details={"parameter": "next"}) from None
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse(params: Mapping[str, str], endpoint: str, page_size: int, *, multi: Mapping[str, list[str]] | None = None) -> TaxiiQuery:
+    """Parse the query string of one endpoint; raise BadRequest naming every bad parameter."""
+    problems: list[str] = []
+    unknown = sorted(set(params) - ALLOWED[endpoint])
+    if unknown:
+        problems.append(f"unknown parameter(s) for this endpoint: {', '.join(unknown)}")
+    if multi:
+        repeated = sorted(k for k, v in multi.items() if len(v) > 1)
+        if repeated:
+            problems.append(f"parameter(s) given more than once: {', '.join(repeated)} (use a comma-separated list)")
+    fields: dict[str, object] = {}
+
+    if "match[id]" in params:
+        ids = _split(params["match[id]"])
+        bad = [i for i in ids if id_type(i) is None]
+        if bad or not ids:
+            problems.append(f"match[id]: not STIX identifiers: {', '.join(bad) or '(empty)'}")
+        fields["ids"] = ids
+    if "match[type]" in params:
+        types = _split(params["match[type]"])
+        if not types:
+            problems.append("match[type]: empty")
+        fields["types"] = types
+    if "match[version]" in params:
+        words: list[str] = []
+        stamps: list[int] = []
+        for part in _split(params["match[version]"]):
+            if part in ("first", "last", "all"):
+                words.append(part)
+            else:
+                try:
+                    stamps.append(to_us(parse_timestamp(part)))
+                except ValueError:
+                    problems.append(f"match[version]: {part!r} is not first, last, all or a STIX timestamp")
+        if not words and not stamps:
+            problems.append("match[version]: empty")
+        fields["versions"] = tuple(words)
+        fields["version_us"] = tuple(stamps)
+    if "match[spec_version]" in params:
+        specs = _split(params["match[spec_version]"])
+        if not specs or any(s not in ("2.0", "2.1") for s in specs):
+            problems.append(f"match[spec_version]: {params['match[spec_version]']!r} — this server knows 2.0 and 2.1")
+        fields["spec_versions"] = specs
+    if "added_after" in params:
+        try:
+            fields["added_after_us"] = to_us(parse_timestamp(params["added_after"]))
+        except ValueError as exc:
+            problems.append(f"added_after: {exc}")
+    if "limit" in params:
+        raw = params["limit"]
+        if not raw.isdigit() or int(raw) < 1:
+            problems.append(f"limit: {raw!r} is not a positive integer")
+        else:
+            fields["limit"] = min(int(raw), page_size)
+    if "next" in params:
+        try:
+            fields["after_us"] = decode_next(params["next"])
+        except BadRequest as exc:
+            problems.append(str(exc))
+    if problems:
+        raise BadRequest("; ".join(problems), details={"problems": problems})
+    fields.setdefault("limit", page_size)
+    return TaxiiQuery(**fields)  # type: ignore[arg-type]
