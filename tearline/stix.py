@@ -241,9 +241,13 @@ def validate(obj: Any) -> list[str]:
         elif req not in obj:
             problems.append(f"{req}: required property is missing for {stix_type}")
 
-    for name in obj:
+    for name, value in obj.items():
         if not isinstance(name, str) or not _PROPERTY_NAME.match(name):
             problems.append(f"{name}: property names are 3-250 characters of a-z, 0-9 and '_'")
+        if value is None:
+            problems.append(f"{name}: null is not allowed; leave the property out instead")
+        elif value == [] or value == {}:
+            problems.append(f"{name}: empty lists and objects are not allowed; leave the property out instead")
 
     stamps: dict[str, datetime] = {}
     for prop in _TIMESTAMP_PROPS:
