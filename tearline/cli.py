@@ -132,7 +132,7 @@ def compact_show(name: str, db: DbOpt = None) -> None:
     from .store.schema import objects
 
     for c in colls:
-        table.add_row(c.alias, c.id, str(store.count([objects.c.collection_id == c.id])))
+        table.add_row(c.alias, c.id, str(store.count([objects.c.coll == c.num])))
     out.print(table)
     with store.engine.connect() as conn:
         from sqlalchemy import select

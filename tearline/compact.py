@@ -210,5 +210,5 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
                 tokens[m.name] = store.add_member(conn, spec.name, m.name, **values)  # type: ignore[arg-type]
         for gone in sorted(existing - wanted):
             store.drop_member(conn, spec.name, gone)
-        store._write(conn, intel, [actor_object(a) for a in spec.actors])
+        store.write_objects(conn, intel, [actor_object(a) for a in spec.actors])
     return tokens

@@ -35,6 +35,7 @@ class Collection:
     title: str
     description: str
     member_writable: bool
+    num: int  # the store's key of the collection
 
 
 def can_read(member: Member, collection: Collection) -> bool:
@@ -49,4 +50,4 @@ def visible(member: Member, collection: Collection) -> list[ColumnElement[bool]]
     """WHERE clauses selecting the object versions ``member`` may read in ``collection``."""
     if not can_read(member, collection):
         return [false()]
-    return [objects.c.collection_id == collection.id]
+    return [objects.c.coll == collection.num]

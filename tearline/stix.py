@@ -10,9 +10,8 @@ cannot sit on a path that must take 20,000 objects a second, hence this compiled
 
 from __future__ import annotations
 
+import functools
 import re
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +19,11 @@ SPEC_VERSION = "2.1"
 
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$")
 _TYPE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]$")
+_IDENTIFIER = re.compile(
+    r"^([a-z0-9][a-z0-9-]{1,248}[a-z0-9])--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 _PROPERTY_NAME = re.compile(r"^[a-z0-9_]{3,250}$|^id$")
+_GOOD_NAMES: set[str] = set()  # names already seen to be well formed (feeds reuse a few hundred)
 
 # Required properties beyond the common ones, per STIX 2.1 §4-§7. A tuple inside the tuple means
 # "at least one of".
@@ -102,16 +105,24 @@ REF_TARGETS: dict[str, frozenset[str]] = {
 }
 
 _SDO_COMMON = ("type", "spec_version", "id", "created", "modified")
-_TIMESTAMP_PROPS = (
+_TIMESTAMP_PROPS = frozenset((
     "created", "modified", "valid_from", "valid_until", "first_seen", "last_seen", "published",
     "first_observed", "last_observed", "start_time", "stop_time", "analysis_started", "analysis_ended",
-    "submitted", "last_seen",
-)
+    "submitted",
+))
 
 
 def parse_timestamp(value: str) -> datetime:
     """A STIX timestamp (RFC 3339, UTC, 'Z') → aware datetime, to the microsecond."""
-    m = _TIMESTAMP.match(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a STIX timestamp (YYYY-MM-DDTHH:MM:SS[.s+]Z)")
+    return _parse_timestamp(value)
+
+
+# Bulk feeds repeat the same few timestamps (created = modified = valid_from), so parsing is cached.
+@functools.lru_cache(maxsize=65536)
+def _parse_timestamp(value: str) -> datetime:
+    m = _TIMESTAMP.match(value)
     if m is None:
         raise ValueError(f"{value!r} is not a STIX timestamp (YYYY-MM-DDTHH:MM:SS[.s+]Z)")
     frac = (m.group(7) or ".0")[1:7].ljust(6, "0")
@@ -140,18 +151,10 @@ def format_us(us: int) -> str:
 
 def id_type(identifier: Any) -> str | None:
     """The type part of a STIX identifier, or None if it is not one (type--UUID)."""
-    if not isinstance(identifier, str) or "--" not in identifier:
+    if not isinstance(identifier, str):
         return None
-    kind, _, rest = identifier.partition("--")
-    if not _TYPE_NAME.match(kind):
-        return None
-    try:
-        uuid.UUID(rest)
-    except ValueError:
-        return None
-    if len(rest) != 36:
-        return None
-    return kind
+    m = _IDENTIFIER.match(identifier)
+    return m.group(1) if m else None
 
 
 def kind_of(stix_type: str) -> str:
@@ -166,22 +169,29 @@ def kind_of(stix_type: str) -> str:
     return "CUSTOM"
 
 
-def iter_refs(obj: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
+def refs_of(obj: Any) -> list[tuple[str, str, Any]]:
     """Every reference an object makes: (property path, property name, value) for each *_ref and
     each item of each *_refs, at any depth (extensions, granular markings, embedded objects)."""
+    found: list[tuple[str, str, Any]] = []
+    _collect_refs(obj, "", found)
+    return found
+
+
+def _collect_refs(obj: Any, path: str, found: list[tuple[str, str, Any]]) -> None:
     if isinstance(obj, dict):
         for key, value in obj.items():
-            here = f"{path}.{key}" if path else key
+            if not isinstance(key, str):
+                continue
             if key.endswith("_ref"):
-                yield here, key, value
+                found.append((f"{path}.{key}" if path else key, key, value))
             elif key.endswith("_refs") and isinstance(value, list):
-                for item in value:
-                    yield here, key, item
+                here = f"{path}.{key}" if path else key
+                found.extend((here, key, item) for item in value)
             elif isinstance(value, (dict, list)):
-                yield from iter_refs(value, here)
+                _collect_refs(value, f"{path}.{key}" if path else key, found)
     elif isinstance(obj, list):
         for item in obj:
-            yield from iter_refs(item, path)
+            _collect_refs(item, path, found)
 
 
 def _ref_allowed(prop: str, target: str) -> bool:
@@ -198,12 +208,17 @@ def _ref_allowed(prop: str, target: str) -> bool:
 
 def validate(obj: Any) -> list[str]:
     """Every problem of one object, each naming the property and the reason; [] when it is valid."""
+    return inspect(obj)[0]
+
+
+def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
+    """(problems, references) of one object: validation and the edges the store indexes, in one pass."""
     if not isinstance(obj, dict):
-        return [f"an object must be a JSON object, got {type(obj).__name__}"]
+        return [f"an object must be a JSON object, got {type(obj).__name__}"], []
     problems: list[str] = []
     stix_type = obj.get("type")
     if not isinstance(stix_type, str) or not _TYPE_NAME.match(stix_type):
-        return [f"type: {stix_type!r} is not a STIX type name (3-250 characters, a-z, 0-9 and '-')"]
+        return [f"type: {stix_type!r} is not a STIX type name (3-250 characters, a-z, 0-9 and '-')"], []
     kind = kind_of(stix_type)
     identifier = obj.get("id")
     if identifier is None:
@@ -242,16 +257,18 @@ def validate(obj: Any) -> list[str]:
             problems.append(f"{req}: required property is missing for {stix_type}")
 
     for name, value in obj.items():
-        if not isinstance(name, str) or not _PROPERTY_NAME.match(name):
-            problems.append(f"{name}: property names are 3-250 characters of a-z, 0-9 and '_'")
+        if name not in _GOOD_NAMES:
+            if not isinstance(name, str) or not _PROPERTY_NAME.match(name):
+                problems.append(f"{name}: property names are 3-250 characters of a-z, 0-9 and '_'")
+            elif len(_GOOD_NAMES) < 100_000:
+                _GOOD_NAMES.add(name)
         if value is None:
             problems.append(f"{name}: null is not allowed; leave the property out instead")
         elif value == [] or value == {}:
             problems.append(f"{name}: empty lists and objects are not allowed; leave the property out instead")
 
     stamps: dict[str, datetime] = {}
-    for prop in _TIMESTAMP_PROPS:
-        if prop in obj:
+    for prop in _TIMESTAMP_PROPS.intersection(obj):
             try:
                 stamps[prop] = parse_timestamp(obj[prop])
             except ValueError as exc:
@@ -292,7 +309,8 @@ def validate(obj: Any) -> list[str]:
         if prop in obj and not isinstance(obj[prop], str):
             problems.append(f"{prop}: must be a string")
 
-    for path, prop, value in iter_refs(obj):
+    refs = refs_of(obj)
+    for path, prop, value in refs:
         target = id_type(value)
         if target is None:
             problems.append(f"{path}: {value!r} is not a STIX identifier (type--UUID)")
@@ -301,7 +319,7 @@ def validate(obj: Any) -> list[str]:
     for prop in ("object_refs", "object_marking_refs", "where_sighted_refs", "observed_data_refs"):
         if prop in obj and not isinstance(obj[prop], list):
             problems.append(f"{prop}: must be a list of identifiers")
-    return problems
+    return problems, refs
 
 
 def version_of(obj: dict[str, Any]) -> str | None:

@@ -41,6 +41,14 @@ from ..taxii.query import TaxiiQuery
 from .schema import api_roots, collections, hub_clock, members, objects, refs, statuses
 
 _CHUNK = 500
+_OBJECT_COLUMNS = ("coll", "stix_id", "type", "spec_version", "version", "version_us", "added_us",
+                   "created_by_ref", "is_first", "is_latest", "body")
+_REF_COLUMNS = ("added_us", "coll", "prop", "target_id")
+
+
+def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"
 
 
 def token_hash(token: str) -> str:
@@ -76,6 +84,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # transaction across a process crash (kill -9); only a power loss may drop the last ones.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA wal_autocheckpoint=100000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA cache_size=-65536")
@@ -129,26 +138,35 @@ class Store:
 
     def ensure_collection(
         self, conn: Connection, api_root: str, alias: str, title: str, description: str = "", member_writable: bool = True
-    ) -> str:
+    ) -> int:
+        """Create or update a collection; return its store key."""
         row = conn.execute(
-            select(collections.c.id).where(collections.c.api_root == api_root, collections.c.alias == alias)
+            select(collections.c.num).where(collections.c.api_root == api_root, collections.c.alias == alias)
         ).first()
         if row:
             conn.execute(
-                update(collections).where(collections.c.id == row.id).values(
+                update(collections).where(collections.c.num == row.num).values(
                     title=title, description=description, member_writable=member_writable
                 )
             )
-            return str(row.id)
-        cid = str(uuid.uuid4())
-        conn.execute(
+            return int(row.num)
+        num = conn.execute(
             insert(collections).values(
-                id=cid, api_root=api_root, alias=alias, title=title, description=description, member_writable=member_writable
+                id=str(uuid.uuid4()), api_root=api_root, alias=alias, title=title, description=description,
+                member_writable=member_writable,
             )
-        )
+        ).inserted_primary_key[0]
         # Clients resolving object_marking_refs find the TLP 2.0 definitions in every collection.
-        self._write(conn, cid, markings.definitions())
-        return cid
+        self.write_objects(conn, num, markings.definitions())
+        return int(num)
+
+    def write_objects(self, conn: Connection, coll: int, objs: list[dict[str, Any]]) -> None:
+        """Write objects the hub itself vouches for (TLP definitions, compact actors); they must be valid."""
+        checked = [(obj, *stix.inspect(obj)) for obj in objs]
+        bad = [f"{obj.get('id')}: {'; '.join(problems)}" for obj, problems, _ in checked if problems]
+        if bad:
+            raise ValueError(f"the hub built invalid STIX: {bad}")
+        self._write(conn, coll, [(obj, edges) for obj, _, edges in checked])
 
     def add_member(
         self, conn: Connection, api_root: str, name: str, *, can_read: bool = True, can_write: bool = False,
@@ -208,7 +226,7 @@ class Store:
     def collections(self, api_root: str) -> list[Collection]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(collections).where(collections.c.api_root == api_root).order_by(collections.c.alias))
-            return [Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable) for r in rows]
+            return [Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable, r.num) for r in rows]
 
     def collection(self, api_root: str, key: str) -> Collection | None:
         """A collection of an API root by id or by alias."""
@@ -223,9 +241,9 @@ class Store:
         """Validate an envelope's objects, store the valid ones and the status in one transaction."""
         request_us = now_us()
         failures: list[dict[str, Any]] = []
-        valid: list[dict[str, Any]] = []
+        valid: list[tuple[dict[str, Any], list[tuple[str, str, Any]]]] = []
         for index, obj in enumerate(envelope_objects):
-            problems = stix.validate(obj)
+            problems, edges = stix.inspect(obj)
             if problems:
                 ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else f"objects[{index}]"
                 entry: dict[str, Any] = {"id": ident, "message": "; ".join(problems)}
@@ -234,10 +252,10 @@ class Store:
                     entry["version"] = version
                 failures.append(entry)
             else:
-                valid.append(obj)
+                valid.append((obj, edges))
         status_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            successes = self._write(conn, collection.id, valid)
+            successes = self._write(conn, collection.num, valid)
             status = {
                 "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": member.id,
                 "request_us": request_us, "total_count": len(envelope_objects), "success_count": len(successes),
@@ -260,72 +278,66 @@ class Store:
         last = conn.execute(select(hub_clock.c.last_us).where(hub_clock.c.id == 1)).scalar_one()
         return int(last) - count + 1
 
-    def _write(self, conn: Connection, collection_id: str, valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Insert valid objects as new versions; return the success records, in envelope order."""
+    def _write(
+        self, conn: Connection, coll: int, valid: list[tuple[dict[str, Any], list[tuple[str, str, Any]]]]
+    ) -> list[dict[str, Any]]:
+        """Insert valid objects (with their references) as new versions; return the success records."""
         if not valid:
             return []
-        entries: dict[tuple[str, int], dict[str, Any]] = {}
+        entries: dict[tuple[str, int], tuple[dict[str, Any], list[tuple[str, str, Any]]]] = {}
         successes: list[dict[str, Any]] = []
-        for obj in valid:
+        for obj, edges in valid:
             version = stix.version_of(obj)
             key = (obj["id"], stix.to_us(stix.parse_timestamp(version)) if version else -1)
             successes.append({"id": obj["id"], "version": version} if version else {"id": obj["id"]})
-            entries[key] = obj  # the same version twice in one envelope is stored once
+            entries[key] = (obj, edges)  # the same version twice in one envelope is stored once
         ids = sorted({stix_id for stix_id, _ in entries})
         existing: dict[str, list[tuple[int, bool, bool]]] = {}
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
             rows = conn.execute(
                 select(objects.c.stix_id, objects.c.version_us, objects.c.is_first, objects.c.is_latest).where(
-                    objects.c.collection_id == collection_id, objects.c.stix_id.in_(chunk)
+                    objects.c.coll == coll, objects.c.stix_id.in_(ids[start : start + _CHUNK])
                 )
             )
             for row in rows:
                 existing.setdefault(row.stix_id, []).append((row.version_us, row.is_first, row.is_latest))
         base = self._claim_clock(conn, len(entries))
-        new_rows: list[dict[str, Any]] = []
-        new_refs: list[dict[str, Any]] = []
-        per_id_new: dict[str, list[int]] = {}
-        for offset, ((stix_id, version_us), obj) in enumerate(entries.items()):
+        new_rows: list[tuple[Any, ...]] = []
+        new_refs: list[tuple[Any, ...]] = []
+        span: dict[str, tuple[int, int]] = {}  # stix id → (first, last) version over old and new
+        for stix_id, versions in existing.items():
+            span[stix_id] = (min(v for v, _, _ in versions), max(v for v, _, _ in versions))
+        for offset, ((stix_id, version_us), (obj, edges)) in enumerate(entries.items()):
             added = base + offset
             if version_us == -1:
                 # No modified or created (SCOs): TAXII versions such objects by date_added.
                 version_us = added
             if any(v == version_us for v, _, _ in existing.get(stix_id, ())):
                 continue  # already held: a success, nothing to write
-            per_id_new.setdefault(stix_id, []).append(version_us)
-            new_rows.append({
-                "collection_id": collection_id, "stix_id": stix_id, "type": obj["type"],
-                "spec_version": obj.get("spec_version", stix.SPEC_VERSION),
-                "version": stix.version_of(obj) or stix.format_us(added), "version_us": version_us, "added_us": added,
-                "created_by_ref": obj.get("created_by_ref"), "is_latest": False, "is_first": False,
-                "body": orjson.dumps(obj).decode(),
-            })
-            for path, _prop, target in stix.iter_refs(obj):
-                new_refs.append({"collection_id": collection_id, "source_id": stix_id, "version_us": version_us,
-                                 "prop": path, "target_id": target})
-        for stix_id, new_versions in per_id_new.items():
-            old = existing.get(stix_id, [])
-            all_versions = [v for v, _, _ in old] + new_versions
-            lo, hi = min(all_versions), max(all_versions)
-            for v, was_first, was_latest in old:
-                if (was_first and v != lo) or (was_latest and v != hi):
-                    conn.execute(
-                        update(objects).where(
-                            objects.c.collection_id == collection_id, objects.c.stix_id == stix_id, objects.c.version_us == v
-                        ).values(is_first=v == lo, is_latest=v == hi)
-                    )
-        for row in new_rows:
-            row["is_first"] = row["version_us"] == min(
-                [v for v, _, _ in existing.get(row["stix_id"], [])] + per_id_new[row["stix_id"]]
-            )
-            row["is_latest"] = row["version_us"] == max(
-                [v for v, _, _ in existing.get(row["stix_id"], [])] + per_id_new[row["stix_id"]]
-            )
+            lo, hi = span.get(stix_id, (version_us, version_us))
+            span[stix_id] = (min(lo, version_us), max(hi, version_us))
+            new_rows.append((
+                coll, stix_id, obj["type"], obj.get("spec_version", stix.SPEC_VERSION),
+                stix.version_of(obj) or stix.format_us(added), version_us, added, obj.get("created_by_ref"),
+                orjson.dumps(obj).decode(),
+            ))
+            new_refs.extend((added, coll, path, target) for path, _prop, target in edges)
+        for stix_id, versions in existing.items():
+            lo, hi = span[stix_id]
+            for v, was_first, was_latest in versions:
+                if was_first != (v == lo) or was_latest != (v == hi):
+                    conn.execute(update(objects).where(
+                        objects.c.coll == coll, objects.c.stix_id == stix_id, objects.c.version_us == v
+                    ).values(is_first=v == lo, is_latest=v == hi))
         if new_rows:
-            conn.execute(insert(objects), new_rows)
+            # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost
+            # more than the insert itself on bulk envelopes.
+            conn.exec_driver_sql(
+                _insert_sql(conn, "objects", _OBJECT_COLUMNS),
+                [row[:8] + (span[row[1]][0] == row[5], span[row[1]][1] == row[5], row[8]) for row in new_rows],
+            )
         if new_refs:
-            conn.execute(insert(refs), new_refs)
+            conn.exec_driver_sql(_insert_sql(conn, "refs", _REF_COLUMNS), new_refs)
         return successes
 
     # -- reading ------------------------------------------------------------------------------
@@ -368,21 +380,18 @@ class Store:
         more = len(rows) > q.limit
         return Page(rows[: q.limit], more)
 
-    def delete_versions(self, gate: Iterable[ColumnElement[bool]], collection_id: str, stix_id: str, q: TaxiiQuery) -> int:
+    def delete_versions(self, gate: Iterable[ColumnElement[bool]], coll: int, stix_id: str, q: TaxiiQuery) -> int:
         """Delete the versions of one object that match; keep first/last flags right on the rest."""
         where = and_(*gate, objects.c.stix_id == stix_id, *self._filters(q))
         with self.engine.begin() as conn:
-            doomed = [r.version_us for r in conn.execute(select(objects.c.version_us).where(where))]
+            doomed = list(conn.scalars(select(objects.c.added_us).where(where)))
             if not doomed:
                 return 0
-            conn.execute(delete(objects).where(
-                objects.c.collection_id == collection_id, objects.c.stix_id == stix_id, objects.c.version_us.in_(doomed)))
-            conn.execute(delete(refs).where(
-                refs.c.collection_id == collection_id, refs.c.source_id == stix_id, refs.c.version_us.in_(doomed)))
-            left = sorted(conn.scalars(select(objects.c.version_us).where(
-                objects.c.collection_id == collection_id, objects.c.stix_id == stix_id)))
+            conn.execute(delete(objects).where(objects.c.coll == coll, objects.c.added_us.in_(doomed)))
+            conn.execute(delete(refs).where(refs.c.added_us.in_(doomed)))
+            base = and_(objects.c.coll == coll, objects.c.stix_id == stix_id)
+            left = sorted(conn.scalars(select(objects.c.version_us).where(base)))
             if left:
-                base = and_(objects.c.collection_id == collection_id, objects.c.stix_id == stix_id)
                 conn.execute(update(objects).where(base).values(
                     is_first=objects.c.version_us == left[0], is_latest=objects.c.version_us == left[-1]))
         return len(doomed)

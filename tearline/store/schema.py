@@ -40,7 +40,9 @@ api_roots = Table(
 collections = Table(
     "collections",
     metadata,
-    Column("id", String(36), primary_key=True),
+    # A small integer key: it leads every object index, so it is kept narrow.
+    Column("num", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
     Column("api_root", String(64), ForeignKey("api_roots.name", ondelete="CASCADE"), nullable=False),
     Column("alias", String(64), nullable=False),
     Column("title", Text, nullable=False),
@@ -69,7 +71,7 @@ objects = Table(
     "objects",
     metadata,
     Column("pk", BigId, primary_key=True, autoincrement=True),
-    Column("collection_id", String(36), ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+    Column("coll", Integer, ForeignKey("collections.num", ondelete="CASCADE"), nullable=False),
     Column("stix_id", String(300), nullable=False),
     Column("type", String(250), nullable=False),
     Column("spec_version", String(8), nullable=False),
@@ -80,21 +82,22 @@ objects = Table(
     Column("is_latest", Boolean, nullable=False),
     Column("is_first", Boolean, nullable=False),
     Column("body", Text, nullable=False),
-    UniqueConstraint("collection_id", "stix_id", "version_us", name="uq_objects_version"),
-    Index("ix_objects_added", "collection_id", "added_us"),
-    Index("ix_objects_type_added", "collection_id", "type", "added_us"),
+    UniqueConstraint("coll", "stix_id", "version_us", name="uq_objects_version"),
+    Index("ix_objects_added", "coll", "added_us"),
+    Index("ix_objects_type_added", "coll", "type", "added_us"),
 )
 
 refs = Table(
     "refs",
     metadata,
-    Column("collection_id", String(36), nullable=False),
-    Column("source_id", String(300), nullable=False),
-    Column("version_us", BigInteger, nullable=False),
+    # The object version a reference belongs to, by its date_added (unique and increasing, so this
+    # index is appended to, never split in the middle).
+    Column("added_us", BigInteger, nullable=False),
+    Column("coll", Integer, nullable=False),
     Column("prop", String(300), nullable=False),
     Column("target_id", String(300), nullable=False),
-    Index("ix_refs_source", "collection_id", "source_id", "version_us"),
-    Index("ix_refs_target", "collection_id", "target_id"),
+    Index("ix_refs_added", "added_us"),
+    Index("ix_refs_target", "coll", "target_id"),
 )
 
 statuses = Table(

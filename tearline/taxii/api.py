@@ -177,7 +177,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
             raise Forbidden(f"member {member.name!r} may not delete from collection {coll.alias!r}")
         if "match[version]" not in request.query_params:
             q = query.TaxiiQuery(versions=("all",), spec_versions=q.spec_versions)
-        if store.delete_versions(gate, coll.id, object_id, q) == 0:
+        if store.delete_versions(gate, coll.num, object_id, q) == 0:
             raise NotFound(f"no object {object_id!r} (matching the filters) in this collection", details={"object_id": object_id})
         return Response(status_code=200, media_type=media.TAXII)
 

@@ -25,7 +25,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "collections",
-        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("num", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.String(36), nullable=False, unique=True),
         sa.Column("api_root", sa.String(64), sa.ForeignKey("api_roots.name", ondelete="CASCADE"), nullable=False),
         sa.Column("alias", sa.String(64), nullable=False),
         sa.Column("title", sa.Text, nullable=False),
@@ -48,7 +49,7 @@ def upgrade() -> None:
     op.create_table(
         "objects",
         sa.Column("pk", BigId, primary_key=True, autoincrement=True),
-        sa.Column("collection_id", sa.String(36), sa.ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("coll", sa.Integer, sa.ForeignKey("collections.num", ondelete="CASCADE"), nullable=False),
         sa.Column("stix_id", sa.String(300), nullable=False),
         sa.Column("type", sa.String(250), nullable=False),
         sa.Column("spec_version", sa.String(8), nullable=False),
@@ -59,20 +60,19 @@ def upgrade() -> None:
         sa.Column("is_latest", sa.Boolean, nullable=False),
         sa.Column("is_first", sa.Boolean, nullable=False),
         sa.Column("body", sa.Text, nullable=False),
-        sa.UniqueConstraint("collection_id", "stix_id", "version_us", name="uq_objects_version"),
+        sa.UniqueConstraint("coll", "stix_id", "version_us", name="uq_objects_version"),
     )
-    op.create_index("ix_objects_added", "objects", ["collection_id", "added_us"])
-    op.create_index("ix_objects_type_added", "objects", ["collection_id", "type", "added_us"])
+    op.create_index("ix_objects_added", "objects", ["coll", "added_us"])
+    op.create_index("ix_objects_type_added", "objects", ["coll", "type", "added_us"])
     op.create_table(
         "refs",
-        sa.Column("collection_id", sa.String(36), nullable=False),
-        sa.Column("source_id", sa.String(300), nullable=False),
-        sa.Column("version_us", sa.BigInteger, nullable=False),
+        sa.Column("added_us", sa.BigInteger, nullable=False),
+        sa.Column("coll", sa.Integer, nullable=False),
         sa.Column("prop", sa.String(300), nullable=False),
         sa.Column("target_id", sa.String(300), nullable=False),
     )
-    op.create_index("ix_refs_source", "refs", ["collection_id", "source_id", "version_us"])
-    op.create_index("ix_refs_target", "refs", ["collection_id", "target_id"])
+    op.create_index("ix_refs_added", "refs", ["added_us"])
+    op.create_index("ix_refs_target", "refs", ["coll", "target_id"])
     op.create_table(
         "statuses",
         sa.Column("id", sa.String(36), primary_key=True),

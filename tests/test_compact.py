@@ -1,0 +1,97 @@
+"""Compact files: the DESIGN.md schema, and errors that name the line and the field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tearline import compact
+from tearline.errors import ConfigError
+from tearline.store import Store
+
+GOOD = """\
+name: isis-k
+scope:
+  actors:
+    - name: Islamic State Khorasan Province
+      aliases: [ISIS-K, ISKP]
+  hops: 2
+expires: 2027-12-31
+members:
+  - {name: state-a, write: true,  tlp_max: amber}
+  - {name: ngo-c,   write: false, tlp_max: green}
+"""
+
+
+def test_the_design_schema_parses() -> None:
+    spec = compact.parse(GOOD)
+    assert spec.name == "isis-k" and spec.hops == 2 and str(spec.expires) == "2027-12-31"
+    assert [(m.name, m.write, m.tlp_max) for m in spec.members] == [("state-a", True, "amber"), ("ngo-c", False, "green")]
+    assert spec.actors[0].aliases == ("ISIS-K", "ISKP")
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "field"),
+    [
+        (("tlp_max: green}", "tlp_max: purple}"), 10, "members[1].tlp_max"),
+        (("hops: 2", "hops: many"), 6, "scope.hops"),
+        (("write: true,", "write: yes please,"), 9, "members[0].write"),
+        (("expires: 2027-12-31", "expires: soon"), 7, "expires"),
+        (("name: isis-k", "name: ISIS K!"), 1, "name"),
+        (("  - {name: ngo-c,", "  - {name: state-a,"), 10, "members[1].name"),
+    ],
+)
+def test_errors_name_the_line_and_the_field(edit: tuple[str, str], line: int, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        compact.parse(GOOD.replace(*edit), "c.yaml")
+    assert f"c.yaml:{line}: {field}:" in str(info.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    bad = GOOD.replace("hops: 2", "hops: -1").replace("tlp_max: green}", "tlp_max: blue, colour: red}")
+    with pytest.raises(ConfigError) as info:
+        compact.parse(bad, "c.yaml")
+    assert len(info.value.details["problems"]) == 3
+
+
+def test_apply_is_declarative_and_tokens_are_printed_once(store: Store) -> None:
+    first = compact.apply(store, compact.parse(GOOD))
+    assert set(first) == {"state-a", "ngo-c"}
+    again = compact.apply(store, compact.parse(GOOD))
+    assert again == {}
+    fewer = compact.apply(store, compact.parse(GOOD.replace("  - {name: ngo-c,   write: false, tlp_max: green}\n", "")))
+    assert fewer == {}
+    assert store.authenticate(first["ngo-c"]) is None
+    assert store.authenticate(first["state-a"]) is not None
+
+
+def test_cli_apply_json_prints_one_object_and_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    out = subprocess.run([sys.executable, "-m", "tearline", "compact", "apply", str(path), "--db", db, "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    doc = json.loads(out)
+    assert doc["compact"] == "isis-k" and set(doc["tokens"]) == {"state-a", "ngo-c"}
+
+
+def test_cli_reports_a_bad_file_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD.replace("hops: 2", "hops: lots"))
+    run = subprocess.run([sys.executable, "-m", "tearline", "compact", "apply", str(path), "--db",
+                          f"sqlite:///{tmp_path / 'hub.db'}"], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "scope.hops" in run.stderr and "Traceback" not in run.stderr
+    missing = subprocess.run([sys.executable, "-m", "tearline", "compact", "apply", str(tmp_path / "nope.yaml")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_cli_refuses_a_bad_db_url(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "tearline", "db", "upgrade", "--db", "mysql://x"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "--db" in run.stderr and "Traceback" not in run.stderr
