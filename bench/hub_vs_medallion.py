@@ -31,6 +31,7 @@ import httpx
 import orjson
 import psutil
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -241,14 +242,15 @@ def timed_get(c: httpx.Client, path: str, params: dict[str, str], deadline: floa
 
 def ingest(server: Server, objs: list[dict], size: int, progress: Progress, label: str) -> float:
     task = progress.add_task(f"{server.name}: {label}", total=len(objs))
-    bodies = [orjson.dumps({"objects": objs[i : i + size]}) for i in range(0, len(objs), size)]
+    batches = [(len(objs[i : i + size]), orjson.dumps({"objects": objs[i : i + size]})) for i in range(0, len(objs), size)]
+    bodies = [body for _, body in batches]
     with server.client() as c:
         start = time.perf_counter()
-        for body in bodies:
+        for count, body in batches:
             r = c.post(server.objects_path, content=body, headers={"Content-Type": TAXII})
             assert r.status_code == 202, r.text[:300]
-            assert r.json()["success_count"] == len(orjson.loads(body)["objects"]), r.text[:300]
-            progress.advance(task, len(orjson.loads(body)["objects"]))
+            assert f'"success_count":{count},'.encode() in r.content.replace(b" ", b""), r.text[:300]
+            progress.advance(task, count)
         elapsed = time.perf_counter() - start
     server.loaded += bodies
     progress.remove_task(task)
@@ -466,7 +468,7 @@ def main() -> None:
             table.add_column(col, justify="right")
         for key in sbs["tearline"]:
             t, m = sbs["tearline"][key], sbs["medallion"][key]
-            table.add_row(key, _fmt(t), _fmt(m), _ratio(key, t, m))
+            table.add_row(escape(key), _fmt(t), _fmt(m), _ratio(key, t, m))
         console.print(table)
         console.print(f"'>' and '<': medallion did not finish inside the {args.budget:.0f} s budget, so its figure is a "
                       "bound and the ratio a lower bound.")
@@ -478,7 +480,7 @@ def main() -> None:
         for n in args.alone:
             table.add_column(f"{n:,} objects", justify="right")
         for key in al[args.alone[0]]:
-            table.add_row(key, *(_fmt(al[n][key]) for n in args.alone))
+            table.add_row(escape(key), *(_fmt(al[n][key]) for n in args.alone))
         console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -87,7 +87,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA wal_autocheckpoint=100000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA cache_size=-16384")  # per connection; the pool holds several
     cur.close()
 
 
@@ -230,10 +230,10 @@ class Store:
 
     def collection(self, api_root: str, key: str) -> Collection | None:
         """A collection of an API root by id or by alias."""
-        for coll in self.collections(api_root):
-            if key in (coll.id, coll.alias):
-                return coll
-        return None
+        with self.engine.connect() as conn:
+            r = conn.execute(select(collections).where(
+                collections.c.api_root == api_root, or_(collections.c.id == key, collections.c.alias == key))).first()
+        return Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable, r.num) if r else None
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -369,10 +369,13 @@ class Store:
     def page(self, gate: Iterable[ColumnElement[bool]], q: TaxiiQuery, columns: Sequence[Any] | None = None) -> Page:
         """One page of object versions inside the gate, ordered by date_added."""
         cols = columns or (objects.c.stix_id, objects.c.version, objects.c.body)
+        # With match[id], the (coll, stix_id) index must drive the query; ordering by a bare added_us
+        # would tempt SQLite to walk the date_added index over the whole collection instead.
+        order = objects.c.added_us + 0 if q.ids else objects.c.added_us
         stmt = (
             select(*cols, objects.c.added_us.label("added_us"))
             .where(and_(*gate, *self._filters(q)))
-            .order_by(objects.c.added_us)
+            .order_by(order)
             .limit(q.limit + 1)
         )
         with self.engine.connect() as conn:

@@ -56,7 +56,8 @@ def router(store: Store, settings: Settings) -> APIRouter:
         return row
 
     def collection_for(member: Member, api_root: str, collection_id: str) -> Collection:
-        root_for(member, api_root)
+        if member.api_root != api_root:
+            raise NotFound(f"no API root {api_root!r} on this server", details={"api_root": api_root})
         coll = store.collection(api_root, collection_id)
         if coll is None:
             raise NotFound(f"no collection {collection_id!r} in API root {api_root!r}", details={"collection": collection_id})
