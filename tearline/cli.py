@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,8 @@ compact_app = typer.Typer(help="Create, inspect and change compacts.", no_args_i
 db_app = typer.Typer(help="The hub's database.", no_args_is_help=True)
 app.add_typer(compact_app, name="compact")
 app.add_typer(db_app, name="db")
+events_app = typer.Typer(help="Conflict-event data: ingest UCDP/ACLED files, trends by actor.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 
 err = Console(stderr=True)
 out = Console()
@@ -171,6 +174,81 @@ def db_upgrade(db: DbOpt = None) -> None:
     settings = _run(config.load, {"db": db})
     _run(_store, settings)
     out.print(f"store {settings.db}: schema up to date")
+
+
+EventsDbOpt = Annotated[Optional[str], typer.Option("--events-db", help="DuckDB file (default: TEARLINE_EVENTS_DB, "
+                                                    "else tearline-events.duckdb)")]
+
+
+def _events_db(flag: str | None) -> str:
+    return flag or os.environ.get("TEARLINE_EVENTS_DB") or "tearline-events.duckdb"
+
+
+@events_app.command("ingest")
+def events_ingest(
+    files: Annotated[list[Path], typer.Argument(help="UCDP GED / Candidate, ACLED or curated ISKP CSV files")],
+    events_db: EventsDbOpt = None,
+) -> None:
+    """Ingest event files (format from the header); each file goes in whole or not at all."""
+    from rich.progress import Progress
+
+    from . import events
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("ingesting", total=len(files))
+
+        def done(path: Path, fmt: str, rows: int) -> None:
+            progress.advance(task)
+            out.print(f"{path}: {rows:,} {fmt} events")
+
+        _run(events.ingest, files, _events_db(events_db), done)
+
+
+@events_app.command("trend")
+def events_trend(
+    actor: Annotated[str, typer.Option(help="actor name or alias (catalogue), or a dataset's own actor name")],
+    start: Annotated[str, typer.Option("--from", help="first month, YYYY-MM")],
+    end: Annotated[str, typer.Option("--to", help="second month, YYYY-MM")],
+    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
+    source: Annotated[Optional[str], typer.Option(help="one dataset (acled, ucdp-ged, ucdp-candidate, "
+                                                       "iskp-curated) or 'all' side by side")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    events_db: EventsDbOpt = None,
+) -> None:
+    """Events and fatalities of an actor in two months, and the change between them."""
+    from . import events
+    from .events import trend
+
+    first = _run(events.month, start, "--from")
+    second = _run(events.month, end, "--to")
+    if country is not None and (len(country) != 3 or not country.isalpha()):
+        _fail(ConfigError(f"--country: {country!r} is not an ISO 3166 alpha-3 code (e.g. AFG)"))
+    path = _events_db(events_db)
+    if not Path(path).exists():
+        _fail(ConfigError(f"--events-db: {path} does not exist; run `tearline events ingest` first"))
+    con = _run(events.connect, path)
+    result = trend.trend(con, actor, country, first, second, source)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    out.print(f"{result['actor']} in {result['country'] or 'all countries'} ({result['source'] or 'no data'})")
+    for key in ("from", "to"):
+        out.print(f"  {result[key]['month']}: {result[key]['events']} events, {result[key]['fatalities']} fatalities")
+    out.print(f"  change: events {result['change_pct']['events']}%, fatalities {result['change_pct']['fatalities']}%")
+    if "note" in result:
+        out.print(f"  [yellow]{result['note']}[/yellow]")
+
+
+@events_app.command("actors")
+def events_actors() -> None:
+    """The actor catalogue and how each dataset's rows are resolved to each actor."""
+    from .events import actors
+
+    for actor in actors.CATALOGUE:
+        out.print(f"[bold]{actor.name}[/bold]  aliases: {', '.join(actor.aliases)}")
+        for rule in actor.rules:
+            out.print(f"  {rule.source}: {rule.describe()}")
+    out.print("Any other name matches a dataset's own actor string (actor1/actor2, side_a/side_b).")
 
 
 def main() -> None:

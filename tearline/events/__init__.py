@@ -1,0 +1,244 @@
+"""Conflict events in an embedded DuckDB store: one canonical table for UCDP GED, UCDP Candidate,
+ACLED and the curated ISKP attack list.
+
+A file is ingested whole or not at all: its format is recognised from the header, every row is
+read and checked by DuckDB (rows it cannot read are reported with their line and reason), and the
+normalised rows replace that file's earlier rows in one transaction, so re-ingesting is idempotent.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..errors import BadRequest, ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    source          VARCHAR NOT NULL,   -- dataset: ucdp-ged, ucdp-candidate, acled, iskp-curated
+    event_id        VARCHAR NOT NULL,   -- the dataset's own id
+    event_date      DATE    NOT NULL,   -- start date (UCDP date_start, ACLED event_date)
+    date_end        DATE,
+    date_precision  VARCHAR NOT NULL,   -- day, week, month or year (how sure the date is)
+    country_iso3    VARCHAR,
+    province        VARCHAR,            -- first-level administrative unit, without 'province'
+    place           VARCHAR,
+    latitude        DOUBLE,
+    longitude       DOUBLE,
+    geo_precision   VARCHAR,
+    actor1          VARCHAR,
+    actor2          VARCHAR,
+    actor1_id       VARCHAR,            -- UCDP side ids (IS is 234); NULL elsewhere
+    actor2_id       VARCHAR,
+    event_type      VARCHAR,
+    fatalities_best INTEGER NOT NULL,
+    fatalities_low  INTEGER,
+    fatalities_high INTEGER,
+    notes           VARCHAR,
+    file            VARCHAR NOT NULL,   -- the file it came from (re-ingest replaces by file)
+    PRIMARY KEY (source, event_id)
+)
+"""
+
+COLUMNS = ("source", "event_id", "event_date", "date_end", "date_precision", "country_iso3", "province", "place",
+           "latitude", "longitude", "geo_precision", "actor1", "actor2", "actor1_id", "actor2_id", "event_type",
+           "fatalities_best", "fatalities_low", "fatalities_high", "notes", "file")
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    name: str
+    required: frozenset[str]
+    optional: tuple[str, ...]  # used when present, NULL when a release lacks them
+    # DuckDB types of the columns that must parse; the rest are read as text
+    types: dict[str, str]
+    # SELECT over the raw table `raw` producing COLUMNS (minus file)
+    select: str
+    # column whose date format is sniffed from the first rows (ACLED writes both 2022-01-15 and 15 January 2022)
+    date_column: str | None = None
+
+
+class EventsError(ConfigError):
+    """An input file that cannot be ingested; ``details['problems']`` lists each problem."""
+
+
+def formats() -> list[Format]:
+    from . import acled, curated, ucdp
+
+    return [ucdp.GED, acled.ACLED, curated.ISKP]
+
+
+def detect(header: Sequence[str]) -> Format:
+    cols = {c.strip().lower() for c in header}
+    for fmt in formats():
+        if fmt.required <= cols:
+            return fmt
+    closest = max(formats(), key=lambda f: len(f.required & cols))
+    missing = sorted(closest.required - cols)
+    raise EventsError(
+        f"unrecognised event file: the header matches no known format (closest: {closest.name}, "
+        f"missing columns: {', '.join(missing[:12])}{' …' if len(missing) > 12 else ''})",
+        details={"missing": missing},
+    )
+
+
+def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"--events-db: directory {path.parent} does not exist")
+    con = duckdb.connect(str(path))
+    con.execute(SCHEMA)
+    return con
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh))
+    except OSError as exc:
+        raise EventsError(f"{path}: cannot read: {exc.strerror}") from None
+    except StopIteration:
+        raise EventsError(f"{path}: the file is empty") from None
+    except UnicodeDecodeError:
+        raise EventsError(f"{path}: not a UTF-8 text file") from None
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, int]:
+    """Ingest one file in one transaction; return (format name, rows written)."""
+    header = _header(path)
+    try:
+        fmt = detect(header)
+    except EventsError as exc:
+        raise EventsError(f"{path}: {exc.description}", details=exc.details) from None
+    types = {col: fmt.types.get(col.strip().lower(), "VARCHAR") for col in header}
+    dateformat = _sniff_dateformat(path, header, fmt.date_column) if fmt.date_column else None
+    con.execute("BEGIN")
+    try:
+        con.execute("DROP TABLE IF EXISTS raw")
+        try:
+            con.execute(
+                "CREATE TEMP TABLE raw AS SELECT * FROM read_csv(?, header = true, columns = ?, "
+                "store_rejects = true, rejects_limit = 1000, null_padding = false, quote = '\"', escape = '\"'"
+                + (", dateformat = ?" if dateformat else "") + ")",
+                [str(path), types] + ([dateformat] if dateformat else []),
+            )
+        except duckdb.Error as exc:
+            raise EventsError(f"{path}: {str(exc).splitlines()[0]}") from None
+        rejects = con.execute(
+            "SELECT line, column_name, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
+        ).fetchall()
+        problems = [
+            f"{path}:{line}: {f'column {col}: ' if col else ''}{_reason(etype, msg)}"
+            for line, col, etype, msg, csv_line in rejects
+            if not _is_hxl(csv_line)
+        ]
+        if problems:
+            raise EventsError(f"{path}: {len(problems)} row(s) cannot be read:\n" + "\n".join(problems[:50]),
+                              details={"problems": problems})
+        present = {c.strip().lower() for c in header}
+        for col in fmt.optional:
+            if col not in present:
+                con.execute(f"ALTER TABLE raw ADD COLUMN {col} VARCHAR")
+        _country_table(con, "country" in present)
+        rows = con.execute(f"SELECT count(*) FROM ({fmt.select})").fetchone()[0]
+        con.execute("DELETE FROM events WHERE file = ?", [path.name])
+        cols = ", ".join(c for c in COLUMNS if c != "file")
+        con.execute(f"INSERT OR REPLACE INTO events ({cols}, file) SELECT {cols}, ? FROM ({fmt.select})", [path.name])
+        con.execute("DROP TABLE raw")
+        written = con.execute("SELECT string_agg(DISTINCT source, ', ') FROM events WHERE file = ?", [path.name]).fetchone()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return (written[0] or fmt.name), int(rows)
+
+
+def _sniff_dateformat(path: Path, header: list[str], column: str) -> str:
+    index = [c.strip().lower() for c in header].index(column)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for row in reader:
+            if len(row) > index and row[index].strip():
+                value = row[index].strip()
+                if len(value) == 10 and value[4] == "-":
+                    return "%Y-%m-%d"
+                if value.count(" ") == 2:
+                    return "%d %B %Y"
+                if value.count("/") == 2:
+                    return "%d/%m/%Y"
+                raise EventsError(f"{path}:2: column {column}: unrecognised date {value!r}")
+    return "%Y-%m-%d"
+
+
+def _country_table(con: duckdb.DuckDBPyConnection, has_country: bool) -> None:
+    """country_iso(name, iso3) for the country names of the raw file (datasets spell them their way)."""
+    import pycountry
+
+    con.execute("CREATE OR REPLACE TEMP TABLE country_iso (name VARCHAR, iso3 VARCHAR)")
+    if not has_country:
+        return
+    names = [r[0] for r in con.execute("SELECT DISTINCT country FROM raw WHERE country IS NOT NULL").fetchall()]
+    pairs = []
+    for name in names:
+        plain = name.split("(")[0].strip()
+        plain = _COUNTRY_ALIASES.get(plain, plain)
+        try:
+            pairs.append((name, pycountry.countries.lookup(plain).alpha_3))
+        except LookupError:
+            try:
+                pairs.append((name, pycountry.countries.search_fuzzy(plain)[0].alpha_3))
+            except LookupError:
+                pairs.append((name, None))
+    if pairs:
+        con.executemany("INSERT INTO country_iso VALUES (?, ?)", pairs)
+
+
+# Names in UCDP/ACLED that pycountry does not resolve exactly.
+_COUNTRY_ALIASES = {"DR Congo": "Congo, The Democratic Republic of the", "Russia": "Russian Federation",
+                    "Iran": "Iran, Islamic Republic of", "Syria": "Syrian Arab Republic", "Turkey": "Türkiye",
+                    "Ivory Coast": "Côte d'Ivoire", "Kosovo": "XKX", "Bolivia": "Bolivia, Plurinational State of"}
+
+
+def _is_hxl(csv_line: str | None) -> bool:
+    # HDX files carry a second header row of HXL hashtags (#date+year, #geo+lat …): not data.
+    return bool(csv_line) and "#" in csv_line and all(not c or c.startswith("#") for c in next(csv.reader([csv_line])))
+
+
+def _reason(error_type: str, message: str) -> str:
+    if error_type == "CAST":
+        return message.split("\n")[0]
+    if error_type in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
+        return f"{error_type.lower()} (a truncated or damaged line?)"
+    return f"{error_type.lower()}: {message.splitlines()[0]}"
+
+
+def ingest(paths: Sequence[Path], events_db: str | Path, on_file: Callable[[Path, str, int], Any] | None = None) -> list[tuple[Path, str, int]]:
+    """Ingest several files (each one whole or not at all); stop at the first bad file."""
+    con = connect(events_db)
+    done = []
+    try:
+        for path in paths:
+            name, rows = ingest_file(con, Path(path))
+            done.append((Path(path), name, rows))
+            if on_file:
+                on_file(Path(path), name, rows)
+    finally:
+        con.close()
+    return done
+
+
+def month(value: str, flag: str) -> tuple[int, int]:
+    try:
+        year, mon = value.split("-")
+        y, m = int(year), int(mon)
+        if not 1 <= m <= 12 or len(year) != 4:
+            raise ValueError
+        return y, m
+    except ValueError:
+        raise BadRequest(f"{flag}: {value!r} is not a month YYYY-MM") from None

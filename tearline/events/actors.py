@@ -1,0 +1,118 @@
+"""Actors by alias, with the per-dataset rules a name alone cannot express.
+
+ACLED names ISKP "Islamic State Khorasan Province (ISKP)" (older exports "Islamic State
+(Afghanistan)") and writes "Taliban and/or ISKP" when attribution is unclear: those rows are counted
+apart as ambiguous, never silently. UCDP GED files every Islamic State branch under one actor, "IS"
+(side id 234), so ISIS-K there means IS events in its theatre (Afghanistan, Pakistan, Iran, Central
+Asia) plus the attacks abroad it claimed (Moscow, March 2024; Kerman is in Iran already). The curated
+ISKP list is ISKP by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    source: str  # a dataset name, or "*" for every dataset
+    names: tuple[str, ...] = ()  # actor strings (actor1/actor2), exact, case-insensitive
+    ids: tuple[str, ...] = ()  # UCDP side ids
+    countries: tuple[str, ...] = ()  # ISO3; empty means anywhere
+    extra_events: tuple[tuple[str, str], ...] = ()  # (ISO3, YYYY-MM-DD) outside `countries` that still count
+    ambiguous: tuple[str, ...] = ()  # actor strings counted apart, never as the actor
+    everything: bool = False  # every row of the dataset is this actor's
+
+    def describe(self) -> str:
+        parts = []
+        if self.everything:
+            parts.append("every row")
+        if self.names:
+            parts.append("actor is " + " or ".join(repr(n) for n in self.names))
+        if self.ids:
+            parts.append("side id " + " or ".join(self.ids))
+        if self.countries:
+            parts.append("in " + ", ".join(self.countries))
+        if self.extra_events:
+            parts.append("plus " + ", ".join(f"{c} {d}" for c, d in self.extra_events))
+        if self.ambiguous:
+            parts.append("ambiguous (counted apart): " + ", ".join(repr(a) for a in self.ambiguous))
+        return "; ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    name: str
+    aliases: tuple[str, ...]
+    rules: tuple[Rule, ...]
+
+    def names(self) -> set[str]:
+        return {self.name.lower(), *(a.lower() for a in self.aliases)}
+
+
+ISKP_THEATRE = ("AFG", "PAK", "IRN", "TJK", "UZB", "TKM", "KGZ", "KAZ")
+
+CATALOGUE: tuple[Actor, ...] = (
+    Actor(
+        name="Islamic State Khorasan Province",
+        aliases=("ISIS-K", "ISKP", "IS-K", "ISIL-KP", "Wilayat Khorasan", "Islamic State Khorasan"),
+        rules=(
+            Rule("acled", names=("Islamic State Khorasan Province (ISKP)", "Islamic State (Afghanistan)",
+                                 "Islamic State Khorasan Province"),
+                 ambiguous=("Taliban and/or ISKP",)),
+            Rule("ucdp-ged", names=("IS",), ids=("234",), countries=ISKP_THEATRE,
+                 extra_events=(("RUS", "2024-03-22"),)),
+            Rule("ucdp-candidate", names=("IS",), ids=("234",), countries=ISKP_THEATRE,
+                 extra_events=(("RUS", "2024-03-22"),)),
+            Rule("iskp-curated", everything=True),
+        ),
+    ),
+)
+
+
+def resolve(name: str, catalogue: tuple[Actor, ...] = CATALOGUE) -> Actor:
+    """A catalogue actor by name or alias; otherwise the dataset's own actor string, in every dataset."""
+    for actor in catalogue:
+        if name.lower() in actor.names():
+            return actor
+    return Actor(name=name, aliases=(), rules=(Rule("*", names=(name,)),))
+
+
+def predicate(actor: Actor, ambiguous: bool = False) -> tuple[str, list[Any]]:
+    """SQL over `events` selecting the actor's rows (or, with ambiguous=True, its ambiguous rows)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for rule in actor.rules:
+        names = rule.ambiguous if ambiguous else rule.names
+        who: list[str] = []
+        who_params: list[Any] = []
+        if rule.everything and not ambiguous:
+            who.append("TRUE")
+        if names:
+            marks = ", ".join("?" for _ in names)
+            who.append(f"(lower(actor1) IN ({marks}) OR lower(actor2) IN ({marks}))")
+            who_params += [n.lower() for n in names] * 2
+        if rule.ids and not ambiguous:
+            marks = ", ".join("?" for _ in rule.ids)
+            who.append(f"(actor1_id IN ({marks}) OR actor2_id IN ({marks}))")
+            who_params += list(rule.ids) * 2
+        if not who:
+            continue
+        clause = "(" + " OR ".join(who) + ")"
+        clause_params = who_params
+        if rule.source != "*":
+            clause = f"source = ? AND {clause}"
+            clause_params = [rule.source] + clause_params
+        places: list[str] = []
+        if rule.countries:
+            places.append(f"country_iso3 IN ({', '.join('?' for _ in rule.countries)})")
+            clause_params += list(rule.countries)
+        for iso, day in rule.extra_events:
+            places.append("(country_iso3 = ? AND event_date = CAST(? AS DATE))")
+            clause_params += [iso, day]
+        if places:
+            clause += " AND (" + " OR ".join(places) + ")"
+        clauses.append(f"({clause})")
+        params += clause_params
+    return ("(" + " OR ".join(clauses) + ")" if clauses else "FALSE"), params
