@@ -223,10 +223,7 @@ def events_trend(
     second = _run(events.month, end, "--to")
     if country is not None and (len(country) != 3 or not country.isalpha()):
         _fail(ConfigError(f"--country: {country!r} is not an ISO 3166 alpha-3 code (e.g. AFG)"))
-    path = _events_db(events_db)
-    if not Path(path).exists():
-        _fail(ConfigError(f"--events-db: {path} does not exist; run `tearline events ingest` first"))
-    con = _run(events.connect, path)
+    con = _run(events.connect, _existing_events_db(events_db))
     result = trend.trend(con, actor, country, first, second, source)
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
@@ -237,6 +234,70 @@ def events_trend(
     out.print(f"  change: events {result['change_pct']['events']}%, fatalities {result['change_pct']['fatalities']}%")
     if "note" in result:
         out.print(f"  [yellow]{result['note']}[/yellow]")
+
+
+@events_app.command("series")
+def events_series(
+    actor: Annotated[str, typer.Option(help="actor name or alias, or a dataset's own actor name")],
+    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
+    source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' side by side (default)")] = None,
+    by: Annotated[Optional[str], typer.Option(help="split by 'country' or 'province'")] = None,
+    start: Annotated[Optional[str], typer.Option("--from", help="first month, YYYY-MM")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="last month, YYYY-MM")] = None,
+    chart: Annotated[Optional[Path], typer.Option(help="also draw the series to this .png or .svg")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the rows as one JSON list")] = False,
+    events_db: EventsDbOpt = None,
+) -> None:
+    """Monthly events and fatalities (zeros included), per source, optionally per country or province."""
+    from . import events
+    from .events import series
+
+    if by not in (None, "country", "province"):
+        _fail(ConfigError(f"--by: {by!r} is not 'country' or 'province'"))
+    if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
+        _fail(ConfigError(f"--chart: {chart} must end in .png or .svg"))
+    first = _run(events.month, start, "--from") if start else None
+    last = _run(events.month, end, "--to") if end else None
+    con = _run(events.connect, _existing_events_db(events_db))
+    rows = series.monthly(con, actor, country, source, by, first, last)
+    if chart is not None:
+        series.chart(rows, f"{actor}{' in ' + country.upper() if country else ''}: monthly events", str(chart))
+        err.print(f"chart written to {chart}")
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+    else:
+        for r in rows:
+            out.print(f"{r['source']:15} {r['unit']:20} {r['month']}  {r['events']:4} events  {r['fatalities']:5} fatalities")
+
+
+@events_app.command("places")
+def events_places(
+    actor: Annotated[str, typer.Option(help="actor name or alias, or a dataset's own actor name")],
+    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
+    source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' (default)")] = None,
+    top: Annotated[int, typer.Option(help="how many places")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON list")] = False,
+    events_db: EventsDbOpt = None,
+) -> None:
+    """The places with the most events of an actor, per source."""
+    from . import events
+    from .events import series
+
+    con = _run(events.connect, _existing_events_db(events_db))
+    rows = series.top_places(con, actor, country, source, top)
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    for r in rows:
+        out.print(f"{r['source']:15} {r['country']} {r['province'] or '':25} {r['place'] or '':40} "
+                  f"{r['events']:4} events {r['fatalities']:5} fatalities")
+
+
+def _existing_events_db(flag: str | None) -> str:
+    path = _events_db(flag)
+    if not Path(path).exists():
+        _fail(ConfigError(f"--events-db: {path} does not exist; run `tearline events ingest` first"))
+    return path
 
 
 @events_app.command("actors")

@@ -177,3 +177,31 @@ def test_cli_trend_json_contract(tmp_path: Path) -> None:
     bad = subprocess.run([*tl, "events", "trend", "--actor", "TTP", "--from", "2012-13", "--to", "2013-01",
                           "--events-db", str(db)], capture_output=True, text=True)
     assert bad.returncode == 2 and "--from" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_monthly_series_fills_zeros_only_inside_each_sources_period(db: Path) -> None:
+    from tearline.events import series
+
+    events.ingest([GED_PAK, ISKP], db)
+    con = events.connect(db)
+    rows = series.monthly(con, "ISIS-K", "PAK")
+    ged = [r for r in rows if r["source"] == "ucdp-ged"]
+    months = [r["month"] for r in ged]
+    assert months == sorted(months) and len(months) == len(set(months))
+    assert max(months) == "2021-12"  # GED ends in 2021: no invented zeros after it
+    frame = pd.read_csv(GED_PAK, dtype=str, skiprows=[1], keep_default_na=False)
+    is_pak = frame[((frame["side_a_new_id"] == "234") | (frame["side_b_new_id"] == "234")) & (frame["iso3"] == "PAK")]
+    assert sum(r["events"] for r in ged) == len(is_pak)
+    assert sum(r["fatalities"] for r in ged) == is_pak["best"].astype(int).sum()
+    assert any(r["events"] == 0 for r in ged)
+
+
+def test_series_chart_is_written_as_png_and_svg(db: Path, tmp_path: Path) -> None:
+    from tearline.events import series
+
+    events.ingest([ISKP], db)
+    rows = series.monthly(events.connect(db), "ISKP", "AFG")
+    for name in ("chart.png", "chart.svg"):
+        series.chart(rows, "ISKP in AFG", str(tmp_path / name))
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "chart.svg").read_bytes()[:400]
