@@ -84,6 +84,7 @@ def demo(
     store = _run(_store, settings)
     spec = compacts.parse(resources.files("tearline.data").joinpath("demo-compact.yaml").read_text(), "demo-compact.yaml")
     tokens = _run(compacts.apply, store, spec)
+    _seed_demo_events(store, spec, settings)
     for member in spec.members:
         if member.name not in tokens:
             # A demo is run again and again: hand out fresh tokens rather than lock people out.
@@ -98,6 +99,25 @@ def demo(
               f"http://{settings.host}:{settings.port}/taxii2/{spec.name}/collections/")
     store.close()
     _serve(settings)
+
+
+def _seed_demo_events(store: Store, spec: compacts.CompactSpec, settings: config.Settings) -> None:
+    """Load the bundled real event data and share ISIS-K's events in the demo compact."""
+    from . import events
+
+    data = resources.files("tearline.data").joinpath("events")
+    files = [Path(str(data.joinpath(p))) for p in ("ucdp-ged-pakistan/conflict_data_pak.csv",
+                                                   "ucdp-candidate-2023-10/GEDEvent_v23_0_10.csv",
+                                                   "iskp-attacks/iskp_attacks.csv")]
+    db_path = settings.db.split("///", 1)[-1] if settings.db.startswith("sqlite") else "tearline-demo.db"
+    events_db = str(Path(db_path).with_suffix("")) + "-events.duckdb"
+    _run(events.ingest, files, events_db)
+    con = events.connect(events_db)
+    objs = _events_objects(con, spec.actors[0].name, None, None)
+    con.close()
+    added = _run(_push, store, spec.name, objs)
+    err.print(f"demo: real events from UCDP and the curated ISKP list in {events_db}; "
+              f"{len(objs)} STIX objects shared in {spec.name}/intel ({added} new)")
 
 
 @compact_app.command("apply")
@@ -298,6 +318,55 @@ def _existing_events_db(flag: str | None) -> str:
     if not Path(path).exists():
         _fail(ConfigError(f"--events-db: {path} does not exist; run `tearline events ingest` first"))
     return path
+
+
+@events_app.command("to-stix")
+def events_to_stix(
+    actor: Annotated[str, typer.Option(help="actor name or alias, or a dataset's own actor name")],
+    compact_name: Annotated[Optional[str], typer.Option("--compact", help="push into this compact's intel collection")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write a STIX 2.1 bundle here instead")] = None,
+    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
+    source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' (default)")] = None,
+    db: DbOpt = None,
+    events_db: EventsDbOpt = None,
+) -> None:
+    """Turn an actor's events into STIX incidents, locations and attributed-to relationships."""
+    from . import events
+
+    if (compact_name is None) == (out_file is None):
+        _fail(ConfigError("give exactly one of --compact NAME (push to the hub) or --out FILE (write a bundle)"))
+    con = _run(events.connect, _existing_events_db(events_db))
+    objs = _events_objects(con, actor, country, source)
+    if out_file is not None:
+        import uuid as _uuid
+
+        out_file.write_text(json.dumps({"type": "bundle", "id": f"bundle--{_uuid.uuid4()}", "objects": objs}, indent=1))
+        out.print(f"{len(objs)} STIX objects written to {out_file}")
+        return
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    added = _run(_push, store, compact_name, objs)
+    out.print(f"{len(objs)} STIX objects for {actor} pushed to {compact_name}/intel ({added} new versions)")
+
+
+def _events_objects(con: Any, actor: str, country: str | None, source: str | None) -> list[dict[str, Any]]:
+    from .events import actors, tostix
+
+    resolved = actors.resolve(actor)
+    rows = tostix.actor_events(con, actor, country, source)
+    return tostix.bundle_objects(rows, compacts.Actor(resolved.name, resolved.aliases))
+
+
+def _push(store: Store, compact_name: str, objs: list[dict[str, Any]]) -> int:
+    from .store.schema import objects
+
+    intel = store.collection(compact_name, "intel")
+    if intel is None:
+        raise ConfigError(f"--compact: no compact named {compact_name!r}")
+    before = store.count([objects.c.coll == intel.num])
+    with store.engine.begin() as conn:
+        store.write_objects(conn, intel.num, objs)
+    return store.count([objects.c.coll == intel.num]) - before
 
 
 @events_app.command("actors")

@@ -16,7 +16,7 @@ import pytest
 from tearline import events
 from tearline.events import EventsError, trend
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "tearline" / "data" / "events"
 GED_PAK = DATA / "ucdp-ged-pakistan" / "conflict_data_pak.csv"
 CANDIDATE = DATA / "ucdp-candidate-2023-10" / "GEDEvent_v23_0_10.csv"
 ISKP = DATA / "iskp-attacks" / "iskp_attacks.csv"
