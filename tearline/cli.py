@@ -104,6 +104,7 @@ def demo(
 def _seed_demo_events(store: Store, spec: compacts.CompactSpec, settings: config.Settings) -> None:
     """Load the bundled real event data and share ISIS-K's events in the demo compact."""
     from . import events
+    from .events import actors
 
     data = resources.files("tearline.data").joinpath("events")
     files = [Path(str(data.joinpath(p))) for p in ("ucdp-ged-pakistan/conflict_data_pak.csv",
@@ -113,7 +114,7 @@ def _seed_demo_events(store: Store, spec: compacts.CompactSpec, settings: config
     events_db = str(Path(db_path).with_suffix("")) + "-events.duckdb"
     _run(events.ingest, files, events_db)
     con = events.connect(events_db)
-    objs = _events_objects(con, spec.actors[0].name, None, None)
+    objs = _events_objects(con, spec.actors[0].name, None, None, actors.with_compact(spec))
     con.close()
     added = _run(_push, store, spec.name, objs)
     err.print(f"demo: real events from UCDP and the curated ISKP list in {events_db}; "
@@ -200,6 +201,18 @@ EventsDbOpt = Annotated[Optional[str], typer.Option("--events-db", help="DuckDB 
                                                     "else tearline-events.duckdb)")]
 
 
+CompactFileOpt = Annotated[Optional[Path], typer.Option("--compact-file", help="a compact file whose actors (and "
+                                                         "their dataset rules) extend the actor catalogue")]
+
+
+def _catalogue(compact_file: Path | None) -> Any:
+    from .events import actors
+
+    if compact_file is None:
+        return actors.CATALOGUE
+    return actors.with_compact(_run(compacts.load, compact_file))
+
+
 def _events_db(flag: str | None) -> str:
     return flag or os.environ.get("TEARLINE_EVENTS_DB") or "tearline-events.duckdb"
 
@@ -233,6 +246,7 @@ def events_trend(
     source: Annotated[Optional[str], typer.Option(help="one dataset (acled, ucdp-ged, ucdp-candidate, "
                                                        "iskp-curated) or 'all' side by side")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,
 ) -> None:
     """Events and fatalities of an actor in two months, and the change between them."""
@@ -244,7 +258,7 @@ def events_trend(
     if country is not None and (len(country) != 3 or not country.isalpha()):
         _fail(ConfigError(f"--country: {country!r} is not an ISO 3166 alpha-3 code (e.g. AFG)"))
     con = _run(events.connect, _existing_events_db(events_db))
-    result = trend.trend(con, actor, country, first, second, source)
+    result = trend.trend(con, actor, country, first, second, source, _catalogue(compact_file))
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
@@ -266,6 +280,7 @@ def events_series(
     end: Annotated[Optional[str], typer.Option("--to", help="last month, YYYY-MM")] = None,
     chart: Annotated[Optional[Path], typer.Option(help="also draw the series to this .png or .svg")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the rows as one JSON list")] = False,
+    compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,
 ) -> None:
     """Monthly events and fatalities (zeros included), per source, optionally per country or province."""
@@ -279,7 +294,7 @@ def events_series(
     first = _run(events.month, start, "--from") if start else None
     last = _run(events.month, end, "--to") if end else None
     con = _run(events.connect, _existing_events_db(events_db))
-    rows = series.monthly(con, actor, country, source, by, first, last)
+    rows = series.monthly(con, actor, country, source, by, first, last, _catalogue(compact_file))
     if chart is not None:
         series.chart(rows, f"{actor}{' in ' + country.upper() if country else ''}: monthly events", str(chart))
         err.print(f"chart written to {chart}")
@@ -297,6 +312,7 @@ def events_places(
     source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' (default)")] = None,
     top: Annotated[int, typer.Option(help="how many places")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON list")] = False,
+    compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,
 ) -> None:
     """The places with the most events of an actor, per source."""
@@ -304,7 +320,7 @@ def events_places(
     from .events import series
 
     con = _run(events.connect, _existing_events_db(events_db))
-    rows = series.top_places(con, actor, country, source, top)
+    rows = series.top_places(con, actor, country, source, top, _catalogue(compact_file))
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
@@ -328,6 +344,7 @@ def events_to_stix(
     country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
     source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' (default)")] = None,
     db: DbOpt = None,
+    compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,
 ) -> None:
     """Turn an actor's events into STIX incidents, locations and attributed-to relationships."""
@@ -336,7 +353,7 @@ def events_to_stix(
     if (compact_name is None) == (out_file is None):
         _fail(ConfigError("give exactly one of --compact NAME (push to the hub) or --out FILE (write a bundle)"))
     con = _run(events.connect, _existing_events_db(events_db))
-    objs = _events_objects(con, actor, country, source)
+    objs = _events_objects(con, actor, country, source, _catalogue(compact_file))
     if out_file is not None:
         import uuid as _uuid
 
@@ -349,11 +366,13 @@ def events_to_stix(
     out.print(f"{len(objs)} STIX objects for {actor} pushed to {compact_name}/intel ({added} new versions)")
 
 
-def _events_objects(con: Any, actor: str, country: str | None, source: str | None) -> list[dict[str, Any]]:
+def _events_objects(con: Any, actor: str, country: str | None, source: str | None,
+                    catalogue: Any = None) -> list[dict[str, Any]]:
     from .events import actors, tostix
 
-    resolved = actors.resolve(actor)
-    rows = tostix.actor_events(con, actor, country, source)
+    catalogue = catalogue or actors.CATALOGUE
+    resolved = actors.resolve(actor, catalogue)
+    rows = tostix.actor_events(con, actor, country, source, catalogue)
     return tostix.bundle_objects(rows, compacts.Actor(resolved.name, resolved.aliases))
 
 
@@ -370,11 +389,9 @@ def _push(store: Store, compact_name: str, objs: list[dict[str, Any]]) -> int:
 
 
 @events_app.command("actors")
-def events_actors() -> None:
+def events_actors(compact_file: CompactFileOpt = None) -> None:
     """The actor catalogue and how each dataset's rows are resolved to each actor."""
-    from .events import actors
-
-    for actor in actors.CATALOGUE:
+    for actor in _catalogue(compact_file):
         out.print(f"[bold]{actor.name}[/bold]  aliases: {', '.join(actor.aliases)}")
         for rule in actor.rules:
             out.print(f"  {rule.source}: {rule.describe()}")

@@ -41,6 +41,8 @@ class MemberSpec:
 class Actor:
     name: str
     aliases: tuple[str, ...]
+    # how event datasets name this actor: {dataset: {names, ids, countries, extra_events, ambiguous}}
+    datasets: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +116,8 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
                 if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
                     problem(("scope", "actors", i, "aliases"), "must be a list of strings")
                     aliases = []
-                actors.append(Actor(actor["name"].strip(), tuple(a.strip() for a in aliases)))
+                datasets = _dataset_rules(actor.get("datasets", {}), ("scope", "actors", i, "datasets"), problem)
+                actors.append(Actor(actor["name"].strip(), tuple(a.strip() for a in aliases), datasets))
         hops = scope.get("hops", 2)
         if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 6:
             problem(("scope", "hops"), f"must be an integer from 0 to 6, got {hops!r}")
@@ -167,6 +170,52 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
         name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
         actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs),
     )
+
+
+_DATASETS = ("acled", "ucdp-ged", "ucdp-candidate", "iskp-curated", "*")
+_RULE_KEYS = {"names", "ids", "countries", "extra_events", "ambiguous", "everything"}
+
+
+def _dataset_rules(raw: Any, path: tuple[Any, ...], problem: Any) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """scope.actors[].datasets: per-dataset resolution rules (see tearline.events.actors)."""
+    if raw in (None, {}):
+        return ()
+    if not isinstance(raw, dict):
+        problem(path, "must be a mapping of dataset → rule")
+        return ()
+    rules = []
+    for dataset, rule in raw.items():
+        where = (*path, dataset)
+        if dataset not in _DATASETS:
+            problem(where, f"unknown dataset (known: {', '.join(_DATASETS)})")
+            continue
+        if not isinstance(rule, dict):
+            problem(where, "must be a mapping with names, ids, countries, extra_events, ambiguous")
+            continue
+        for key in sorted(set(rule) - _RULE_KEYS):
+            problem((*where, key), f"unknown rule field (known: {', '.join(sorted(_RULE_KEYS))})")
+        clean: dict[str, Any] = {}
+        for key in ("names", "ids", "countries", "ambiguous"):
+            value = rule.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+                problem((*where, key), "must be a list of strings")
+                continue
+            clean[key] = tuple(str(v) for v in value)
+        bad_iso = [c for c in clean.get("countries", ()) if len(c) != 3 or not c.isalpha() or not c.isupper()]
+        if bad_iso:
+            problem((*where, "countries"), f"not ISO 3166 alpha-3 codes: {', '.join(bad_iso)}")
+        extra = rule.get("extra_events", [])
+        pairs = []
+        for j, item in enumerate(extra if isinstance(extra, list) else [None]):
+            try:
+                iso, day = item
+                pairs.append((str(iso), dt.date.fromisoformat(str(day)).isoformat()))
+            except (TypeError, ValueError):
+                problem((*where, "extra_events", j), "each extra event is [ISO3, YYYY-MM-DD]")
+        clean["extra_events"] = tuple(pairs)
+        clean["everything"] = bool(rule.get("everything", False))
+        rules.append((dataset, clean))
+    return tuple(rules)
 
 
 def load(path: Path) -> CompactSpec:

@@ -205,3 +205,65 @@ def test_series_chart_is_written_as_png_and_svg(db: Path, tmp_path: Path) -> Non
         series.chart(rows, "ISKP in AFG", str(tmp_path / name))
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
     assert b"<svg" in (tmp_path / "chart.svg").read_bytes()[:400]
+
+
+def test_compact_file_dataset_rules_replace_the_builtin_resolution(db: Path, tmp_path: Path) -> None:
+    from tearline import compact
+    from tearline.events import actors
+
+    events.ingest([GED_PAK], db)
+    con = events.connect(db)
+    spec = compact.parse("""
+name: t
+scope:
+  actors:
+    - name: Islamic State Khorasan Province
+      aliases: [ISKP]
+      datasets:
+        ucdp-ged: {names: [IS], ids: ["234"], countries: [AFG]}
+    - name: Tehrik-i-Taliban Pakistan
+      aliases: [TTP, Pakistani Taliban]
+members:
+  - {name: a, write: true, tlp_max: amber}
+""")
+    catalogue = actors.with_compact(spec)
+    # the compact's rule limits ISKP in UCDP to Afghanistan: the Pakistan file then has none
+    assert trend.trend(con, "ISKP", "PAK", (2018, 7), (2019, 7), "ucdp-ged", catalogue)["from"]["events"] == 0
+    assert trend.trend(con, "ISKP", "PAK", (2018, 7), (2019, 7), "ucdp-ged")["from"]["events"] == 3
+    # an actor the catalogue does not know resolves by its name and aliases
+    by_alias = trend.trend(con, "Pakistani Taliban", "PAK", (2012, 1), (2013, 1), "ucdp-ged", catalogue)
+    assert by_alias["from"]["events"] == trend.trend(con, "TTP", "PAK", (2012, 1), (2013, 1), "ucdp-ged")["from"]["events"] > 0
+
+
+def test_bad_dataset_rules_in_a_compact_file_name_line_and_field() -> None:
+    from tearline import compact
+    from tearline.errors import ConfigError
+
+    text = """name: t
+scope:
+  actors:
+    - name: X
+      datasets:
+        gdelt: {names: [x]}
+        ucdp-ged: {countries: [pak], colour: red}
+members:
+  - {name: a}
+"""
+    with pytest.raises(ConfigError) as info:
+        compact.parse(text, "c.yaml")
+    message = str(info.value)
+    assert "c.yaml:6: scope.actors[0].datasets.gdelt: unknown dataset" in message
+    assert "scope.actors[0].datasets.ucdp-ged.countries: not ISO 3166 alpha-3 codes: pak" in message
+    assert "scope.actors[0].datasets.ucdp-ged.colour: unknown rule field" in message
+
+
+def test_month_precision_events_count_in_the_month_of_their_first_day(db: Path, tmp_path: Path) -> None:
+    rows = _acled_rows(random.Random(5))
+    rows[0]["time_precision"] = "3"  # known only to the month: ACLED dates it to the month's start
+    rows[0]["event_date"] = "2022-01-01"
+    events.ingest([write_acled(tmp_path / "acled.csv", rows)], db)
+    con = events.connect(db)
+    precision = con.execute("SELECT date_precision FROM events WHERE event_id = 'AFG1'").fetchone()[0]
+    assert precision == "month"
+    got = trend.trend(con, "ISKP", "AFG", (2022, 1), (2024, 4), "acled")
+    assert got["from"]["events"] == 50

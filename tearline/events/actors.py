@@ -71,6 +71,23 @@ CATALOGUE: tuple[Actor, ...] = (
 )
 
 
+def with_compact(spec: Any, catalogue: tuple[Actor, ...] = CATALOGUE) -> tuple[Actor, ...]:
+    """The catalogue extended by a compact's actors: a compact actor with dataset rules replaces the
+    built-in actor it names (by name or alias); one without rules adds its aliases to it."""
+    merged = list(catalogue)
+    for ca in spec.actors:
+        names = {ca.name.lower(), *(a.lower() for a in ca.aliases)}
+        index = next((i for i, a in enumerate(merged) if a.names() & names), None)
+        rules = tuple(Rule(source=ds, **rule) for ds, rule in ca.datasets)
+        if index is None:
+            merged.append(Actor(ca.name, ca.aliases, rules or (Rule("*", names=(ca.name, *ca.aliases)),)))
+            continue
+        base = merged[index]
+        aliases = tuple(dict.fromkeys((*base.aliases, *ca.aliases, *([ca.name] if ca.name != base.name else []))))
+        merged[index] = Actor(base.name, aliases, rules or base.rules)
+    return tuple(merged)
+
+
 def resolve(name: str, catalogue: tuple[Actor, ...] = CATALOGUE) -> Actor:
     """A catalogue actor by name or alias; otherwise the dataset's own actor string, in every dataset."""
     for actor in catalogue:

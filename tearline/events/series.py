@@ -12,11 +12,11 @@ from . import actors
 
 
 def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None, source: str | None = None,
-            by: str | None = None, start: tuple[int, int] | None = None, end: tuple[int, int] | None = None
-            ) -> list[dict[str, Any]]:
+            by: str | None = None, start: tuple[int, int] | None = None, end: tuple[int, int] | None = None,
+            catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
     """Rows {source, unit, month, events, fatalities} for every month from start to end (default: the
     actor's first and last event) that the source covers, with zero rows where nothing happened."""
-    actor = actors.resolve(actor_name)
+    actor = actors.resolve(actor_name, catalogue)
     where, params = actors.predicate(actor)
     if country:
         where += " AND country_iso3 = ?"
@@ -51,8 +51,8 @@ def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None
 
 
 def top_places(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None, source: str | None = None,
-               limit: int = 10) -> list[dict[str, Any]]:
-    actor = actors.resolve(actor_name)
+               limit: int = 10, catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
+    actor = actors.resolve(actor_name, catalogue)
     where, params = actors.predicate(actor)
     if country:
         where += " AND country_iso3 = ?"

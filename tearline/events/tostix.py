@@ -98,8 +98,9 @@ def _alpha2(iso3: str | None) -> str | None:
 
 
 def actor_events(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None,
-                 source: str | None = None) -> list[dict[str, Any]]:
-    actor = actors.resolve(actor_name)
+                 source: str | None = None, catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE
+                 ) -> list[dict[str, Any]]:
+    actor = actors.resolve(actor_name, catalogue)
     where, params = actors.predicate(actor)
     if country:
         where += " AND country_iso3 = ?"
