@@ -228,13 +228,16 @@ def events_ingest(
     from . import events
 
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("ingesting", total=len(files))
+        tasks = {path: progress.add_task(f"reading {path.name}", total=100) for path in files}
+
+        def reading(path: Path, pct: float) -> None:
+            progress.update(tasks[path], completed=pct)
 
         def done(path: Path, fmt: str, rows: int) -> None:
-            progress.advance(task)
+            progress.update(tasks[path], completed=100)
             out.print(f"{path}: {rows:,} {fmt} events")
 
-        _run(events.ingest, files, _events_db(events_db), done)
+        _run(events.ingest, files, _events_db(events_db), done, reading)
 
 
 @events_app.command("trend")

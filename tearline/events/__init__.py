@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
     fatalities_low  INTEGER,
     fatalities_high INTEGER,
     notes           VARCHAR,
-    file            VARCHAR NOT NULL,   -- the file it came from (re-ingest replaces by file)
-    PRIMARY KEY (source, event_id)
+    file            VARCHAR NOT NULL    -- the file it came from (re-ingest replaces by file)
 )
 """
 
@@ -108,8 +108,42 @@ def _header(path: Path) -> list[str]:
         raise EventsError(f"{path}: not a UTF-8 text file") from None
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, int]:
-    """Ingest one file in one transaction; return (format name, rows written)."""
+def _watched(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
+             progress: Callable[[float], Any] | None) -> None:
+    """Run one long statement, reporting DuckDB's own progress (0-100) while it runs."""
+    if progress is None:
+        con.execute(sql, params)
+        return
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            con.execute(sql, params)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    # DuckDB tracks progress only with its progress bar on; ours is drawn by Rich, so its own stays silent.
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    worker = threading.Thread(target=run)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+        try:
+            done = con.query_progress()
+        except duckdb.Error:
+            done = -1
+        if done >= 0:
+            progress(done)
+    progress(100.0)
+    if errors:
+        raise errors[0]
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[float], Any] | None = None
+                ) -> tuple[str, int]:
+    """Ingest one file in one transaction; return (format name, rows written). ``progress`` gets the
+    percentage of the file read, while it is read."""
     header = _header(path)
     try:
         fmt = detect(header)
@@ -120,12 +154,17 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, int]:
     con.execute("BEGIN")
     try:
         con.execute("DROP TABLE IF EXISTS raw")
+        wanted = fmt.required | set(fmt.optional)
+        # Only the columns the format uses are kept: UCDP's long source texts are parsed, not stored.
+        keep = ", ".join(f'"{c}"' for c in header if c.strip().lower() in wanted)
         try:
-            con.execute(
-                "CREATE TEMP TABLE raw AS SELECT * FROM read_csv(?, header = true, columns = ?, "
+            _watched(
+                con,
+                f"CREATE TEMP TABLE raw AS SELECT {keep} FROM read_csv(?, header = true, columns = ?, "
                 "store_rejects = true, rejects_limit = 1000, null_padding = false, quote = '\"', escape = '\"'"
                 + (", dateformat = ?" if dateformat else "") + ")",
                 [str(path), types] + ([dateformat] if dateformat else []),
+                progress,
             )
         except duckdb.Error as exc:
             raise EventsError(f"{path}: {str(exc).splitlines()[0]}") from None
@@ -146,9 +185,18 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, int]:
                 con.execute(f"ALTER TABLE raw ADD COLUMN {col} VARCHAR")
         _country_table(con, "country" in present)
         rows = con.execute(f"SELECT count(*) FROM ({fmt.select})").fetchone()[0]
-        con.execute("DELETE FROM events WHERE file = ?", [path.name])
         cols = ", ".join(c for c in COLUMNS if c != "file")
-        con.execute(f"INSERT OR REPLACE INTO events ({cols}, file) SELECT {cols}, ? FROM ({fmt.select})", [path.name])
+        con.execute(f"CREATE TEMP TABLE fresh AS {fmt.select}")
+        dupes = con.execute("SELECT source, event_id, count(*) FROM fresh GROUP BY ALL HAVING count(*) > 1 LIMIT 5").fetchall()
+        if dupes:
+            raise EventsError(f"{path}: event ids appear more than once: "
+                              + ", ".join(f"{s} {e} ({n}×)" for s, e, n in dupes))
+        # Re-ingest replaces: this file's earlier rows, and any row with the same dataset and event id
+        # (a newer release of the same events in a file of another name).
+        con.execute("DELETE FROM events WHERE file = ?", [path.name])
+        con.execute("DELETE FROM events USING fresh WHERE events.source = fresh.source AND events.event_id = fresh.event_id")
+        con.execute(f"INSERT INTO events ({cols}, file) SELECT {cols}, ? FROM fresh", [path.name])
+        con.execute("DROP TABLE fresh")
         con.execute("DROP TABLE raw")
         written = con.execute("SELECT string_agg(DISTINCT source, ', ') FROM events WHERE file = ?", [path.name]).fetchone()
         con.execute("COMMIT")
@@ -218,13 +266,15 @@ def _reason(error_type: str, message: str) -> str:
     return f"{error_type.lower()}: {message.splitlines()[0]}"
 
 
-def ingest(paths: Sequence[Path], events_db: str | Path, on_file: Callable[[Path, str, int], Any] | None = None) -> list[tuple[Path, str, int]]:
+def ingest(paths: Sequence[Path], events_db: str | Path, on_file: Callable[[Path, str, int], Any] | None = None,
+           progress: Callable[[Path, float], Any] | None = None) -> list[tuple[Path, str, int]]:
     """Ingest several files (each one whole or not at all); stop at the first bad file."""
     con = connect(events_db)
     done = []
     try:
         for path in paths:
-            name, rows = ingest_file(con, Path(path))
+            report = (lambda pct, p=Path(path): progress(p, pct)) if progress else None
+            name, rows = ingest_file(con, Path(path), report)
             done.append((Path(path), name, rows))
             if on_file:
                 on_file(Path(path), name, rows)
