@@ -50,25 +50,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+ACTOR_ID = "threat-actor--" + str(uuid.uuid5(uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11"),
+                                              "islamic state khorasan province"))
+
+
 def make_objects(n: int, seed: int) -> list[dict[str, Any]]:
+    """Indicators, each followed by its `indicates` relationship to the compact's actor: the shape of a
+    real feed, all of it in scope (pairs never straddle an envelope, whose sizes are even)."""
     rnd = random.Random(seed)
-    out = []
-    for i in range(n):
+    out: list[dict[str, Any]] = []
+    i = 0
+    green = ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]
+    while len(out) < n:
         ts = f"20{15 + i % 10:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00.000Z"
-        kind = "indicator" if i % 4 else "identity"
-        obj: dict[str, Any] = {
-            "type": kind, "spec_version": "2.1", "id": f"{kind}--{uuid.UUID(int=rnd.getrandbits(128), version=4)}",
-            "created": ts, "modified": ts,
-        }
-        if kind == "indicator":
-            obj |= {"name": f"ISKP relay {i}", "pattern": f"[domain-name:value = 'relay{i}.example.org']",
+
+        def new_id(kind: str) -> str:
+            return f"{kind}--{uuid.UUID(int=rnd.getrandbits(128), version=4)}"
+
+        ind = new_id("indicator")
+        out.append({"type": "indicator", "spec_version": "2.1", "id": ind, "created": ts, "modified": ts,
+                    "name": f"ISKP relay {i}", "pattern": f"[domain-name:value = 'relay{i}.example.org']",
                     "pattern_type": "stix", "valid_from": ts, "labels": ["malicious-activity"],
                     "description": "Domain seen relaying ISKP propaganda " + "x" * (i % 200),
-                    "object_marking_refs": ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]}
-        else:
-            obj |= {"name": f"Organisation {i}", "identity_class": "organization"}
-        out.append(obj)
-    return out
+                    "object_marking_refs": green})
+        out.append({"type": "relationship", "spec_version": "2.1", "id": new_id("relationship"), "created": ts,
+                    "modified": ts, "relationship_type": "indicates", "source_ref": ind, "target_ref": ACTOR_ID,
+                    "object_marking_refs": green})
+        i += 1
+    return out[:n]
 
 
 class RssSampler(threading.Thread):
@@ -159,6 +168,7 @@ class Tearline(Server):
         compact.write_text(
             "name: bench\nscope:\n  actors:\n    - {name: Islamic State Khorasan Province, aliases: [ISKP]}\n"
             "members:\n  - {name: analyst, write: true, tlp_max: amber}\n"
+            + "".join(f"  - {{name: partner-{k}, write: true, tlp_max: green}}\n" for k in range(4))
         )
         tearline = [sys.executable, "-m", "tearline"]
         out = subprocess.run([*tearline, "compact", "apply", str(compact), "--db", db, "--json"],
@@ -288,7 +298,7 @@ def filtered(server: Server, ids: list[str], added_after: str, n: int, budget: f
     """n requests of each filtered GET, each kind inside its own time budget; (latencies, cut off)."""
     rnd = random.Random(7)
     kinds = {
-        "match[type]": lambda: (server.objects_path, {"match[type]": "identity", "limit": "100"}),
+        "match[type]": lambda: (server.objects_path, {"match[type]": "relationship", "limit": "100"}),
         "added_after": lambda: (server.objects_path, {"added_after": added_after, "limit": "100"}),
         "by id": lambda: (f"{server.objects_path}{rnd.choice(ids)}/", {}),
     }

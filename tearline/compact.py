@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
-from . import markings
+from . import markings, scope, stix
 from .errors import ConfigError
 from .store import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization"}
-_TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days"}
+_TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp"}
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
 _ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
 
@@ -54,6 +54,16 @@ class CompactSpec:
     hops: int
     expires: dt.date | None
     members: tuple[MemberSpec, ...]
+    types: tuple[str, ...] = ()
+    default_tlp: str = "amber"
+    grace_days: int = 30
+
+    def policy(self) -> "scope.Policy":
+        names = tuple(sorted({n.lower() for a in self.actors for n in (a.name, *a.aliases)}))
+        label = " / ".join(a.name for a in self.actors)
+        return scope.Policy(actor_names=names, actor_label=label, hops=self.hops, types=self.types,
+                            default_tlp=self.default_tlp, expires=self.expires.isoformat() if self.expires else None,
+                            grace_days=self.grace_days)
 
 
 def _line(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
@@ -98,13 +108,14 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         problem(("name",), "required: lower-case letters, digits, '-' or '_', at most 63 characters")
-    scope = data.get("scope")
+    scope_ = data.get("scope")
     actors: list[Actor] = []
     hops = 2
-    if not isinstance(scope, dict):
+    types: list[str] = []
+    if not isinstance(scope_, dict):
         problem(("scope",), "required: a mapping with actors and hops")
     else:
-        raw_actors = scope.get("actors")
+        raw_actors = scope_.get("actors")
         if not isinstance(raw_actors, list) or not raw_actors:
             problem(("scope", "actors"), "required: a non-empty list of {name, aliases}")
         else:
@@ -118,10 +129,14 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
                     aliases = []
                 datasets = _dataset_rules(actor.get("datasets", {}), ("scope", "actors", i, "datasets"), problem)
                 actors.append(Actor(actor["name"].strip(), tuple(a.strip() for a in aliases), datasets))
-        hops = scope.get("hops", 2)
+        hops = scope_.get("hops", 2)
         if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 6:
             problem(("scope", "hops"), f"must be an integer from 0 to 6, got {hops!r}")
             hops = 2
+        types = scope_.get("types", [])
+        if not isinstance(types, list) or not all(isinstance(t, str) and stix._TYPE_NAME.match(t) for t in types):
+            problem(("scope", "types"), "must be a list of STIX type names")
+            types = []
     expires = data.get("expires")
     if expires is not None and not isinstance(expires, dt.date):
         try:
@@ -129,6 +144,13 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
         except ValueError:
             problem(("expires",), f"must be a date YYYY-MM-DD, got {expires!r}")
             expires = None
+    default_tlp = str(data.get("default_tlp", "amber")).lower()
+    if default_tlp not in markings.TLP2:
+        problem(("default_tlp",), f"must be one of {', '.join(markings.LEVELS)}")
+    grace = data.get("grace_days", 30)
+    if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+        problem(("grace_days",), f"must be a whole number of days, got {grace!r}")
+        grace = 30
     raw_members = data.get("members")
     member_specs: list[MemberSpec] = []
     if not isinstance(raw_members, list) or not raw_members:
@@ -168,7 +190,8 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     assert isinstance(name, str)
     return CompactSpec(
         name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
-        actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs),
+        actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs), types=tuple(types),
+        default_tlp=default_tlp, grace_days=grace,
     )
 
 
@@ -235,8 +258,9 @@ def actor_object(actor: Actor) -> dict[str, Any]:
         "created": "2015-01-01T00:00:00.000Z",
         "modified": "2015-01-01T00:00:00.000Z",
         "name": actor.name,
-        "aliases": list(actor.aliases),
+        **({"aliases": list(actor.aliases)} if actor.aliases else {}),  # STIX forbids an empty list
         "threat_actor_types": ["terrorist"],
+        "object_marking_refs": [markings.TLP2["clear"][0]],
     }
 
 
@@ -244,7 +268,7 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
     """Create or update the compact; return {member: token} for the members that are new."""
     tokens: dict[str, str] = {}
     with store.engine.begin() as conn:
-        store.ensure_api_root(conn, spec.name, spec.title, spec.description)
+        store.ensure_api_root(conn, spec.name, spec.title, spec.description, spec.policy().dumps())
         intel = store.ensure_collection(conn, spec.name, "intel", f"{spec.title}: intelligence",
                                         "Objects shared within the compact's scope")
         store.ensure_collection(conn, spec.name, "warnings", f"{spec.title}: warnings",
@@ -259,5 +283,5 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
                 tokens[m.name] = store.add_member(conn, spec.name, m.name, **values)  # type: ignore[arg-type]
         for gone in sorted(existing - wanted):
             store.drop_member(conn, spec.name, gone)
-        store.write_objects(conn, intel, [actor_object(a) for a in spec.actors])
+        store.write_objects(conn, intel, [actor_object(a) for a in spec.actors], spec.policy())
     return tokens

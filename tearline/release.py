@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import ColumnElement, false
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 
-from .store.schema import objects
+from . import markings
+from .store.schema import objects, recipients
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,4 +51,11 @@ def visible(member: Member, collection: Collection) -> list[ColumnElement[bool]]
     """WHERE clauses selecting the object versions ``member`` may read in ``collection``."""
     if not can_read(member, collection):
         return [false()]
-    return [objects.c.coll == collection.num]
+    ceiling = markings.rank(member.tlp_max)
+    shared = min(ceiling, markings.rank("amber"))  # AMBER+STRICT never leaves its author's organisation
+    may_see = [objects.c.author == member.id, objects.c.tlp <= shared]
+    if ceiling >= markings.rank("red"):
+        may_see.append(and_(objects.c.tlp == markings.rank("red"), exists(
+            select(recipients.c.added_us).where(recipients.c.added_us == objects.c.added_us,
+                                                recipients.c.member == member.name))))
+    return [objects.c.coll == collection.num, or_(*may_see)]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tearline import markings
+from tearline import compact, markings
 
 TS = "2024-03-01T10:00:00.000Z"
+# The demo compact's actor: test objects point at it (an embedded reference is a graph link), so they
+# are in the compact's scope without a relationship each.
+ACTOR_ID = compact.actor_object(compact.Actor("Islamic State Khorasan Province", ()))["id"]
 
 
 def indicator(n: int = 0, *, modified: str = TS, **extra: Any) -> dict[str, Any]:
@@ -22,6 +25,7 @@ def indicator(n: int = 0, *, modified: str = TS, **extra: Any) -> dict[str, Any]
         "pattern_type": "stix",
         "valid_from": TS,
         "object_marking_refs": [markings.TLP2["green"][0]],
+        "x_tearline_about_ref": ACTOR_ID,
         **extra,
     }
 

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tearline import markings
+from tests.stixgen import ACTOR_ID
 
 _BASE = datetime(2015, 1, 1, tzinfo=timezone.utc)
 
@@ -44,6 +45,7 @@ def stix_objects(draw: Any) -> dict[str, Any]:
         obj |= {"name": draw(text), "published": created, "object_refs": [f"threat-actor--{draw(uuids)}"]}
     else:
         obj["name"] = draw(text)
+    obj["x_tearline_about_ref"] = ACTOR_ID  # in the demo compact's scope
     if draw(st.booleans()):
         obj["description"] = draw(text)
     if draw(st.booleans()):

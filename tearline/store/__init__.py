@@ -38,11 +38,23 @@ from .. import markings, stix
 from ..errors import ConfigError, NotFound
 from ..release import Collection, Member
 from ..taxii.query import TaxiiQuery
-from .schema import api_roots, collections, hub_clock, members, objects, refs, statuses
+from .schema import api_roots, collections, hub_clock, members, objects, recipients, refs, statuses
+
+Edges = list[tuple[str, str, Any]]
+
+
+@dataclasses.dataclass
+class Admitted:
+    """A valid object on its way into the store, with what the policy decided about it."""
+    obj: dict[str, Any]
+    edges: Edges
+    tlp: int = 0
+    hop: int = 0
+    recipients: tuple[str, ...] = ()
 
 _CHUNK = 500
 _OBJECT_COLUMNS = ("coll", "stix_id", "type", "spec_version", "version", "version_us", "added_us",
-                   "created_by_ref", "is_first", "is_latest", "body")
+                   "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body")
 _REF_COLUMNS = ("added_us", "coll", "prop", "target_id")
 
 
@@ -129,12 +141,20 @@ class Store:
 
     # -- API roots, collections, members ------------------------------------------------------
 
-    def ensure_api_root(self, conn: Connection, name: str, title: str, description: str = "") -> None:
+    def ensure_api_root(self, conn: Connection, name: str, title: str, description: str = "", policy: str = "{}") -> None:
         exists = conn.execute(select(api_roots.c.name).where(api_roots.c.name == name)).first()
+        values = {"title": title, "description": description, "policy": policy}
         if exists:
-            conn.execute(update(api_roots).where(api_roots.c.name == name).values(title=title, description=description))
+            conn.execute(update(api_roots).where(api_roots.c.name == name).values(**values))
         else:
-            conn.execute(insert(api_roots).values(name=name, title=title, description=description, created_us=now_us()))
+            conn.execute(insert(api_roots).values(name=name, created_us=now_us(), **values))
+
+    def policy(self, api_root: str) -> Any:
+        from ..scope import Policy
+
+        with self.engine.connect() as conn:
+            text_ = conn.execute(select(api_roots.c.policy).where(api_roots.c.name == api_root)).scalar()
+        return Policy.loads(text_ or "{}")
 
     def ensure_collection(
         self, conn: Connection, api_root: str, alias: str, title: str, description: str = "", member_writable: bool = True
@@ -160,13 +180,21 @@ class Store:
         self.write_objects(conn, num, markings.definitions())
         return int(num)
 
-    def write_objects(self, conn: Connection, coll: int, objs: list[dict[str, Any]]) -> None:
-        """Write objects the hub itself vouches for (TLP definitions, compact actors); they must be valid."""
+    def write_objects(self, conn: Connection, coll: int, objs: list[dict[str, Any]], policy: Any = None) -> None:
+        """Write objects the hub itself vouches for (TLP definitions, compact actors, public events):
+        they must be valid STIX, and are not judged for scope."""
+        from .. import scope
+
+        policy = policy or scope.Policy()
         checked = [(obj, *stix.inspect(obj)) for obj in objs]
         bad = [f"{obj.get('id')}: {'; '.join(problems)}" for obj, problems, _ in checked if problems]
         if bad:
             raise ValueError(f"the hub built invalid STIX: {bad}")
-        self._write(conn, coll, [(obj, edges) for obj, _, edges in checked])
+        envelope = [(obj, edges) for obj, _, edges in checked]
+        hops = scope.distances(conn, coll, policy, envelope)
+        self._write(conn, coll, [
+            Admitted(obj, edges, scope.tlp_rank(obj, policy), min(hops[obj["id"]], scope.UNREACHED))
+            for obj, edges in envelope], author=None)
 
     def add_member(
         self, conn: Connection, api_root: str, name: str, *, can_read: bool = True, can_write: bool = False,
@@ -237,25 +265,56 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def add_objects(self, collection: Collection, member: Member, envelope_objects: Sequence[Any]) -> dict[str, Any]:
-        """Validate an envelope's objects, store the valid ones and the status in one transaction."""
+    def add_objects(self, collection: Collection, member: Member, envelope_objects: Sequence[Any],
+                    policy: Any = None) -> dict[str, Any]:
+        """Validate an envelope's objects, judge them against the compact's policy as a whole, and
+        store the admitted ones with the status in one transaction."""
+        from .. import scope
+
+        policy = policy or scope.Policy(actor_names=())
         request_us = now_us()
         failures: list[dict[str, Any]] = []
-        valid: list[tuple[dict[str, Any], list[tuple[str, str, Any]]]] = []
+        valid: list[tuple[dict[str, Any], Edges]] = []
+
+        def fail(index: int, obj: Any, message: str) -> None:
+            ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else f"objects[{index}]"
+            entry: dict[str, Any] = {"id": ident, "message": message}
+            version = stix.version_of(obj) if isinstance(obj, dict) else None
+            if version:
+                entry["version"] = version
+            failures.append(entry)
+
+        names: set[str] | None = None
         for index, obj in enumerate(envelope_objects):
             problems, edges = stix.inspect(obj)
+            if "x_tearline_recipients" in obj if isinstance(obj, dict) else False:
+                if names is None:
+                    with self.engine.connect() as conn:
+                        names = set(self.member_names(conn, collection.api_root))
+                wanted = obj["x_tearline_recipients"]
+                if not isinstance(wanted, list) or not all(isinstance(n, str) for n in wanted):
+                    problems.append("x_tearline_recipients: must be a list of member names")
+                else:
+                    unknown = sorted(set(wanted) - names)
+                    if unknown:
+                        # the same words for a removed member and one that never was: no roll-call
+                        problems.append(f"x_tearline_recipients: not members of this compact: {', '.join(unknown)}")
             if problems:
-                ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else f"objects[{index}]"
-                entry: dict[str, Any] = {"id": ident, "message": "; ".join(problems)}
-                version = stix.version_of(obj) if isinstance(obj, dict) else None
-                if version:
-                    entry["version"] = version
-                failures.append(entry)
+                fail(index, obj, "; ".join(problems))
             else:
                 valid.append((obj, edges))
         status_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            successes = self._write(conn, collection.num, valid)
+            hops = scope.distances(conn, collection.num, policy, valid) if valid else {}
+            admitted: list[Admitted] = []
+            for obj, edges in valid:
+                reason = scope.refusal(obj, hops[obj["id"]], policy) if policy.actor_names else None
+                if reason:
+                    fail(-1, obj, reason)
+                    continue
+                admitted.append(Admitted(obj, edges, scope.tlp_rank(obj, policy), min(hops[obj["id"]], scope.UNREACHED),
+                                         tuple(obj.get("x_tearline_recipients") or ())))
+            successes = self._write(conn, collection.num, admitted, author=member.id)
             status = {
                 "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": member.id,
                 "request_us": request_us, "total_count": len(envelope_objects), "success_count": len(successes),
@@ -278,19 +337,18 @@ class Store:
         last = conn.execute(select(hub_clock.c.last_us).where(hub_clock.c.id == 1)).scalar_one()
         return int(last) - count + 1
 
-    def _write(
-        self, conn: Connection, coll: int, valid: list[tuple[dict[str, Any], list[tuple[str, str, Any]]]]
-    ) -> list[dict[str, Any]]:
-        """Insert valid objects (with their references) as new versions; return the success records."""
+    def _write(self, conn: Connection, coll: int, valid: list[Admitted], author: int | None) -> list[dict[str, Any]]:
+        """Insert admitted objects (with their references) as new versions; return the success records."""
         if not valid:
             return []
-        entries: dict[tuple[str, int], tuple[dict[str, Any], list[tuple[str, str, Any]]]] = {}
+        entries: dict[tuple[str, int], Admitted] = {}
         successes: list[dict[str, Any]] = []
-        for obj, edges in valid:
+        for item in valid:
+            obj = item.obj
             version = stix.version_of(obj)
             key = (obj["id"], stix.to_us(stix.parse_timestamp(version)) if version else -1)
             successes.append({"id": obj["id"], "version": version} if version else {"id": obj["id"]})
-            entries[key] = (obj, edges)  # the same version twice in one envelope is stored once
+            entries[key] = item  # the same version twice in one envelope is stored once
         ids = sorted({stix_id for stix_id, _ in entries})
         existing: dict[str, list[tuple[int, bool, bool]]] = {}
         for start in range(0, len(ids), _CHUNK):
@@ -304,10 +362,12 @@ class Store:
         base = self._claim_clock(conn, len(entries))
         new_rows: list[tuple[Any, ...]] = []
         new_refs: list[tuple[Any, ...]] = []
+        new_recipients: list[tuple[int, str]] = []
         span: dict[str, tuple[int, int]] = {}  # stix id → (first, last) version over old and new
         for stix_id, versions in existing.items():
             span[stix_id] = (min(v for v, _, _ in versions), max(v for v, _, _ in versions))
-        for offset, ((stix_id, version_us), (obj, edges)) in enumerate(entries.items()):
+        for offset, ((stix_id, version_us), item) in enumerate(entries.items()):
+            obj, edges = item.obj, item.edges
             added = base + offset
             if version_us == -1:
                 # No modified or created (SCOs): TAXII versions such objects by date_added.
@@ -319,9 +379,10 @@ class Store:
             new_rows.append((
                 coll, stix_id, obj["type"], obj.get("spec_version", stix.SPEC_VERSION),
                 stix.version_of(obj) or stix.format_us(added), version_us, added, obj.get("created_by_ref"),
-                orjson.dumps(obj).decode(),
+                item.tlp, author, item.hop, orjson.dumps(obj).decode(),
             ))
             new_refs.extend((added, coll, path, target) for path, _prop, target in edges)
+            new_recipients.extend((added, name) for name in item.recipients)
         for stix_id, versions in existing.items():
             lo, hi = span[stix_id]
             for v, was_first, was_latest in versions:
@@ -334,10 +395,12 @@ class Store:
             # more than the insert itself on bulk envelopes.
             conn.exec_driver_sql(
                 _insert_sql(conn, "objects", _OBJECT_COLUMNS),
-                [row[:8] + (span[row[1]][0] == row[5], span[row[1]][1] == row[5], row[8]) for row in new_rows],
+                [row[:11] + (span[row[1]][0] == row[5], span[row[1]][1] == row[5], row[11]) for row in new_rows],
             )
         if new_refs:
             conn.exec_driver_sql(_insert_sql(conn, "refs", _REF_COLUMNS), new_refs)
+        if new_recipients:
+            conn.exec_driver_sql(_insert_sql(conn, "recipients", ("added_us", "member")), new_recipients)
         return successes
 
     # -- reading ------------------------------------------------------------------------------
@@ -392,6 +455,7 @@ class Store:
                 return 0
             conn.execute(delete(objects).where(objects.c.coll == coll, objects.c.added_us.in_(doomed)))
             conn.execute(delete(refs).where(refs.c.added_us.in_(doomed)))
+            conn.execute(delete(recipients).where(recipients.c.added_us.in_(doomed)))
             base = and_(objects.c.coll == coll, objects.c.stix_id == stix_id)
             left = sorted(conn.scalars(select(objects.c.version_us).where(base)))
             if left:

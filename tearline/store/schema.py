@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -35,6 +36,8 @@ api_roots = Table(
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("created_us", BigInteger, nullable=False),
+    # the compact's scope and dates as JSON (tearline.scope.Policy)
+    Column("policy", Text, nullable=False, server_default="{}"),
 )
 
 collections = Table(
@@ -82,6 +85,11 @@ objects = Table(
     Column("is_latest", Boolean, nullable=False),
     Column("is_first", Boolean, nullable=False),
     Column("body", Text, nullable=False),
+    # TLP rank of this version (0 clear … 4 red), the member that wrote it (NULL: the hub itself), and
+    # its distance in hops from the compact's actors when it was admitted
+    Column("tlp", SmallInteger, nullable=False, server_default="0"),
+    Column("author", BigInteger, nullable=True),
+    Column("hop", SmallInteger, nullable=False, server_default="0"),
     UniqueConstraint("coll", "stix_id", "version_us", name="uq_objects_version"),
     Index("ix_objects_added", "coll", "added_us"),
     Index("ix_objects_type_added", "coll", "type", "added_us"),
@@ -98,6 +106,15 @@ refs = Table(
     Column("target_id", String(300), nullable=False),
     Index("ix_refs_added", "added_us"),
     Index("ix_refs_target", "coll", "target_id"),
+)
+
+# The members named on a TLP:RED object version (x_tearline_recipients): only they, and its author, see it.
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("added_us", BigInteger, nullable=False),
+    Column("member", String(128), nullable=False),
+    Index("ix_recipients_added", "added_us", "member"),
 )
 
 statuses = Table(

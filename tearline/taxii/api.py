@@ -6,6 +6,7 @@ answers exactly as one that does not exist.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import orjson
@@ -66,6 +67,9 @@ def router(store: Store, settings: Settings) -> APIRouter:
     def readable(member: Member, coll: Collection) -> list[Any]:
         if not release.can_read(member, coll):
             raise Forbidden(f"member {member.name!r} may not read collection {coll.alias!r}")
+        policy = store.policy(coll.api_root)
+        if policy.state(datetime.date.today()) == "closed":
+            raise Forbidden(f"compact {coll.api_root!r} closed after its expiry ({policy.expires}) and grace period")
         return release.visible(member, coll)
 
     def params(request: Request, endpoint: str) -> query.TaxiiQuery:
@@ -138,9 +142,13 @@ def router(store: Store, settings: Settings) -> APIRouter:
         coll = await run_in_threadpool(collection_for, member, api_root, collection_id)
         if not release.can_write(member, coll):
             raise Forbidden(f"member {member.name!r} may not write to collection {coll.alias!r}")
+        policy = await run_in_threadpool(store.policy, api_root)
+        state = policy.state(datetime.date.today())
+        if state != "open":
+            raise Forbidden(f"compact {api_root!r} expired on {policy.expires}: it is {state}; nothing more can be added")
         body = await _read_body(request, settings.max_content_length)
         envelope = _parse_envelope(body)
-        status = await run_in_threadpool(store.add_objects, coll, member, envelope)
+        status = await run_in_threadpool(store.add_objects, coll, member, envelope, policy)
         return taxii_response(status, status=202)
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/manifest/")
@@ -178,7 +186,8 @@ def router(store: Store, settings: Settings) -> APIRouter:
             raise Forbidden(f"member {member.name!r} may not delete from collection {coll.alias!r}")
         if "match[version]" not in request.query_params:
             q = query.TaxiiQuery(versions=("all",), spec_versions=q.spec_versions)
-        if store.delete_versions(gate, coll.num, object_id, q) == 0:
+        # a member deletes only what it wrote
+        if store.delete_versions([*gate, objects.c.author == member.id], coll.num, object_id, q) == 0:
             raise NotFound(f"no object {object_id!r} (matching the filters) in this collection", details={"object_id": object_id})
         return Response(status_code=200, media_type=media.TAXII)
 

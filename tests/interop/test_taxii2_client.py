@@ -33,6 +33,7 @@ def _actor_graph() -> list[dict]:
         name="ISKP propaganda channel", pattern="[url:value = 'https://t.me/example_channel']", pattern_type="stix",
         object_marking_refs=[markings.TLP2["amber"][0]],
     )
+    rels.append(stix2.Relationship(ind, "indicates", actor))
     return [stix2.parse(o.serialize(), allow_custom=False) for o in (actor, place, incident, *rels, ind)]
 
 

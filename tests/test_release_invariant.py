@@ -1,0 +1,105 @@
+"""The gate's invariant over generated histories: whatever members post (any TLP level, any RED
+recipients, several versions), every member reads exactly what the rules entitle it to — through
+objects, manifest, object by id and versions — and nothing else, not even a hint of existence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tearline import compact, markings
+from tearline.config import Settings
+from tearline.store import Store
+from tests.conftest import TAXII, Hub, client, free_port
+from tests.stixgen import ACTOR_ID
+
+MEMBERS = {"alpha": "red", "bravo": "amber", "charlie": "amber+strict", "ngo": "green"}
+WRITERS = ("alpha", "bravo", "charlie")
+RANK = {level: markings.rank(level) for level in markings.LEVELS}
+COMPACT = f"""
+name: inv
+scope:
+  actors: [{{name: Islamic State Khorasan Province}}]
+expires: {(dt.date.today() + dt.timedelta(days=365)).isoformat()}
+members:
+""" + "".join(f"  - {{name: {m}, write: {str(m in WRITERS).lower()}, tlp_max: {lvl}}}\n" for m, lvl in MEMBERS.items())
+
+
+def entitled(member: str, author: str, level: str, recipients: list[str]) -> bool:
+    """The rule, written out independently of the SQL that enforces it."""
+    if member == author:
+        return True
+    if level == "amber+strict":
+        return False
+    if level == "red":
+        return MEMBERS[member] == "red" and member in recipients
+    return RANK[level] <= min(RANK[MEMBERS[member]], RANK["amber"])
+
+
+post_ops = st.lists(
+    st.tuples(st.sampled_from(WRITERS), st.sampled_from(markings.LEVELS),
+              st.lists(st.sampled_from(list(MEMBERS)), max_size=2, unique=True), st.integers(0, 2)),
+    min_size=1, max_size=12,
+)
+
+
+@pytest.fixture
+def inv(store: Store):  # type: ignore[no-untyped-def]
+    tokens = compact.apply(store, compact.parse(COMPACT))
+    with Hub(store, Settings(db=store.url, port=free_port())) as hub:
+        made = {m: client(hub, m, t) for m, t in tokens.items()}
+        yield made
+        for c in made.values():
+            c.close()
+
+
+def read_all(c, path: str) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    out: set[tuple[str, str]] = set()
+    params = {"match[type]": "indicator", "match[version]": "all", "limit": "4"}
+    while True:
+        body = c.get(f"/taxii2/inv/collections/intel/{path}/", params=params).json()
+        for o in body.get("objects", []):
+            out.add((o["id"], o.get("modified") or o.get("version")))
+        if not body["more"]:
+            return out
+        params["next"] = body["next"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=post_ops)
+def test_every_member_reads_exactly_what_it_is_entitled_to(inv, ops) -> None:  # type: ignore[no-untyped-def]
+    expected: dict[str, set[tuple[str, str]]] = {m: set() for m in MEMBERS}
+    posted: list[tuple[str, str]] = []
+    for author, level, recipients, versions in ops:
+        ident = f"indicator--{uuid.uuid4()}"
+        recipients = [r for r in recipients if r in MEMBERS]
+        for v in range(versions + 1):
+            stamp = f"2024-0{v + 1}-01T00:00:00.000Z"
+            obj = {"type": "indicator", "spec_version": "2.1", "id": ident, "created": "2024-01-01T00:00:00.000Z",
+                   "modified": stamp, "pattern": "[ipv4-addr:value = '10.0.0.1']", "pattern_type": "stix",
+                   "valid_from": "2024-01-01T00:00:00Z", "object_marking_refs": [markings.TLP2[level][0]],
+                   "x_tearline_about_ref": ACTOR_ID}
+            if level == "red" and recipients:
+                obj["x_tearline_recipients"] = recipients
+            r = inv[author].post("/taxii2/inv/collections/intel/objects/", json={"objects": [obj]},
+                                 headers={"Content-Type": TAXII})
+            assert r.json()["success_count"] == 1, r.text
+            posted.append((ident, stamp))
+            for m in MEMBERS:
+                if entitled(m, author, level, recipients):
+                    expected[m].add((ident, stamp))
+    mine = {p for p in posted}
+    for member, c in inv.items():
+        assert read_all(c, "objects") & mine == expected[member]
+        assert read_all(c, "manifest") & mine == expected[member]
+        for ident in {i for i, _ in posted}:
+            visible = {s for i, s in expected[member] if i == ident}
+            r = c.get(f"/taxii2/inv/collections/intel/objects/{ident}/versions/")
+            if visible:
+                assert set(r.json()["versions"]) == visible
+            else:
+                assert r.status_code == 404

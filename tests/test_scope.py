@@ -1,0 +1,115 @@
+"""Scope on write: objects within `hops` of the compact's actors, judged an envelope at a time."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tearline import compact
+from tearline.store import Store
+from tests.conftest import TAXII, Hub, client
+from tests.stixgen import ACTOR_ID, TS
+
+POST = {"Content-Type": TAXII}
+OBJECTS = "/taxii2/isis-k/collections/intel/objects/"
+
+
+def sdo(kind: str, **extra: object) -> dict:
+    base = {"type": kind, "spec_version": "2.1", "id": f"{kind}--{uuid.uuid4()}", "created": TS, "modified": TS,
+            "object_marking_refs": ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]}
+    if kind == "indicator":
+        base |= {"pattern": "[domain-name:value = 'x.example']", "pattern_type": "stix", "valid_from": TS}
+    elif kind == "malware":
+        base |= {"is_family": True, "name": "ISKP loader"}
+    elif kind != "relationship":
+        base["name"] = f"{kind} {uuid.uuid4().hex[:6]}"
+    return base | extra
+
+
+def rel(source: dict | str, kind: str, target: dict | str) -> dict:
+    s = source if isinstance(source, str) else source["id"]
+    t = target if isinstance(target, str) else target["id"]
+    return sdo("relationship", relationship_type=kind, source_ref=s, target_ref=t)
+
+
+def post(c: httpx.Client, objs: list) -> dict:
+    r = c.post(OBJECTS, json={"objects": objs}, headers=POST)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def refused(status: dict) -> dict[str, str]:
+    return {f["id"]: f["message"] for f in status["failures"]}
+
+
+def test_a_lone_indicator_is_refused_with_a_reason_a_person_understands(alice: httpx.Client) -> None:
+    ind = sdo("indicator")
+    status = post(alice, [ind])
+    assert status["success_count"] == 0
+    assert refused(status)[ind["id"]] == (
+        f"{ind['id']} is not connected to Islamic State Khorasan Province within 2 hops (not connected to it at "
+        "all); send it with the relationship that links it")
+
+
+def test_an_indicator_arriving_with_its_relationship_is_admitted(alice: httpx.Client) -> None:
+    ind = sdo("indicator")
+    status = post(alice, [ind, rel(ind, "indicates", ACTOR_ID)])
+    assert status["success_count"] == 2 and status["failure_count"] == 0
+
+
+def test_a_relationship_may_arrive_before_its_indicator(alice: httpx.Client) -> None:
+    ind = sdo("indicator")
+    assert post(alice, [rel(ind, "indicates", ACTOR_ID)])["success_count"] == 1
+    assert post(alice, [ind])["success_count"] == 1
+
+
+def test_hops_count_from_the_actor(alice: httpx.Client) -> None:
+    malware = sdo("malware")
+    ind = sdo("indicator")
+    far = sdo("infrastructure")
+    status = post(alice, [rel(malware, "uses", ACTOR_ID), malware, rel(ind, "indicates", malware), ind,
+                          rel(far, "related-to", ind), far])
+    # malware 1 hop, indicator 2 hops: in; the infrastructure is 3 hops away: out
+    assert set(refused(status)) == {far["id"]}
+    assert "within 2 hops (3 hops away)" in refused(status)[far["id"]]
+
+
+def test_an_actor_is_recognised_by_its_aliases_and_a_stranger_is_not(alice: httpx.Client) -> None:
+    alias = sdo("intrusion-set", name="Wilayat Khorasan")
+    stranger = sdo("threat-actor", name="Lashkar-e-Taiba")
+    status = post(alice, [alias, stranger, rel(sdo("indicator"), "indicates", alias)])
+    assert set(refused(status)) == {stranger["id"]}
+
+
+def test_an_authors_identity_comes_in_with_what_it_wrote_but_links_nothing(alice: httpx.Client) -> None:
+    me = sdo("identity", identity_class="organization")
+    ind = sdo("indicator", created_by_ref=me["id"])
+    other = sdo("indicator", created_by_ref=me["id"])
+    status = post(alice, [me, ind, rel(ind, "indicates", ACTOR_ID), other])
+    # the identity is admitted through the in-scope indicator; it does not pull the other one in
+    assert set(refused(status)) == {other["id"]}
+    assert post(alice, [sdo("identity", identity_class="individual")])["success_count"] == 0
+
+
+def test_a_type_allow_list_narrows_the_scope(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = compact.parse("""
+name: narrow
+scope:
+  actors: [{name: Islamic State Khorasan Province, aliases: [ISKP]}]
+  hops: 2
+  types: [indicator, relationship, threat-actor]
+members:
+  - {name: a, write: true, tlp_max: amber}
+""")
+    tokens = compact.apply(store, spec)
+    from tearline.config import Settings
+    from tests.conftest import free_port
+
+    with Hub(store, Settings(db=store.url, port=free_port())) as hub, client(hub, "a", tokens["a"]) as c:
+        malware = sdo("malware")
+        r = c.post("/taxii2/narrow/collections/intel/objects/", json={"objects": [malware, rel(malware, "uses", ACTOR_ID)]},
+                   headers=POST).json()
+        assert refused(r)[malware["id"]].endswith("type malware is not shared in this compact "
+                                                   "(allowed: indicator, relationship, threat-actor)")
