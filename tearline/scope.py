@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection
 
 from . import markings
-from .store.schema import objects, refs
 
 UNREACHED = 99
 SRO = frozenset({"relationship", "sighting"})
@@ -80,6 +79,8 @@ def _graph_edges(edges: list[tuple[str, str, Any]]) -> tuple[list[str], list[str
 def distances(conn: Connection, coll: int, policy: Policy,
               envelope: Sequence[tuple[dict[str, Any], list[tuple[str, str, Any]]]]) -> dict[str, int]:
     """Hop distance from the compact's actors of every object in the envelope (UNREACHED if none)."""
+    from .store import rows_for_ids
+
     dist: dict[str, int] = {}
 
     def lower(node: str, value: int) -> bool:
@@ -90,27 +91,23 @@ def distances(conn: Connection, coll: int, policy: Policy,
 
     ids = {obj["id"] for obj, _ in envelope}
     referenced = {t for _, edges in envelope for _, _, t in edges if isinstance(t, str)}
-    known = sorted(ids | referenced)
-    for start in range(0, len(known), 500):
-        chunk = known[start : start + 500]
-        # stored versions keep the distance they were admitted at
-        for stix_id, hop in conn.execute(
-            select(objects.c.stix_id, func.min(objects.c.hop)).where(objects.c.coll == coll, objects.c.stix_id.in_(chunk))
-            .group_by(objects.c.stix_id)
-        ):
-            lower(stix_id, int(hop))
-    new_ids = sorted(ids)
-    for start in range(0, len(new_ids), 500):
-        chunk = new_ids[start : start + 500]
-        # stored objects that link to the new ones (a relationship that arrived before its indicator)
-        for target, hop in conn.execute(
-            select(refs.c.target_id, func.min(objects.c.hop))
-            .select_from(refs.join(objects, and_(objects.c.added_us == refs.c.added_us)))
-            .where(refs.c.coll == coll, refs.c.target_id.in_(chunk), refs.c.prop.notin_(_CARRY_ONLY),
-                   refs.c.prop.notlike("%.marking_ref"))
-            .group_by(refs.c.target_id)
-        ):
-            lower(target, int(hop) + 1)
+    # stored versions keep the distance they were admitted at
+    for stix_id, hop in rows_for_ids(
+        conn, "SELECT stix_id, min(hop) FROM objects WHERE coll = {coll} AND stix_id IN ({ids}) GROUP BY stix_id",
+        coll, sorted(ids | referenced),
+    ):
+        lower(stix_id, int(hop))
+    # stored objects that link to the new ones (a relationship that arrived before its indicator);
+    # '%%' is one '%' to psycopg and the same pattern as '%' to SQLite's LIKE
+    carry = " AND ".join(f"r.prop <> '{p}'" for p in _CARRY_ONLY)
+    for target, hop in rows_for_ids(
+        conn,
+        "SELECT r.target_id, min(o.hop) FROM refs r JOIN objects o ON o.coll = r.coll AND o.added_us = r.added_us "
+        f"WHERE r.coll = {{coll}} AND r.target_id IN ({{ids}}) AND {carry} AND r.prop NOT LIKE '%%.marking_ref' "
+        "GROUP BY r.target_id",
+        coll, sorted(ids),
+    ):
+        lower(target, int(hop) + 1)
     for obj, _ in envelope:
         if obj["type"] in ("threat-actor", "intrusion-set"):
             names = {str(obj.get("name", "")).lower(), *(str(a).lower() for a in obj.get("aliases") or ())}

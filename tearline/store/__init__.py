@@ -13,7 +13,7 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,17 @@ _CHUNK = 500
 _OBJECT_COLUMNS = ("coll", "stix_id", "type", "spec_version", "version", "version_us", "added_us",
                    "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body")
 _REF_COLUMNS = ("added_us", "coll", "prop", "target_id")
+
+
+def rows_for_ids(conn: Connection, sql: str, coll: int, ids: Sequence[str]) -> Iterator[Any]:
+    """Run ``sql`` for a collection and a long list of ids, in chunks, straight at the driver.
+
+    ``sql`` holds ``{coll}`` and ``{ids}`` where the placeholders go. On bulk envelopes SQLAlchemy's
+    expansion of IN lists cost more than the index lookups themselves."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        yield from conn.exec_driver_sql(sql.format(coll=mark, ids=", ".join(mark for _ in chunk)), (coll, *chunk))
 
 
 def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
@@ -351,14 +362,11 @@ class Store:
             entries[key] = item  # the same version twice in one envelope is stored once
         ids = sorted({stix_id for stix_id, _ in entries})
         existing: dict[str, list[tuple[int, bool, bool]]] = {}
-        for start in range(0, len(ids), _CHUNK):
-            rows = conn.execute(
-                select(objects.c.stix_id, objects.c.version_us, objects.c.is_first, objects.c.is_latest).where(
-                    objects.c.coll == coll, objects.c.stix_id.in_(ids[start : start + _CHUNK])
-                )
-            )
-            for row in rows:
-                existing.setdefault(row.stix_id, []).append((row.version_us, row.is_first, row.is_latest))
+        for stix_id, version_us, is_first, is_latest in rows_for_ids(
+            conn, "SELECT stix_id, version_us, is_first, is_latest FROM objects WHERE coll = {coll} AND stix_id IN ({ids})",
+            coll, ids,
+        ):
+            existing.setdefault(stix_id, []).append((int(version_us), bool(is_first), bool(is_latest)))
         base = self._claim_clock(conn, len(entries))
         new_rows: list[tuple[Any, ...]] = []
         new_refs: list[tuple[Any, ...]] = []
