@@ -184,6 +184,11 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
             if not isinstance(redact, list) or not all(isinstance(r, str) for r in redact):
                 problem(("members", i, "redact"), "must be a list of property names")
                 redact = []
+            for r in redact:
+                if r not in ("x_", "coordinates") and not re.match(r"^[a-z][a-z0-9_]{2,249}$", r):
+                    problem(("members", i, "redact"), f"{r!r} is not a property name, 'x_' or 'coordinates'")
+                if r in ("id", "type", "spec_version", "created", "modified"):
+                    problem(("members", i, "redact"), f"{r!r} is required in every STIX object and cannot be redacted")
             member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact)))
     if problems:
         raise ConfigError("\n".join(problems), details={"problems": problems})

@@ -11,10 +11,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+import uuid
+from collections.abc import Sequence
+
+import orjson
+from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select
 
 from . import markings
-from .store.schema import objects, recipients
+from .store.schema import objects, recipients, refs
+
+# A relationship or sighting whose end the member may not see is withheld whole: its mere existence
+# would say that the hidden object exists.
+ENDPOINTS = ("source_ref", "target_ref", "sighting_of_ref")
+_PSEUDONYMS = uuid.UUID("2d0f8b7e-9c1a-4e55-b7a3-5c8e1f6a4d21")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,15 +56,89 @@ def can_write(member: Member, collection: Collection) -> bool:
     return member.api_root == collection.api_root and member.can_write and collection.member_writable
 
 
+def _may_see(member: Member, table: Table) -> ColumnElement[bool]:
+    """The TLP rule for one version in ``table`` (objects or an alias of it)."""
+    ceiling = markings.rank(member.tlp_max)
+    shared = min(ceiling, markings.rank("amber"))  # AMBER+STRICT never leaves its author's organisation
+    may_see = [table.c.author == member.id, table.c.tlp <= shared]
+    if ceiling >= markings.rank("red"):
+        may_see.append(and_(table.c.tlp == markings.rank("red"), exists(
+            select(recipients.c.added_us).where(recipients.c.added_us == table.c.added_us,
+                                                recipients.c.member == member.name))))
+    return or_(*may_see)
+
+
+def _hidden(member: Member, collection: Collection, target: ColumnElement[str]) -> ColumnElement[bool]:
+    """``target`` names an object the collection holds but none of whose versions the member may see."""
+    held = objects.alias("held")
+    seen = objects.alias("seen")
+    return and_(
+        exists(select(held.c.pk).where(held.c.coll == collection.num, held.c.stix_id == target)),
+        ~exists(select(seen.c.pk).where(seen.c.coll == collection.num, seen.c.stix_id == target, _may_see(member, seen))),
+    )
+
+
 def visible(member: Member, collection: Collection) -> list[ColumnElement[bool]]:
     """WHERE clauses selecting the object versions ``member`` may read in ``collection``."""
     if not can_read(member, collection):
         return [false()]
-    ceiling = markings.rank(member.tlp_max)
-    shared = min(ceiling, markings.rank("amber"))  # AMBER+STRICT never leaves its author's organisation
-    may_see = [objects.c.author == member.id, objects.c.tlp <= shared]
-    if ceiling >= markings.rank("red"):
-        may_see.append(and_(objects.c.tlp == markings.rank("red"), exists(
-            select(recipients.c.added_us).where(recipients.c.added_us == objects.c.added_us,
-                                                recipients.c.member == member.name))))
-    return [objects.c.coll == collection.num, or_(*may_see)]
+    end = refs.alias("endpoint")
+    hidden_end = exists(select(end.c.added_us).where(
+        end.c.added_us == objects.c.added_us, end.c.prop.in_(ENDPOINTS), _hidden(member, collection, end.c.target_id)))
+    return [objects.c.coll == collection.num, _may_see(member, objects), ~hidden_end]
+
+
+def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> object:
+    """The statement listing the ids that released versions (by date_added) refer to but the member
+    may not see: they are cut out of the copies it receives."""
+    return select(refs.c.target_id).distinct().where(
+        refs.c.added_us.in_(added), refs.c.prop.notin_(ENDPOINTS), _hidden(member, collection, refs.c.target_id))
+
+
+def redact(member: Member, obj: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
+    """The member's copy of one object: references to what it may not see removed, and its redaction
+    profile applied (created_by_ref → a pseudonym per author, where_sighted_refs and custom x_
+    properties dropped, coordinates coarsened to the administrative area)."""
+    rules = set(member.profile.get("redact") or ())
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key in rules and key not in ("created_by_ref",):
+            continue
+        if "x_" in rules and key.startswith("x_"):
+            continue
+        if "coordinates" in rules and key in ("latitude", "longitude", "precision"):
+            continue
+        if key.endswith("_refs") and isinstance(value, list):
+            kept = [v for v in value if v not in hidden]
+            if kept:
+                out[key] = kept
+            continue
+        if key.endswith("_ref") and value in hidden:
+            continue
+        out[key] = value
+    if "created_by_ref" in rules and "created_by_ref" in obj:
+        # the same author always gets the same pseudonym within a compact, and no other author shares it
+        out["created_by_ref"] = f"identity--{uuid.uuid5(_PSEUDONYMS, member.api_root + '|' + obj['created_by_ref'])}"
+    if "coordinates" in rules and obj.get("type") == "location" and not ({"region", "country"} & set(out)):
+        out["region"] = "southern-asia"  # a location must keep something to stand on
+    return out
+
+
+def needs_copy(member: Member) -> bool:
+    return bool(member.profile.get("redact"))
+
+
+def release_body(member: Member, body: str, hidden: set[str]) -> bytes:
+    """Raw stored JSON when nothing is to change, else the member's redacted copy."""
+    if not hidden and not needs_copy(member):
+        return body.encode()
+    obj = orjson.loads(body)
+    if not needs_copy(member) and not any(t in hidden for _, _, t in _refs(obj)):
+        return body.encode()
+    return orjson.dumps(redact(member, obj, hidden))
+
+
+def _refs(obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    from .stix import refs_of
+
+    return refs_of(obj)

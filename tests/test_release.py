@@ -122,3 +122,74 @@ def test_expiry_makes_a_compact_read_only_then_closed(store: Store, days_past: i
     with Hub(store, Settings(db=store.url, port=free_port())) as hub, client(hub, "alpha", tokens["alpha"]) as c:
         assert c.post(OBJECTS.format(root="gate"), json={"objects": [marked("green")]}, headers=POST).status_code == write
         assert c.get(OBJECTS.format(root="gate")).status_code == read
+
+
+def relationship(source: str, kind: str, target: str) -> dict:
+    return {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}",
+            "created": "2024-03-01T10:00:00.000Z", "modified": "2024-03-01T10:00:00.000Z",
+            "relationship_type": kind, "source_ref": source, "target_ref": target,
+            "object_marking_refs": [markings.TLP2["green"][0]]}
+
+
+def test_a_relationship_to_what_a_member_may_not_see_is_withheld_whole(clients) -> None:  # type: ignore[no-untyped-def]
+    secret = marked("amber")
+    link = relationship(secret["id"], "indicates", ACTOR_ID)
+    alpha, ngo = clients["alpha"], clients["ngo"]
+    assert alpha.post(OBJECTS.format(root="gate"), json={"objects": [secret, link]}, headers=POST).json()[
+        "success_count"] == 2
+    assert link["id"] in ids(alpha) and link["id"] not in ids(ngo)
+    assert ngo.get(f"{OBJECTS.format(root='gate')}{link['id']}/").status_code == 404
+
+
+def test_references_to_hidden_objects_are_cut_from_the_copy(clients) -> None:  # type: ignore[no-untyped-def]
+    secret, public = marked("amber"), marked("green")
+    report = {"type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid4()}", "name": "ISKP cell",
+              "created": "2024-03-01T10:00:00.000Z", "modified": "2024-03-01T10:00:00.000Z",
+              "published": "2024-03-01T10:00:00.000Z", "object_refs": [secret["id"], public["id"], ACTOR_ID],
+              "object_marking_refs": [markings.TLP2["green"][0]]}
+    alpha, ngo = clients["alpha"], clients["ngo"]
+    alpha.post(OBJECTS.format(root="gate"), json={"objects": [secret, public, report]}, headers=POST)
+    full = alpha.get(f"{OBJECTS.format(root='gate')}{report['id']}/").json()["objects"][0]
+    cut = ngo.get(f"{OBJECTS.format(root='gate')}{report['id']}/").json()["objects"][0]
+    assert full["object_refs"] == report["object_refs"]
+    assert cut["object_refs"] == [public["id"], ACTOR_ID]
+    assert secret["id"] not in ngo.get(OBJECTS.format(root="gate")).text
+
+
+def test_redaction_profiles_shape_each_members_copy(store: Store) -> None:
+    spec = compact.parse("""
+name: red
+scope:
+  actors: [{name: Islamic State Khorasan Province}]
+members:
+  - {name: author, write: true, tlp_max: amber}
+  - {name: plain, tlp_max: amber}
+  - {name: masked, tlp_max: amber, redact: [created_by_ref, x_, coordinates, where_sighted_refs]}
+""")
+    tokens = compact.apply(store, spec)
+    me, other = f"identity--{uuid.uuid4()}", f"identity--{uuid.uuid4()}"
+    place = {"type": "location", "spec_version": "2.1", "id": f"location--{uuid.uuid4()}", "created": "2024-03-01T10:00:00.000Z",
+             "modified": "2024-03-01T10:00:00.000Z", "name": "Safe house", "latitude": 34.42, "longitude": 70.45,
+             "precision": 10.0, "administrative_area": "Nangarhar", "country": "AF", "created_by_ref": me,
+             "object_marking_refs": [markings.TLP2["green"][0]]}
+    objs = [place, relationship(place["id"], "related-to", ACTOR_ID) | {"created_by_ref": other},
+            marked("green", created_by_ref=me, x_source_grade="A1")]
+    with Hub(store, Settings(db=store.url, port=free_port())) as hub:
+        with client(hub, "author", tokens["author"]) as c:
+            assert c.post("/taxii2/red/collections/intel/objects/", json={"objects": objs}, headers=POST).json()[
+                "success_count"] == 3
+        copies = {}
+        for name in ("plain", "masked"):
+            with client(hub, name, tokens[name]) as c:
+                got = c.get("/taxii2/red/collections/intel/objects/", params={"match[type]": "location,indicator,relationship"})
+                copies[name] = {o["id"]: o for o in got.json()["objects"]}
+    plain, masked = copies["plain"], copies["masked"]
+    assert plain[place["id"]] == place
+    loc = masked[place["id"]]
+    assert "latitude" not in loc and loc["administrative_area"] == "Nangarhar" and loc["country"] == "AF"
+    pseudonym = loc["created_by_ref"]
+    assert pseudonym != me and pseudonym.startswith("identity--")
+    indicator_copy = masked[objs[2]["id"]]
+    assert indicator_copy["created_by_ref"] == pseudonym  # same author, same pseudonym
+    assert masked[objs[1]["id"]]["created_by_ref"] not in (pseudonym, other)
+    assert "x_source_grade" not in indicator_copy and plain[objs[2]["id"]]["x_source_grade"] == "A1"

@@ -103,3 +103,54 @@ def test_every_member_reads_exactly_what_it_is_entitled_to(inv, ops) -> None:  #
                 assert set(r.json()["versions"]) == visible
             else:
                 assert r.status_code == 404
+
+
+graph_ops = st.lists(
+    st.tuples(st.sampled_from(WRITERS), st.sampled_from(markings.LEVELS),
+              st.sampled_from(["indicator", "relationship", "report"]), st.lists(st.integers(0, 30), max_size=3)),
+    min_size=2, max_size=14,
+)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=graph_ops)
+def test_no_copy_mentions_an_object_its_reader_may_not_see(inv, ops) -> None:  # type: ignore[no-untyped-def]
+    """Random graphs of indicators, relationships and reports under random TLP levels: every reference
+    in every object a member receives points to something it may see (or that the hub does not hold)."""
+    held: dict[str, tuple[str, str]] = {}  # id → (author, level)
+    order: list[str] = []
+    for author, level, kind, picks in ops:
+        ident = f"{kind}--{uuid.uuid4()}"
+        base = {"type": kind, "spec_version": "2.1", "id": ident, "created": "2024-01-01T00:00:00.000Z",
+                "modified": "2024-01-01T00:00:00.000Z", "object_marking_refs": [markings.TLP2[level][0]]}
+        targets = [order[p % len(order)] for p in picks] if order else []
+        if kind == "indicator":
+            base |= {"pattern": "[ipv4-addr:value = '10.0.0.2']", "pattern_type": "stix",
+                     "valid_from": "2024-01-01T00:00:00Z", "x_tearline_about_ref": ACTOR_ID}
+        elif kind == "relationship":
+            base |= {"relationship_type": "related-to", "source_ref": targets[0] if targets else ACTOR_ID,
+                     "target_ref": ACTOR_ID}
+        else:
+            base |= {"name": "r", "published": "2024-01-01T00:00:00.000Z", "object_refs": [ACTOR_ID, *targets]}
+        if level == "red":
+            base["x_tearline_recipients"] = ["alpha"]
+        r = inv[author].post("/taxii2/inv/collections/intel/objects/", json={"objects": [base]},
+                             headers={"Content-Type": TAXII}).json()
+        if r["success_count"]:
+            held[ident] = (author, level)
+            order.append(ident)
+    for member, c in inv.items():
+        may = {i for i, (a, lvl) in held.items() if entitled(member, a, lvl, ["alpha"])}
+        params = {"limit": "5"}
+        while True:
+            body = c.get("/taxii2/inv/collections/intel/objects/", params=params).json()
+            for obj in body.get("objects", []):
+                if obj["id"] in held:
+                    assert obj["id"] in may
+                for value in (v for k, v in obj.items() if k.endswith("_ref")):
+                    assert value not in held or value in may, (member, obj)
+                for value in (x for k, v in obj.items() if k.endswith("_refs") for x in v):
+                    assert value not in held or value in may, (member, obj)
+            if not body["more"]:
+                break
+            params["next"] = body["next"]

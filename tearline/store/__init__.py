@@ -480,6 +480,11 @@ class Store:
             raise NotFound(f"no status {status_id!r} in this API root", details={"status_id": status_id})
         return status_resource(row._asdict())
 
+    def ids(self, stmt: Any) -> set[str]:
+        """The first column of a statement's rows, as a set (ids the outbound gate asks about)."""
+        with self.engine.connect() as conn:
+            return set(conn.scalars(stmt))
+
     def count(self, gate: Iterable[ColumnElement[bool]]) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(objects).where(and_(*gate))).scalar_one())

@@ -124,12 +124,13 @@ def router(store: Store, settings: Settings) -> APIRouter:
     def get_objects(api_root: str, collection_id: str, request: Request) -> Response:
         member = member_for(request)
         q = params(request, "objects")
-        gate = readable(member, collection_for(member, api_root, collection_id))
-        page = store.page(gate, q)
-        return _envelope(page)
+        coll = collection_for(member, api_root, collection_id)
+        page = store.page(readable(member, coll), q)
+        return _envelope(page, member, coll)
 
-    def _envelope(page: Page) -> Response:
-        bodies = b",".join(row.body.encode() for row in page.rows)
+    def _envelope(page: Page, member: Member, coll: Collection) -> Response:
+        hidden = store.ids(release.hidden_targets(member, coll, [r.added_us for r in page.rows])) if page.rows else set()
+        bodies = b",".join(release.release_body(member, row.body, hidden) for row in page.rows)
         if not page.rows:
             return taxii_response(b"{" + _more_next(page) + b"}", page=page)
         return taxii_response(b"{" + _more_next(page) + b',"objects":[' + bodies + b"]}", page=page)
@@ -170,11 +171,12 @@ def router(store: Store, settings: Settings) -> APIRouter:
     def get_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
         member = member_for(request)
         q = params(request, "object")
-        gate = readable(member, collection_for(member, api_root, collection_id))
+        coll = collection_for(member, api_root, collection_id)
+        gate = readable(member, coll)
         page = store.page(gate, _with_id(q, object_id))
         if not page.rows and q.after_us is None and not store.page(gate, _any_version(object_id, q)).rows:
             raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
-        return _envelope(page)
+        return _envelope(page, member, coll)
 
     @api.delete("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/")
     def delete_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
