@@ -201,6 +201,16 @@ EventsDbOpt = Annotated[Optional[str], typer.Option("--events-db", help="DuckDB 
                                                     "else tearline-events.duckdb)")]
 
 
+def _alpha3(value: str | None) -> str | None:
+    if value is not None and (len(value) != 3 or not value.isalpha()):
+        raise typer.BadParameter(f"{value!r} is not an ISO 3166 alpha-3 code (e.g. AFG)")
+    return value.upper() if value else None
+
+
+ActorOpt = Annotated[str, typer.Option(help="actor name or alias (catalogue), or a dataset's own actor name")]
+CountryOpt = Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country", callback=_alpha3)]
+SourceOpt = Annotated[Optional[str], typer.Option(help="one dataset (acled, ucdp-ged, ucdp-candidate, iskp-curated) "
+                                                       "or 'all' side by side (default)")]
 CompactFileOpt = Annotated[Optional[Path], typer.Option("--compact-file", help="a compact file whose actors (and "
                                                          "their dataset rules) extend the actor catalogue")]
 
@@ -242,12 +252,11 @@ def events_ingest(
 
 @events_app.command("trend")
 def events_trend(
-    actor: Annotated[str, typer.Option(help="actor name or alias (catalogue), or a dataset's own actor name")],
+    actor: ActorOpt,
     start: Annotated[str, typer.Option("--from", help="first month, YYYY-MM")],
     end: Annotated[str, typer.Option("--to", help="second month, YYYY-MM")],
-    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
-    source: Annotated[Optional[str], typer.Option(help="one dataset (acled, ucdp-ged, ucdp-candidate, "
-                                                       "iskp-curated) or 'all' side by side")] = None,
+    country: CountryOpt = None,
+    source: SourceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,
@@ -258,8 +267,6 @@ def events_trend(
 
     first = _run(events.month, start, "--from")
     second = _run(events.month, end, "--to")
-    if country is not None and (len(country) != 3 or not country.isalpha()):
-        _fail(ConfigError(f"--country: {country!r} is not an ISO 3166 alpha-3 code (e.g. AFG)"))
     con = _run(events.connect, _existing_events_db(events_db))
     result = trend.trend(con, actor, country, first, second, source, _catalogue(compact_file))
     if as_json:
@@ -275,9 +282,9 @@ def events_trend(
 
 @events_app.command("series")
 def events_series(
-    actor: Annotated[str, typer.Option(help="actor name or alias, or a dataset's own actor name")],
-    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
-    source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' side by side (default)")] = None,
+    actor: ActorOpt,
+    country: CountryOpt = None,
+    source: SourceOpt = None,
     by: Annotated[Optional[str], typer.Option(help="split by 'country' or 'province'")] = None,
     start: Annotated[Optional[str], typer.Option("--from", help="first month, YYYY-MM")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="last month, YYYY-MM")] = None,
@@ -310,9 +317,9 @@ def events_series(
 
 @events_app.command("places")
 def events_places(
-    actor: Annotated[str, typer.Option(help="actor name or alias, or a dataset's own actor name")],
-    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
-    source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' (default)")] = None,
+    actor: ActorOpt,
+    country: CountryOpt = None,
+    source: SourceOpt = None,
     top: Annotated[int, typer.Option(help="how many places")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON list")] = False,
     compact_file: CompactFileOpt = None,
@@ -341,11 +348,11 @@ def _existing_events_db(flag: str | None) -> str:
 
 @events_app.command("to-stix")
 def events_to_stix(
-    actor: Annotated[str, typer.Option(help="actor name or alias, or a dataset's own actor name")],
+    actor: ActorOpt,
     compact_name: Annotated[Optional[str], typer.Option("--compact", help="push into this compact's intel collection")] = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write a STIX 2.1 bundle here instead")] = None,
-    country: Annotated[Optional[str], typer.Option(help="ISO 3166 alpha-3 country")] = None,
-    source: Annotated[Optional[str], typer.Option(help="one dataset, or 'all' (default)")] = None,
+    country: CountryOpt = None,
+    source: SourceOpt = None,
     db: DbOpt = None,
     compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,

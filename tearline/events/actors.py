@@ -96,6 +96,27 @@ def resolve(name: str, catalogue: tuple[Actor, ...] = CATALOGUE) -> Actor:
     return Actor(name=name, aliases=(), rules=(Rule("*", names=(name,)),))
 
 
+def narrowing(country: str | None, source: str | None) -> tuple[str, list[Any]]:
+    """' AND …' for the --country and --source options every events query takes."""
+    sql, params = "", []
+    if country:
+        sql += " AND country_iso3 = ?"
+        params.append(country.upper())
+    if source and source != "all":
+        sql += " AND source = ?"
+        params.append(source)
+    return sql, params
+
+
+def selection(actor_name: str, country: str | None, source: str | None,
+              catalogue: tuple[Actor, ...] = CATALOGUE) -> tuple[Actor, str, list[Any]]:
+    """The resolved actor and the WHERE clause over `events` for its rows, narrowed by country and source."""
+    actor = resolve(actor_name, catalogue)
+    where, params = predicate(actor)
+    extra, extra_params = narrowing(country, source)
+    return actor, where + extra, params + extra_params
+
+
 def predicate(actor: Actor, ambiguous: bool = False) -> tuple[str, list[Any]]:
     """SQL over `events` selecting the actor's rows (or, with ambiguous=True, its ambiguous rows)."""
     clauses: list[str] = []

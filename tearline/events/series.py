@@ -16,14 +16,7 @@ def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None
             catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
     """Rows {source, unit, month, events, fatalities} for every month from start to end (default: the
     actor's first and last event) that the source covers, with zero rows where nothing happened."""
-    actor = actors.resolve(actor_name, catalogue)
-    where, params = actors.predicate(actor)
-    if country:
-        where += " AND country_iso3 = ?"
-        params.append(country.upper())
-    if source and source != "all":
-        where += " AND source = ?"
-        params.append(source)
+    _actor, where, params = actors.selection(actor_name, country, source, catalogue)
     unit = {"country": "country_iso3", "province": "coalesce(province, '(unknown)')"}.get(by or "", "'all'")
     bounds = con.execute(f"SELECT min(event_date), max(event_date) FROM events WHERE {where}", params).fetchone()
     if bounds[0] is None:
@@ -52,14 +45,7 @@ def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None
 
 def top_places(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None, source: str | None = None,
                limit: int = 10, catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
-    actor = actors.resolve(actor_name, catalogue)
-    where, params = actors.predicate(actor)
-    if country:
-        where += " AND country_iso3 = ?"
-        params.append(country.upper())
-    if source and source != "all":
-        where += " AND source = ?"
-        params.append(source)
+    _actor, where, params = actors.selection(actor_name, country, source, catalogue)
     rows = con.execute(
         f"""SELECT source, country_iso3, province, place, count(*) AS n, sum(fatalities_best) AS f
             FROM events WHERE {where} GROUP BY ALL ORDER BY n DESC, f DESC, place LIMIT ?""",

@@ -100,14 +100,7 @@ def _alpha2(iso3: str | None) -> str | None:
 def actor_events(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None,
                  source: str | None = None, catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE
                  ) -> list[dict[str, Any]]:
-    actor = actors.resolve(actor_name, catalogue)
-    where, params = actors.predicate(actor)
-    if country:
-        where += " AND country_iso3 = ?"
-        params.append(country.upper())
-    if source and source != "all":
-        where += " AND source = ?"
-        params.append(source)
+    _actor, where, params = actors.selection(actor_name, country, source, catalogue)
     cur = con.execute(f"SELECT * FROM events WHERE {where} ORDER BY event_date, source, event_id", params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]

@@ -42,14 +42,7 @@ def trend(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None, 
     actor = actors.resolve(actor_name, catalogue)
     where, params = actors.predicate(actor)
     amb_where, amb_params = actors.predicate(actor, ambiguous=True)
-    scope = ""
-    scope_params: list[Any] = []
-    if country:
-        scope += " AND country_iso3 = ?"
-        scope_params.append(country.upper())
-    if source and source != "all":
-        scope += " AND source = ?"
-        scope_params.append(source)
+    scope, scope_params = actors.narrowing(country, source)
     months = [start, end]
     counts = _month_counts(con, where + scope, params + scope_params, months)
     ambiguous = _month_counts(con, amb_where + scope, amb_params + scope_params, months) if amb_where != "FALSE" else {}
