@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from requests import HTTPError
 import stix2
 from stix2validator import ValidationOptions, validate_instance
 from taxii2client.v21 import Server, as_pages
@@ -94,3 +96,59 @@ def test_tlp2_definitions_served_by_the_hub_are_valid_stix(hub: Hub, tokens: dic
     assert {d["id"] for d in defs} == {ident for ident, _ in markings.TLP2.values()}
     for d in defs:
         assert_valid(d)
+
+
+def test_each_member_through_taxii2_client_sees_only_what_the_gate_releases(store, tokens) -> None:  # type: ignore[no-untyped-def]
+    """The TLP gate, driven as each member with the OASIS client: every page, the manifest and object
+    lookups agree with the rule, and hidden objects answer like missing ones."""
+    import datetime as dt
+    import uuid
+
+    from tearline import compact
+    from tearline.config import Settings
+    from tests.conftest import free_port
+    from tests.stixgen import indicator
+
+    spec = compact.parse(f"""
+name: tc
+scope:
+  actors: [{{name: Islamic State Khorasan Province}}]
+expires: {(dt.date.today() + dt.timedelta(days=90)).isoformat()}
+members:
+  - {{name: alpha, write: true, tlp_max: red}}
+  - {{name: bravo, tlp_max: red}}
+  - {{name: charlie, tlp_max: amber}}
+  - {{name: ngo, tlp_max: green}}
+""")
+    keys = compact.apply(store, spec)
+    posted = {}
+    for level in markings.LEVELS:
+        obj = indicator(0, object_marking_refs=[markings.TLP2[level][0]]) | {"id": f"indicator--{uuid.uuid4()}"}
+        if level == "red":
+            obj["x_tearline_recipients"] = ["bravo"]
+        posted[level] = obj
+    entitled = {"alpha": set(markings.LEVELS), "bravo": {"clear", "green", "amber", "red"},
+                "charlie": {"clear", "green", "amber"}, "ngo": {"clear", "green"}}
+    with Hub(store, Settings(db=store.url, port=free_port())) as hub:
+        for member, token in keys.items():
+            server = Server(f"{hub.url}/taxii2/", user=member, password=token)
+            intel = next(c for c in server.api_roots[0].collections if c.alias == "intel")
+            if member == "alpha":
+                assert intel.add_objects({"objects": list(posted.values())}).success_count == 5
+            seen = set()
+            for page in as_pages(intel.get_objects, per_request=2, type="indicator"):
+                for obj in page.get("objects", []):
+                    assert_valid(obj)
+                    seen.add(obj["id"])
+            want = {posted[level]["id"] for level in entitled[member]}
+            assert seen == want, member
+            listed = {r["id"] for page in as_pages(intel.get_manifest, per_request=2, type="indicator")
+                      for r in page.get("objects", [])}
+            assert listed == want, member
+            for level, obj in posted.items():
+                if level in entitled[member]:
+                    assert intel.get_object(obj["id"])["objects"][0]["id"] == obj["id"]
+                else:
+                    # taxii2-client raises requests' HTTPError on the 404
+                    with pytest.raises(HTTPError, match="404"):
+                        intel.get_object(obj["id"])
