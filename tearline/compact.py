@@ -57,13 +57,15 @@ class CompactSpec:
     types: tuple[str, ...] = ()
     default_tlp: str = "amber"
     grace_days: int = 30
+    region: tuple[str, ...] = ()  # ISO 3166 alpha-2
+    window: tuple[str, ...] = ()
 
     def policy(self) -> "scope.Policy":
         names = tuple(sorted({n.lower() for a in self.actors for n in (a.name, *a.aliases)}))
         label = " / ".join(a.name for a in self.actors)
         return scope.Policy(actor_names=names, actor_label=label, hops=self.hops, types=self.types,
                             default_tlp=self.default_tlp, expires=self.expires.isoformat() if self.expires else None,
-                            grace_days=self.grace_days)
+                            grace_days=self.grace_days, region=self.region, window=self.window)
 
 
 def _line(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
@@ -112,6 +114,8 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     actors: list[Actor] = []
     hops = 2
     types: list[str] = []
+    region: tuple[str, ...] = ()
+    window: tuple[str, ...] = ()
     if not isinstance(scope_, dict):
         problem(("scope",), "required: a mapping with actors and hops")
     else:
@@ -137,6 +141,8 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
         if not isinstance(types, list) or not all(isinstance(t, str) and stix._TYPE_NAME.match(t) for t in types):
             problem(("scope", "types"), "must be a list of STIX type names")
             types = []
+        region = _region(scope_.get("region", []), problem)
+        window = _window(scope_.get("window"), problem)
     expires = data.get("expires")
     if expires is not None and not isinstance(expires, dt.date):
         try:
@@ -196,8 +202,40 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     return CompactSpec(
         name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
         actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs), types=tuple(types),
-        default_tlp=default_tlp, grace_days=grace,
+        default_tlp=default_tlp, grace_days=grace, region=region, window=window,
     )
+
+
+def _region(raw: Any, problem: Any) -> tuple[str, ...]:
+    """scope.region: ISO 3166 alpha-3 (or alpha-2) codes → alpha-2, as STIX locations carry them."""
+    import pycountry
+
+    if not isinstance(raw, list):
+        problem(("scope", "region"), "must be a list of ISO 3166 country codes")
+        return ()
+    out = []
+    for code in raw:
+        country = pycountry.countries.get(alpha_3=str(code).upper()) or pycountry.countries.get(alpha_2=str(code).upper())
+        if country is None:
+            problem(("scope", "region"), f"{code!r} is not an ISO 3166 country code")
+        else:
+            out.append(country.alpha_2)
+    return tuple(out)
+
+
+def _window(raw: Any, problem: Any) -> tuple[str, ...]:
+    """scope.window: {from: YYYY-MM-DD, to: YYYY-MM-DD}."""
+    if raw is None:
+        return ()
+    try:
+        start = dt.date.fromisoformat(str(raw["from"]))
+        end = dt.date.fromisoformat(str(raw["to"]))
+    except (TypeError, KeyError, ValueError):
+        problem(("scope", "window"), "must be {from: YYYY-MM-DD, to: YYYY-MM-DD}")
+        return ()
+    if end < start:
+        problem(("scope", "window"), "ends before it starts")
+    return (start.isoformat(), end.isoformat())
 
 
 _DATASETS = ("acled", "ucdp-ged", "ucdp-candidate", "iskp-curated", "*")

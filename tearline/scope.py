@@ -41,6 +41,8 @@ class Policy:
     default_tlp: str = "amber"  # for objects with no TLP marking
     expires: str | None = None  # ISO date: read-only after it
     grace_days: int = 30  # closed this many days after expiry
+    region: tuple[str, ...] = ()  # ISO 3166 alpha-2 countries a location may lie in; empty: anywhere
+    window: tuple[str, ...] = ()  # (first day, last day) an object's own date must fall in; empty: any time
 
     def dumps(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()
@@ -138,6 +140,10 @@ def distances(conn: Connection, coll: int, policy: Policy,
     return {obj["id"]: dist.get(obj["id"], UNREACHED) for obj, _ in envelope}
 
 
+# The date an object is about, for the compact's time window: the first of these it has.
+_OWN_DATE = ("first_seen", "valid_from", "published", "first_observed", "start_time", "created")
+
+
 def refusal(obj: dict[str, Any], hop: int, policy: Policy) -> str | None:
     """Why an object is off-scope, in words a person understands; None when it is admitted."""
     kind = obj.get("type")
@@ -145,6 +151,15 @@ def refusal(obj: dict[str, Any], hop: int, policy: Policy) -> str | None:
         return None
     if policy.types and kind not in policy.types:
         return f"{obj['id']}: type {kind} is not shared in this compact (allowed: {', '.join(policy.types)})"
+    if policy.region and kind == "location" and isinstance(obj.get("country"), str) \
+            and obj["country"].upper() not in policy.region:
+        return (f"{obj['id']} lies in {obj['country'].upper()}, outside the compact's region "
+                f"({', '.join(policy.region)})")
+    if policy.window and kind not in ("threat-actor", "intrusion-set", "identity"):
+        day = next((str(obj[p])[:10] for p in _OWN_DATE if isinstance(obj.get(p), str)), None)
+        if day and not policy.window[0] <= day <= policy.window[1]:
+            return (f"{obj['id']} dates from {day}, outside the compact's time window "
+                    f"{policy.window[0]} to {policy.window[1]}")
     if hop > policy.hops:
         nearest = "not connected to it at all" if hop >= UNREACHED else f"{hop} hops away"
         return (f"{obj['id']} is not connected to {policy.actor_label} within {policy.hops} hops "

@@ -113,3 +113,58 @@ members:
                    headers=POST).json()
         assert refused(r)[malware["id"]].endswith("type malware is not shared in this compact "
                                                    "(allowed: indicator, relationship, threat-actor)")
+
+
+def _narrow_hub(store: Store, extra: str):  # type: ignore[no-untyped-def]
+    from tearline.config import Settings
+    from tests.conftest import free_port
+
+    spec = compact.parse(f"""
+name: narrow
+scope:
+  actors: [{{name: Islamic State Khorasan Province}}]
+{extra}
+members:
+  - {{name: a, write: true, tlp_max: amber}}
+""")
+    tokens = compact.apply(store, spec)
+    return Hub(store, Settings(db=store.url, port=free_port())), tokens["a"]
+
+
+def test_a_region_keeps_out_places_elsewhere(store: Store) -> None:
+    hub, token = _narrow_hub(store, "  region: [AFG, PAK]")
+    with hub, client(hub, "a", token) as c:
+        kabul = sdo("location", country="AF")
+        paris = sdo("location", country="FR")
+        r = c.post("/taxii2/narrow/collections/intel/objects/", json={"objects": [
+            kabul, paris, rel(ACTOR_ID, "located-at", kabul), rel(ACTOR_ID, "located-at", paris)]}, headers=POST).json()
+        assert refused(r)[paris["id"]] == f"{paris['id']} lies in FR, outside the compact's region (AF, PK)"
+        assert kabul["id"] not in refused(r)
+
+
+def test_a_time_window_keeps_out_what_is_about_another_time(store: Store) -> None:
+    hub, token = _narrow_hub(store, "  window: {from: 2015-01-01, to: 2025-12-31}")
+    with hub, client(hub, "a", token) as c:
+        old = sdo("indicator", created="2012-04-01T00:00:00.000Z", modified="2012-04-01T00:00:00.000Z",
+                  valid_from="2012-04-01T00:00:00.000Z")
+        new = sdo("indicator")
+        r = c.post("/taxii2/narrow/collections/intel/objects/", json={"objects": [
+            old, new, rel(old, "indicates", ACTOR_ID), rel(new, "indicates", ACTOR_ID)]}, headers=POST).json()
+        assert refused(r)[old["id"]] == (f"{old['id']} dates from 2012-04-01, outside the compact's time window "
+                                         "2015-01-01 to 2025-12-31")
+        assert new["id"] not in refused(r)
+
+
+def test_bad_region_and_window_are_named_in_the_compact_file() -> None:
+    from tearline.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        compact.parse("""name: x
+scope:
+  actors: [{name: A}]
+  region: [AFG, XYZ]
+  window: {from: 2020-01-01, to: 2019-01-01}
+members: [{name: a}]
+""", "c.yaml")
+    assert "c.yaml:4: scope.region: 'XYZ' is not an ISO 3166 country code" in str(info.value)
+    assert "c.yaml:5: scope.window: ends before it starts" in str(info.value)
