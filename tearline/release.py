@@ -78,14 +78,37 @@ def _hidden(member: Member, collection: Collection, target: ColumnElement[str]) 
     )
 
 
-def visible(member: Member, collection: Collection) -> list[ColumnElement[bool]]:
-    """WHERE clauses selecting the object versions ``member`` may read in ``collection``."""
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """The WHERE clauses of what one member may read in one collection (iterate it to use them), and
+    the version rules that depend on them."""
+
+    where: tuple[ColumnElement[bool], ...]
+    member: Member
+    collection: Collection
+
+    def __iter__(self) -> Any:
+        return iter(self.where)
+
+    def edge(self, newest: bool) -> ColumnElement[bool]:
+        """This version is the newest (or oldest) one the member may see: match[version]=last|first
+        must not lose an object because a newer version is beyond the member's reach."""
+        flag = objects.c.is_latest if newest else objects.c.is_first
+        other = objects.alias("other")
+        beyond = other.c.version_us > objects.c.version_us if newest else other.c.version_us < objects.c.version_us
+        return or_(flag.is_(True), ~exists(select(other.c.pk).where(
+            other.c.coll == objects.c.coll, other.c.stix_id == objects.c.stix_id, beyond,
+            _may_see(self.member, other))))
+
+
+def visible(member: Member, collection: Collection) -> Gate:
+    """The gate selecting the object versions ``member`` may read in ``collection``."""
     if not can_read(member, collection):
-        return [false()]
+        return Gate((false(),), member, collection)
     end = refs.alias("endpoint")
     hidden_end = exists(select(end.c.added_us).where(
         end.c.added_us == objects.c.added_us, end.c.prop.in_(ENDPOINTS), _hidden(member, collection, end.c.target_id)))
-    return [objects.c.coll == collection.num, _may_see(member, objects), ~hidden_end]
+    return Gate((objects.c.coll == collection.num, _may_see(member, objects), ~hidden_end), member, collection)
 
 
 def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> object:

@@ -193,3 +193,20 @@ members:
     assert indicator_copy["created_by_ref"] == pseudonym  # same author, same pseudonym
     assert masked[objs[1]["id"]]["created_by_ref"] not in (pseudonym, other)
     assert "x_source_grade" not in indicator_copy and plain[objs[2]["id"]]["x_source_grade"] == "A1"
+
+
+def test_last_and_first_mean_the_last_and_first_version_a_member_may_see(clients) -> None:  # type: ignore[no-untyped-def]
+    v1 = marked("green")
+    v2 = v1 | {"modified": "2024-04-01T00:00:00.000Z", "object_marking_refs": [markings.TLP2["amber"][0]]}
+    v3 = v1 | {"modified": "2024-05-01T00:00:00.000Z", "object_marking_refs": [markings.TLP2["green"][0]],
+               "name": "renamed"}
+    alpha, ngo, charlie = clients["alpha"], clients["ngo"], clients["charlie"]
+    alpha.post(OBJECTS.format(root="gate"), json={"objects": [v1, v2]}, headers=POST)
+    path = f"{OBJECTS.format(root='gate')}{v1['id']}/"
+    assert [o["modified"] for o in ngo.get(path).json()["objects"]] == [v1["modified"]]  # v2 is beyond it
+    assert [o["modified"] for o in charlie.get(path).json()["objects"]] == [v2["modified"]]
+    assert [o["modified"] for o in ngo.get(path, params={"match[version]": "first"}).json()["objects"]] == [v1["modified"]]
+    alpha.post(OBJECTS.format(root="gate"), json={"objects": [v3]}, headers=POST)
+    assert [o["modified"] for o in ngo.get(path).json()["objects"]] == [v3["modified"]]
+    listed = {o["id"]: o["modified"] for o in ngo.get(OBJECTS.format(root="gate"), params={"match[type]": "indicator"}).json()["objects"]}
+    assert listed[v1["id"]] == v3["modified"]

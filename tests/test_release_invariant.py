@@ -57,9 +57,9 @@ def inv(store: Store):  # type: ignore[no-untyped-def]
             c.close()
 
 
-def read_all(c, path: str) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def read_all(c, path: str, versions: str = "all") -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
     out: set[tuple[str, str]] = set()
-    params = {"match[type]": "indicator", "match[version]": "all", "limit": "4"}
+    params = {"match[type]": "indicator", "match[version]": versions, "limit": "4"}
     while True:
         body = c.get(f"/taxii2/inv/collections/intel/{path}/", params=params).json()
         for o in body.get("objects", []):
@@ -96,6 +96,12 @@ def test_every_member_reads_exactly_what_it_is_entitled_to(inv, ops) -> None:  #
     for member, c in inv.items():
         assert read_all(c, "objects") & mine == expected[member]
         assert read_all(c, "manifest") & mine == expected[member]
+        # without match[version], each object once, at the newest version this member may see
+        newest: dict[str, str] = {}
+        for ident, stamp in expected[member]:
+            newest[ident] = max(stamp, newest.get(ident, stamp))
+        latest = read_all(c, "objects", versions="last")
+        assert {p for p in latest if p[0] in {i for i, _ in posted}} == set(newest.items())
         for ident in {i for i, _ in posted}:
             visible = {s for i, s in expected[member] if i == ident}
             r = c.get(f"/taxii2/inv/collections/intel/objects/{ident}/versions/")

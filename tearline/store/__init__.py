@@ -36,7 +36,7 @@ from sqlalchemy import (
 
 from .. import markings, stix
 from ..errors import ConfigError, NotFound
-from ..release import Collection, Member
+from ..release import Collection, Gate, Member
 from ..taxii.query import TaxiiQuery
 from .schema import api_roots, collections, hub_clock, members, objects, recipients, refs, statuses
 
@@ -414,7 +414,7 @@ class Store:
     # -- reading ------------------------------------------------------------------------------
 
     @staticmethod
-    def _filters(q: TaxiiQuery) -> list[ColumnElement[bool]]:
+    def _filters(q: TaxiiQuery, gate: Any = None) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
         if q.ids:
             clauses.append(objects.c.stix_id.in_(q.ids))
@@ -422,10 +422,11 @@ class Store:
             clauses.append(objects.c.type.in_(q.types))
         if "all" not in q.versions:
             pick: list[ColumnElement[bool]] = []
+            # through a gate, first and last mean the first and last version the member may see
             if "last" in q.versions:
-                pick.append(objects.c.is_latest.is_(True))
+                pick.append(gate.edge(newest=True) if isinstance(gate, Gate) else objects.c.is_latest.is_(True))
             if "first" in q.versions:
-                pick.append(objects.c.is_first.is_(True))
+                pick.append(gate.edge(newest=False) if isinstance(gate, Gate) else objects.c.is_first.is_(True))
             if q.version_us:
                 pick.append(objects.c.version_us.in_(q.version_us))
             clauses.append(or_(*pick))
@@ -445,7 +446,7 @@ class Store:
         order = objects.c.added_us + 0 if q.ids else objects.c.added_us
         stmt = (
             select(*cols, objects.c.added_us.label("added_us"))
-            .where(and_(*gate, *self._filters(q)))
+            .where(and_(*gate, *self._filters(q, gate)))
             .order_by(order)
             .limit(q.limit + 1)
         )
@@ -456,7 +457,7 @@ class Store:
 
     def delete_versions(self, gate: Iterable[ColumnElement[bool]], coll: int, stix_id: str, q: TaxiiQuery) -> int:
         """Delete the versions of one object that match; keep first/last flags right on the rest."""
-        where = and_(*gate, objects.c.stix_id == stix_id, *self._filters(q))
+        where = and_(*gate, objects.c.stix_id == stix_id, *self._filters(q, gate))
         with self.engine.begin() as conn:
             doomed = list(conn.scalars(select(objects.c.added_us).where(where)))
             if not doomed:

@@ -6,6 +6,7 @@ answers exactly as one that does not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -64,7 +65,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
             raise NotFound(f"no collection {collection_id!r} in API root {api_root!r}", details={"collection": collection_id})
         return coll
 
-    def readable(member: Member, coll: Collection) -> list[Any]:
+    def readable(member: Member, coll: Collection) -> release.Gate:
         if not release.can_read(member, coll):
             raise Forbidden(f"member {member.name!r} may not read collection {coll.alias!r}")
         policy = store.policy(coll.api_root)
@@ -189,7 +190,8 @@ def router(store: Store, settings: Settings) -> APIRouter:
         if "match[version]" not in request.query_params:
             q = query.TaxiiQuery(versions=("all",), spec_versions=q.spec_versions)
         # a member deletes only what it wrote
-        if store.delete_versions([*gate, objects.c.author == member.id], coll.num, object_id, q) == 0:
+        mine = dataclasses.replace(gate, where=(*gate.where, objects.c.author == member.id))
+        if store.delete_versions(mine, coll.num, object_id, q) == 0:
             raise NotFound(f"no object {object_id!r} (matching the filters) in this collection", details={"object_id": object_id})
         return Response(status_code=200, media_type=media.TAXII)
 
