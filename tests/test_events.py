@@ -267,3 +267,13 @@ def test_month_precision_events_count_in_the_month_of_their_first_day(db: Path, 
     assert precision == "month"
     got = trend.trend(con, "ISKP", "AFG", (2022, 1), (2024, 4), "acled")
     assert got["from"]["events"] == 50
+
+
+@pytest.mark.parametrize("column", ["event_id_cnty", "event_date", "fatalities"])
+def test_a_row_missing_its_id_date_or_fatalities_is_an_error_not_a_skip(db: Path, tmp_path: Path, column: str) -> None:
+    rows = _acled_rows(random.Random(4))
+    rows[6][column] = ""
+    with pytest.raises(EventsError) as info:
+        events.ingest([write_acled(tmp_path / "acled.csv", rows)], db)
+    assert f"record 7 (about line 8): column {column} is empty" in str(info.value)
+    assert count(db) == {}

@@ -61,6 +61,8 @@ class Format:
     select: str
     # column whose date format is sniffed from the first rows (ACLED writes both 2022-01-15 and 15 January 2022)
     date_column: str | None = None
+    # columns every row must fill (its id, date and fatalities): an empty one is an error, never a skip
+    must_have: tuple[str, ...] = ()
 
 
 class EventsError(ConfigError):
@@ -179,6 +181,16 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
         if problems:
             raise EventsError(f"{path}: {len(problems)} row(s) cannot be read:\n" + "\n".join(problems[:50]),
                               details={"problems": problems})
+        empty = []
+        for col in fmt.must_have:
+            # rowid counts the rows read, so the file line is rowid + 2 (the header, and 1-based lines)
+            # unless rows before it were rejected or spanned lines
+            for (rowid,) in con.execute(f'SELECT rowid - (SELECT min(rowid) FROM raw) FROM raw WHERE "{col}" IS NULL '
+                                        "ORDER BY rowid LIMIT 20").fetchall():
+                empty.append(f"{path}: record {rowid + 1} (about line {rowid + 2}): column {col} is empty")
+        if empty:
+            raise EventsError(f"{path}: {len(empty)} row(s) lack a required value:\n" + "\n".join(empty),
+                              details={"problems": empty})
         present = {c.strip().lower() for c in header}
         for col in fmt.optional:
             if col not in present:

@@ -14,6 +14,7 @@ ACLED = events.Format(
     optional=("time_precision", "geo_precision", "notes", "assoc_actor_1", "assoc_actor_2", "sub_event_type"),
     types={"event_date": "DATE", "latitude": "DOUBLE", "longitude": "DOUBLE", "fatalities": "INTEGER"},
     date_column="event_date",
+    must_have=("event_id_cnty", "event_date", "fatalities"),
     select="""
         SELECT
             'acled' AS source,

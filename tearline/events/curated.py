@@ -14,6 +14,7 @@ ISKP = events.Format(
     optional=("fatalities_low", "fatalities_high", "latitude", "longitude", "geo_precision", "target_type", "source_title"),
     types={"date": "DATE", "fatalities_best": "INTEGER", "fatalities_low": "INTEGER", "fatalities_high": "INTEGER",
            "latitude": "DOUBLE", "longitude": "DOUBLE"},
+    must_have=("event_id", "date", "fatalities_best"),
     select="""
         SELECT
             'iskp-curated' AS source,

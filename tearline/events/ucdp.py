@@ -22,6 +22,7 @@ GED = events.Format(
                         "best", "low", "high", "where_prec", "latitude", "longitude"}),
     types={"date_prec": "INTEGER", "where_prec": "INTEGER", "best": "INTEGER", "low": "INTEGER", "high": "INTEGER",
            "latitude": "DOUBLE", "longitude": "DOUBLE", "date_start": "TIMESTAMP", "date_end": "TIMESTAMP"},
+    must_have=("id", "date_start", "best"),
     select=f"""
         SELECT
             -- Candidate releases write active_year as true/false, GED as 1/0.
