@@ -23,7 +23,8 @@ from .store import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization"}
-_TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp"}
+_TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp",
+             "members_visible"}
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
 _ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
 
@@ -57,6 +58,7 @@ class CompactSpec:
     types: tuple[str, ...] = ()
     default_tlp: str = "amber"
     grace_days: int = 30
+    members_visible: bool = False
     region: tuple[str, ...] = ()  # ISO 3166 alpha-2
     window: tuple[str, ...] = ()
 
@@ -65,7 +67,8 @@ class CompactSpec:
         label = " / ".join(a.name for a in self.actors)
         return scope.Policy(actor_names=names, actor_label=label, hops=self.hops, types=self.types,
                             default_tlp=self.default_tlp, expires=self.expires.isoformat() if self.expires else None,
-                            grace_days=self.grace_days, region=self.region, window=self.window)
+                            grace_days=self.grace_days, region=self.region, window=self.window,
+                            members_visible=self.members_visible)
 
 
 def _line(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
@@ -157,6 +160,10 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
         problem(("grace_days",), f"must be a whole number of days, got {grace!r}")
         grace = 30
+    members_visible = data.get("members_visible", False)
+    if not isinstance(members_visible, bool):
+        problem(("members_visible",), f"must be true or false, got {members_visible!r}")
+        members_visible = False
     raw_members = data.get("members")
     member_specs: list[MemberSpec] = []
     if not isinstance(raw_members, list) or not raw_members:
@@ -202,7 +209,7 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     return CompactSpec(
         name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
         actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs), types=tuple(types),
-        default_tlp=default_tlp, grace_days=grace, region=region, window=window,
+        default_tlp=default_tlp, grace_days=grace, region=region, window=window, members_visible=members_visible,
     )
 
 

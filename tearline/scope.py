@@ -41,6 +41,7 @@ class Policy:
     default_tlp: str = "amber"  # for objects with no TLP marking
     expires: str | None = None  # ISO date: read-only after it
     grace_days: int = 30  # closed this many days after expiry
+    members_visible: bool = False  # may members learn who else is in the compact?
     region: tuple[str, ...] = ()  # ISO 3166 alpha-2 countries a location may lie in; empty: anywhere
     window: tuple[str, ...] = ()  # (first day, last day) an object's own date must fall in; empty: any time
 

@@ -100,9 +100,22 @@ def test_red_goes_only_to_the_named_recipients(clients) -> None:  # type: ignore
     assert red["id"] not in ids(clients["charlie"]) and red["id"] not in ids(clients["ngo"])
 
 
-def test_red_to_someone_outside_the_compact_is_refused_without_a_roll_call(clients) -> None:  # type: ignore[no-untyped-def]
-    red = marked("red", x_tearline_recipients=["bravo", "mossad"])
-    status = clients["alpha"].post(OBJECTS.format(root="gate"), json={"objects": [red]}, headers=POST).json()
+def test_naming_outsiders_as_red_recipients_tells_nothing_about_who_is_a_member(clients) -> None:  # type: ignore[no-untyped-def]
+    # members are not visible in this compact: an unknown name is kept, matches nobody, and the answer is
+    # the same as for a member's name, so a member cannot probe the roll
+    for names in (["bravo", "mossad"], ["mossad"], ["bravo"]):
+        red = marked("red", x_tearline_recipients=names)
+        status = clients["alpha"].post(OBJECTS.format(root="gate"), json={"objects": [red]}, headers=POST).json()
+        assert status["success_count"] == 1 and status["failure_count"] == 0
+        assert (red["id"] in ids(clients["bravo"])) == ("bravo" in names)
+
+
+def test_where_members_may_know_each_other_an_outsider_recipient_is_refused_by_name(store: Store) -> None:
+    expires = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    tokens = compact.apply(store, compact.parse(COMPACT.format(expires=expires) + "members_visible: true\n"))
+    with Hub(store, Settings(db=store.url, port=free_port())) as hub, client(hub, "alpha", tokens["alpha"]) as c:
+        red = marked("red", x_tearline_recipients=["bravo", "mossad"])
+        status = c.post(OBJECTS.format(root="gate"), json={"objects": [red]}, headers=POST).json()
     assert status["failure_count"] == 1
     assert "not members of this compact: mossad" in status["failures"][0]["message"]
 

@@ -299,16 +299,17 @@ class Store:
         for index, obj in enumerate(envelope_objects):
             problems, edges = stix.inspect(obj)
             if "x_tearline_recipients" in obj if isinstance(obj, dict) else False:
-                if names is None:
-                    with self.engine.connect() as conn:
-                        names = set(self.member_names(conn, collection.api_root))
                 wanted = obj["x_tearline_recipients"]
                 if not isinstance(wanted, list) or not all(isinstance(n, str) for n in wanted):
                     problems.append("x_tearline_recipients: must be a list of member names")
-                else:
+                elif policy.members_visible:
+                    # Only where the compact lets members know each other may the hub say who is not one;
+                    # otherwise an unknown name is kept and matches nobody, so probing names learns nothing.
+                    if names is None:
+                        with self.engine.connect() as conn:
+                            names = set(self.member_names(conn, collection.api_root))
                     unknown = sorted(set(wanted) - names)
                     if unknown:
-                        # the same words for a removed member and one that never was: no roll-call
                         problems.append(f"x_tearline_recipients: not members of this compact: {', '.join(unknown)}")
             if problems:
                 fail(index, obj, "; ".join(problems))
