@@ -394,7 +394,7 @@ def _push(store: Store, compact_name: str, objs: list[dict[str, Any]]) -> int:
         raise ConfigError(f"--compact: no compact named {compact_name!r}")
     before = store.count([objects.c.coll == intel.num])
     with store.engine.begin() as conn:
-        store.write_objects(conn, intel.num, objs, store.policy(compact_name))
+        store.write_objects(conn, intel.num, objs, intel.rules)
     return store.count([objects.c.coll == intel.num]) - before
 
 

@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select
 
 from . import markings
+from .scope import Policy
 from .store.schema import objects, recipients, refs
 
 # A relationship or sighting whose end the member may not see is withheld whole: its mere existence
@@ -46,6 +47,11 @@ class Collection:
     description: str
     member_writable: bool
     num: int  # the store's key of the collection
+    policy: str = "{}"  # its compact's policy, as stored (read with the collection: one query, not two)
+
+    @property
+    def rules(self) -> "Policy":
+        return Policy.loads(self.policy)
 
 
 def can_read(member: Member, collection: Collection) -> bool:
@@ -112,9 +118,9 @@ def visible(member: Member, collection: Collection) -> Gate:
 
 
 def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> object:
-    """The statement listing the ids that released versions (by date_added) refer to but the member
+    """The statement listing, per released version (by date_added), the ids it refers to that the member
     may not see: they are cut out of the copies it receives."""
-    return select(refs.c.target_id).distinct().where(
+    return select(refs.c.added_us, refs.c.target_id).where(
         refs.c.added_us.in_(added), refs.c.prop.notin_(ENDPOINTS), _hidden(member, collection, refs.c.target_id))
 
 
@@ -152,16 +158,8 @@ def needs_copy(member: Member) -> bool:
 
 
 def release_body(member: Member, body: str, hidden: set[str]) -> bytes:
-    """Raw stored JSON when nothing is to change, else the member's redacted copy."""
+    """Raw stored JSON when nothing is to change (``hidden``: what this object refers to that the member
+    may not see), else the member's redacted copy."""
     if not hidden and not needs_copy(member):
         return body.encode()
-    obj = orjson.loads(body)
-    if not needs_copy(member) and not any(t in hidden for _, _, t in _refs(obj)):
-        return body.encode()
-    return orjson.dumps(redact(member, obj, hidden))
-
-
-def _refs(obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    from .stix import refs_of
-
-    return refs_of(obj)
+    return orjson.dumps(redact(member, orjson.loads(body), hidden))

@@ -160,13 +160,6 @@ class Store:
         else:
             conn.execute(insert(api_roots).values(name=name, created_us=now_us(), **values))
 
-    def policy(self, api_root: str) -> Any:
-        from ..scope import Policy
-
-        with self.engine.connect() as conn:
-            text_ = conn.execute(select(api_roots.c.policy).where(api_roots.c.name == api_root)).scalar()
-        return Policy.loads(text_ or "{}")
-
     def ensure_collection(
         self, conn: Connection, api_root: str, alias: str, title: str, description: str = "", member_writable: bool = True
     ) -> int:
@@ -270,9 +263,12 @@ class Store:
     def collection(self, api_root: str, key: str) -> Collection | None:
         """A collection of an API root by id or by alias."""
         with self.engine.connect() as conn:
-            r = conn.execute(select(collections).where(
-                collections.c.api_root == api_root, or_(collections.c.id == key, collections.c.alias == key))).first()
-        return Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable, r.num) if r else None
+            r = conn.execute(
+                select(collections, api_roots.c.policy)
+                .join(api_roots, api_roots.c.name == collections.c.api_root)
+                .where(collections.c.api_root == api_root, or_(collections.c.id == key, collections.c.alias == key))
+            ).first()
+        return Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable, r.num, r.policy) if r else None
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -298,8 +294,8 @@ class Store:
         names: set[str] | None = None
         for index, obj in enumerate(envelope_objects):
             problems, edges = stix.inspect(obj)
-            if "x_tearline_recipients" in obj if isinstance(obj, dict) else False:
-                wanted = obj["x_tearline_recipients"]
+            wanted = obj.get("x_tearline_recipients") if isinstance(obj, dict) else None
+            if wanted is not None:
                 if not isinstance(wanted, list) or not all(isinstance(n, str) for n in wanted):
                     problems.append("x_tearline_recipients: must be a list of member names")
                 elif policy.members_visible:
@@ -482,10 +478,13 @@ class Store:
             raise NotFound(f"no status {status_id!r} in this API root", details={"status_id": status_id})
         return status_resource(row._asdict())
 
-    def ids(self, stmt: Any) -> set[str]:
-        """The first column of a statement's rows, as a set (ids the outbound gate asks about)."""
+    def grouped(self, stmt: Any) -> dict[Any, set[Any]]:
+        """A two-column statement's rows as {first: {second, …}} (what the outbound gate asks about)."""
+        out: dict[Any, set[Any]] = {}
         with self.engine.connect() as conn:
-            return set(conn.scalars(stmt))
+            for key, value in conn.execute(stmt):
+                out.setdefault(key, set()).add(value)
+        return out
 
     def count(self, gate: Iterable[ColumnElement[bool]]) -> int:
         with self.engine.connect() as conn:

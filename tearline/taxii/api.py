@@ -68,7 +68,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
     def readable(member: Member, coll: Collection) -> release.Gate:
         if not release.can_read(member, coll):
             raise Forbidden(f"member {member.name!r} may not read collection {coll.alias!r}")
-        policy = store.policy(coll.api_root)
+        policy = coll.rules
         if policy.state(datetime.date.today()) == "closed":
             raise Forbidden(f"compact {coll.api_root!r} closed after its expiry ({policy.expires}) and grace period")
         return release.visible(member, coll)
@@ -130,8 +130,8 @@ def router(store: Store, settings: Settings) -> APIRouter:
         return _envelope(page, member, coll)
 
     def _envelope(page: Page, member: Member, coll: Collection) -> Response:
-        hidden = store.ids(release.hidden_targets(member, coll, [r.added_us for r in page.rows])) if page.rows else set()
-        bodies = b",".join(release.release_body(member, row.body, hidden) for row in page.rows)
+        hidden = store.grouped(release.hidden_targets(member, coll, [r.added_us for r in page.rows])) if page.rows else {}
+        bodies = b",".join(release.release_body(member, row.body, hidden.get(row.added_us, set())) for row in page.rows)
         if not page.rows:
             return taxii_response(b"{" + _more_next(page) + b"}", page=page)
         return taxii_response(b"{" + _more_next(page) + b',"objects":[' + bodies + b"]}", page=page)
@@ -144,7 +144,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         coll = await run_in_threadpool(collection_for, member, api_root, collection_id)
         if not release.can_write(member, coll):
             raise Forbidden(f"member {member.name!r} may not write to collection {coll.alias!r}")
-        policy = await run_in_threadpool(store.policy, api_root)
+        policy = coll.rules
         state = policy.state(datetime.date.today())
         if state != "open":
             raise Forbidden(f"compact {api_root!r} expired on {policy.expires}: it is {state}; nothing more can be added")
