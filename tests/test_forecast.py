@@ -1,0 +1,245 @@
+"""Forecasts: panels checked against an independent pandas count, no leakage of the future, the
+metrics against scikit-learn and properscoring, the Hawkes fit on a simulated process, the bar on
+TTP's real series, and the CLI's contract, alerts and refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tearline import boundaries, events
+from tearline.forecast import backtest, current, panel
+from tearline.forecast.baselines import Climatology, NoChange, RecentRate
+from tearline.forecast.boosting import Boosting
+from tearline.forecast.hawkes import Hawkes
+
+DATA = Path(__file__).resolve().parent.parent / "tearline" / "data" / "events"
+GED_PAK = DATA / "ucdp-ged-pakistan" / "conflict_data_pak.csv"
+TL = [sys.executable, "-m", "tearline"]
+
+
+@pytest.fixture(scope="module")
+def events_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("forecast") / "events.duckdb"
+    events.ingest([GED_PAK], db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def ttp(events_db: Path) -> panel.Panel:
+    con = events.connect(events_db)
+    try:
+        return panel.build(con, "TTP", "province", "PAK")
+    finally:
+        con.close()
+
+
+def test_panel_has_every_unit_month_and_matches_an_independent_count(ttp: panel.Panel) -> None:
+    raw = pd.read_csv(GED_PAK, skiprows=[1], low_memory=False)
+    ttp_rows = raw[((raw.side_a == "TTP") | (raw.side_b == "TTP")) & (raw.date_prec != 5)].copy()
+    ttp_rows["month"] = pd.to_datetime(ttp_rows.date_start).dt.to_period("M")
+    assert panel.month_label(ttp.start) == str(ttp_rows.month.min())
+    assert panel.month_label(ttp.end) == str(pd.to_datetime(raw.date_end).max().to_period("M"))
+    # every unit-month is there, zeros included: eight provinces (some never struck by TTP) × 179 months
+    assert ttp.counts.shape == (8, ttp.end - ttp.start + 1)
+    assert ("PAK", "Gilgit-Baltistan") in ttp.units
+    for (iso, prov), row, fat in zip(ttp.units, ttp.counts, ttp.fatalities):
+        mine = ttp_rows[ttp_rows.adm_1.fillna("").str.replace(r"\s+province$", "", regex=True) == prov]
+        by_month = mine.groupby("month").size()
+        for m, n in by_month.items():
+            assert row[panel.month_index(m.year, m.month) - ttp.start] == n, (prov, m)
+        assert row.sum() == len(mine) and fat.sum() == mine.best.sum()
+    # events without a province are reported, not silently dropped
+    assert any("without a province" in note for note in ttp.notes)
+
+
+@pytest.mark.parametrize("model", [Climatology(), NoChange(), RecentRate(), Boosting(), Hawkes()],
+                         ids=lambda m: m.name)
+def test_shuffling_the_future_does_not_change_a_forecast(ttp: panel.Panel, model: object) -> None:
+    t = panel.month_index(2015, 6)
+    cut = t - ttp.start + 1
+    rng = np.random.default_rng(7)
+    order = cut + rng.permutation(ttp.months - cut)
+    future_events = ttp.event_time >= cut
+    shifted_time = ttp.event_time.copy()
+    shifted_time[future_events] = rng.uniform(cut, ttp.months, future_events.sum())
+    shuffled = panel.Panel(**{**ttp.__dict__, "counts": np.concatenate([ttp.counts[:, :cut], ttp.counts[:, order]], 1),
+                              "fatalities": np.concatenate([ttp.fatalities[:, :cut], ttp.fatalities[:, order]], 1),
+                              "event_time": shifted_time})
+    assert not np.array_equal(shuffled.counts, ttp.counts)
+    fresh = lambda: type(model)()  # noqa: E731  (a fitted model must not carry state between the two runs)
+    a = fresh().predict(ttp.history(t), [1, 3, 6], np.random.default_rng(1))
+    b = fresh().predict(shuffled.history(t), [1, 3, 6], np.random.default_rng(1))
+    for h in (1, 3, 6):
+        np.testing.assert_array_equal(a[h].p, b[h].p)
+        np.testing.assert_array_equal(a[h].counts, b[h].counts)
+        np.testing.assert_array_equal(a[h].fatalities, b[h].fatalities)
+
+
+def test_history_refuses_to_cut_before_the_data(ttp: panel.Panel) -> None:
+    from tearline.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="no data before"):
+        ttp.history(ttp.start - 1)
+
+
+def test_baselines_are_what_they_say(ttp: panel.Panel) -> None:
+    hist = ttp.history(panel.month_index(2016, 12))
+    rng = np.random.default_rng(0)
+    clim = Climatology().predict(hist, [1], rng)[1]
+    np.testing.assert_allclose(clim.p, (hist.counts[:, -36:] > 0).mean(axis=1))
+    same = NoChange().predict(hist, [4], rng)[4]
+    np.testing.assert_array_equal(same.counts[:, 0], hist.counts[:, -1])
+    assert set(np.unique(same.p)) <= {0.0, 1.0}
+    rate = RecentRate().predict(hist, [2], rng)[2]
+    w = 0.5 ** (np.arange(hist.months)[::-1] / 3.0)
+    expected = (hist.counts * w).sum(axis=1) / w.sum()
+    np.testing.assert_allclose(rate.p, 1 - np.exp(-expected))
+    np.testing.assert_allclose(rate.counts.mean(axis=1), expected, rtol=0.15, atol=0.05)
+
+
+def test_scores_agree_with_scikit_learn_and_properscoring() -> None:
+    from sklearn.metrics import brier_score_loss, log_loss
+
+    rng = np.random.default_rng(3)
+    scores = backtest.Scores()
+    for origin in range(40):
+        p = rng.uniform(0.01, 0.99, 5)
+        y = (rng.uniform(size=5) < p).astype(int)
+        scores.origin += [origin] * 5
+        scores.p += list(p)
+        scores.occurred += list(y)
+        scores.crps += list(np.abs(y - 0.5))
+        scores.crps_fatalities += [0.0] * 5
+    base = backtest.Scores(origin=scores.origin, p=[0.5] * 200, occurred=scores.occurred, crps=[1.0] * 200,
+                           crps_fatalities=[0.0] * 200)
+    rows = backtest.summarise({("m", 1): scores, ("b", 1): base}, {"m": "model", "b": "baseline"}, "province")
+    row = next(r for r in rows if r["model"] == "m")
+    assert row["brier"] == pytest.approx(brier_score_loss(scores.occurred, scores.p), abs=1e-5)
+    assert row["log_loss"] == pytest.approx(log_loss(scores.occurred, scores.p), abs=1e-5)
+    assert row["brier_skill"] == pytest.approx(1 - row["brier"] / 0.25, abs=1e-3)
+    assert row["baseline"] == "b" and row["brier_skill_ci"][0] <= row["brier_skill"] <= row["brier_skill_ci"][1]
+
+
+def test_hawkes_recovers_a_simulated_process() -> None:
+    """A branching simulation with known background, branching ratio and decay: the fit finds them."""
+    rng = np.random.default_rng(11)
+    months, mu, branching, omega = 200, np.array([3.0, 0.5]), 0.5, 2.0
+    times, units = [], []
+    for u, rate in enumerate(mu):
+        queue = list(rng.uniform(0, months, rng.poisson(rate * months)))
+        while queue:
+            t = queue.pop()
+            times.append(t)
+            units.append(u)
+            queue += [c for c in t + rng.exponential(1 / omega, rng.poisson(branching)) if c < months]
+    order = np.argsort(times)
+    t_arr, u_arr = np.array(times)[order], np.array(units)[order]
+    counts = np.zeros((2, months))
+    np.add.at(counts, (u_arr, t_arr.astype(int)), 1)
+    sim = panel.Panel(actor="sim", source="sim", level="province", units=(("PAK", "a"), ("PAK", "b")), start=0,
+                      counts=counts, fatalities=counts.copy(), event_unit=u_arr, event_time=t_arr,
+                      event_fatalities=np.ones(t_arr.size))
+    model = Hawkes(window=months)
+    fitted_mu, fitted_n, fitted_omega = model._fit(sim)
+    assert fitted_n == pytest.approx(branching, abs=0.15)
+    assert fitted_omega == pytest.approx(omega, rel=0.5)
+    np.testing.assert_allclose(fitted_mu, mu, rtol=0.35)
+
+
+def test_ttp_province_month_best_model_beats_the_best_baseline_at_horizons_1_to_3(ttp: panel.Panel) -> None:
+    """The bar: on TTP's real series, rolling origin over 2012-2021, positive Brier skill against the
+    best baseline and a lower count CRPS at horizons 1-3."""
+    models = backtest.standard_models()
+    scores = backtest.run(ttp, panel.month_index(2012, 1), panel.month_index(2021, 12), [1, 2, 3], models)
+    rows = backtest.summarise(scores, {m.name: m.kind for m in models}, "province")
+    for h in (1, 2, 3):
+        mine = [r for r in rows if r["horizon"] == h]
+        best = min((r for r in mine if r["kind"] == "model"), key=lambda r: r["brier"])
+        best_crps = min(r["crps"] for r in mine if r["kind"] == "baseline")
+        print(f"h={h}: {best['model']} Brier skill {best['brier_skill']:+.4f} {best['brier_skill_ci']} vs "
+              f"{best['baseline']}; CRPS {best['crps']:.4f} vs best baseline {best_crps:.4f}")
+        assert best["brier_skill"] > 0
+        assert best["crps"] < best_crps
+        assert best["n"] == 8 * 120  # every province, every month of 2012-2021
+
+
+def test_boundaries_match_every_province_ucdp_names_and_neighbours_are_symmetric(ttp: panel.Panel) -> None:
+    assert all(boundaries.code(iso, prov) for iso, prov in ttp.units)
+    adjacent = boundaries.neighbours()
+    assert "PK-KP" in adjacent["PK-TA"] and "AF-NAN" in adjacent["PK-TA"]  # across the Durand line too
+    assert all(a in adjacent[b] for a, near in adjacent.items() for b in near)
+    assert boundaries.code("AFG", "Sindh") is None  # a name is matched within its own country only
+
+
+def test_cli_backtest_prints_the_design_contract_and_draws_charts(events_db: Path, tmp_path: Path) -> None:
+    done = subprocess.run([*TL, "forecast", "backtest", "--events-db", str(events_db), "--actor", "ISKP",
+                           "--country", "PAK", "--horizons", "1-2", "--json", "--charts", str(tmp_path)],
+                          check=True, capture_output=True, text=True)
+    rows = json.loads(done.stdout)
+    assert {r["unit"] for r in rows} == {"country", "province"} and {r["horizon"] for r in rows} == {1, 2}
+    for r in rows:
+        assert {"model", "unit", "horizon", "brier", "brier_skill", "log_loss", "crps", "baseline"} <= set(r)
+        assert r["baseline"] in {"climatology", "no-change", "recent-rate"}
+    assert {r["model"] for r in rows} == {"climatology", "no-change", "recent-rate", "boosting", "hawkes"}
+    for png in ("islamic-state-khorasan-province-province-reliability.png",
+                "islamic-state-khorasan-province-country-skill.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--horizons", "0-3"], "--horizons"),
+    (["--horizons", "a"], "--horizons"),
+    (["--unit", "district"], "--unit"),
+    (["--from", "2012-13"], "--from"),
+    (["--from", "2020-01", "--to", "2019-01"], "--from"),
+    (["--refit-every", "0"], "--refit-every"),
+    (["--source", "acled"], "--source acled"),
+    (["--actor", "Nobody At All"], "no events of this actor"),
+])
+def test_cli_backtest_refuses_bad_arguments_by_name(events_db: Path, args: list[str], message: str) -> None:
+    base = ["--actor", "TTP"] if "--actor" not in args else []
+    bad = subprocess.run([*TL, "forecast", "backtest", "--events-db", str(events_db), *base, *args],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2, bad.stderr
+    assert message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_run_stores_forecasts_raises_alerts_and_an_alert_becomes_a_draft_warning(events_db: Path,
+                                                                                tmp_path: Path) -> None:
+    db = tmp_path / "run.duckdb"
+    db.write_bytes(events_db.read_bytes())
+    map_png = tmp_path / "map.png"
+    done = subprocess.run([*TL, "forecast", "run", "--events-db", str(db), "--actor", "TTP", "--country", "PAK",
+                           "--threshold", "0.6", "--map", str(map_png), "--json"],
+                          check=True, capture_output=True, text=True)
+    doc = json.loads(done.stdout)
+    assert len(doc["forecasts"]) == 8 * 6 and {f["origin"] for f in doc["forecasts"]} == {"2021-12"}
+    assert {f["target"] for f in doc["forecasts"] if f["horizon"] == 1} == {"2022-01"}
+    high = [f for f in doc["forecasts"] if f["probability"] >= 0.6]
+    assert high and len(doc["alerts"]) == len(high)
+    assert map_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    con = events.connect(db)
+    try:
+        assert con.execute("SELECT count(*) FROM forecasts WHERE run_id = ?", [doc["run_id"]]).fetchone()[0] == 48
+        alert = doc["alerts"][0]
+        draft = current.draft_warning(con, alert["alert_id"])
+        assert draft["target"]["province"] == alert["province"] and draft["confidence"] == round(100 * alert["probability"])
+        assert draft["threat_window"]["start"] == alert["target"] + "-01"
+        assert current.alerts(con, "drafted")[0]["alert_id"] == alert["alert_id"]
+    finally:
+        con.close()
+    missing = subprocess.run([*TL, "forecast", "draft-warning", "fa-nope", "--events-db", str(db)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "no forecast alert" in missing.stderr
+    for args, message in ((["--threshold", "1.5"], "--threshold"), (["--model", "oracle"], "--model"),
+                          (["--unit", "both"], "--unit")):
+        bad = subprocess.run([*TL, "forecast", "run", "--events-db", str(db), "--actor", "TTP", *args],
+                             capture_output=True, text=True)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
