@@ -29,6 +29,9 @@ app.add_typer(events_app, name="events")
 forecast_app = typer.Typer(help="Early-warning forecasts: rolling-origin backtest, current forecasts, alerts.",
                            no_args_is_help=True)
 app.add_typer(forecast_app, name="forecast")
+match_app = typer.Typer(help="Private matching of indicator lists with another member (PSI through the hub).",
+                        no_args_is_help=True)
+app.add_typer(match_app, name="match")
 
 err = Console(stderr=True)
 out = Console()
@@ -172,6 +175,14 @@ def compact_show(name: str, db: DbOpt = None) -> None:
         for m in conn.execute(select(members).where(members.c.api_root == name).order_by(members.c.name)):
             mt.add_row(m.name, str(m.can_read), str(m.can_write), m.tlp_max)
     out.print(mt)
+    from .matching.mailbox import Rules
+    from .scope import Policy
+
+    rules = Rules.of(Policy.loads(row.policy))
+    out.print(f"matching: results to {rules.results}; {rules.min_items:,} to {rules.max_items:,} values a request; "
+              f"at most {rules.requests_per_day} a day per pair and type; fpr {rules.fpr:g}")
+    for answerer, asker, types in rules.standing_consent:
+        out.print(f"  standing consent: {answerer} answers {asker} about {', '.join(types)}")
 
 
 @compact_app.command("rotate-token")
@@ -576,6 +587,136 @@ def forecast_draft_warning(
 
     con = _run(events.connect, _existing_events_db(events_db))
     sys.stdout.write(json.dumps(_run(current.draft_warning, con, alert_id), indent=1) + "\n")
+
+
+HubOpt = Annotated[Optional[str], typer.Option("--hub", help="hub URL (TEARLINE_HUB, else http://127.0.0.1:6100)")]
+MemberOpt = Annotated[Optional[str], typer.Option("--member", help="your member name (TEARLINE_MEMBER)")]
+TokenOpt = Annotated[Optional[str], typer.Option("--token", help="your token (TEARLINE_TOKEN)")]
+StateOpt = Annotated[Optional[str], typer.Option("--state", help="where your keys and values stay (TEARLINE_MATCH_STATE, "
+                                                                 "else ~/.tearline/match)")]
+TypeOpt = Annotated[str, typer.Option("--type", help="phone, domain, wallet, hash, ip or email")]
+RegionOpt = Annotated[str, typer.Option(help="country assumed for phone numbers written without +code (ISO alpha-2)")]
+
+
+def _hub(url: str | None, member: str | None, token: str | None) -> Any:
+    from .matching.client import Hub
+
+    member = member or os.environ.get("TEARLINE_MEMBER")
+    token = token or os.environ.get("TEARLINE_TOKEN")
+    if not member or not token:
+        _fail(ConfigError("--member and --token (or TEARLINE_MEMBER and TEARLINE_TOKEN) are required"))
+    return Hub(url or os.environ.get("TEARLINE_HUB") or "http://127.0.0.1:6100", member, token)
+
+
+def _prepare(file: Path, kind: str, region: str) -> Any:
+    from .matching import client
+
+    prepared = _run(client.prepare, file, kind, region)
+    if prepared.dropped:
+        err.print(f"{len(prepared.dropped)} known-benign value(s) left out (MISP warninglists), e.g. "
+                  + ", ".join(f"{v} ({name})" for v, name in list(prepared.dropped.items())[:3]))
+    return prepared
+
+
+@match_app.command("request")
+def match_request(
+    file: Annotated[Path, typer.Argument(help="your values, one per line")],
+    kind: TypeOpt,
+    to: Annotated[str, typer.Option("--with", help="the member to match with")],
+    both: Annotated[bool, typer.Option("--both", help="ask for both sides to learn the intersection")] = False,
+    region: RegionOpt = "PK",
+    hub: HubOpt = None, member: MemberOpt = None, token: TokenOpt = None, state: StateOpt = None,
+) -> None:
+    """Ask another member which of your values it also holds; it sees only blinded values."""
+    from .matching import client
+
+    prepared = _prepare(file, kind, region)
+    made = _run(client.request, _hub(hub, member, token), client.state_dir(state), prepared, to, both)
+    out.print(f"request {made['id']}: {made['asked']} {kind} values sent blinded to {to} "
+              f"({made['bytes_sent']:,} bytes); `tearline match result {made['id']}` once answered", soft_wrap=True)
+
+
+@match_app.command("inbox")
+def match_inbox(hub: HubOpt = None, member: MemberOpt = None, token: TokenOpt = None,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Requests waiting for your answer."""
+    from .matching import client
+
+    pending = _run(client.inbox, _hub(hub, member, token))
+    if as_json:
+        sys.stdout.write(json.dumps(pending) + "\n")
+        return
+    table = Table(title="match requests waiting for you")
+    for col in ("id", "from", "type", "values", "results", "consent"):
+        table.add_column(col)
+    for r in pending:
+        table.add_row(r["id"], r["asker"], r["kind"], str(r["asked"]), r["results"],
+                      "standing (compact file)" if r["consent"] == "standing" else "yours to give")
+    out.print(table)
+
+
+@match_app.command("serve")
+def match_serve(
+    file: Annotated[Path, typer.Argument(help="your values, one per line")],
+    kind: TypeOpt,
+    request_id: Annotated[Optional[str], typer.Option("--id", help="answer only this request")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="consent to the request given with --id")] = False,
+    refuse: Annotated[bool, typer.Option("--decline", help="decline the request given with --id")] = False,
+    region: RegionOpt = "PK",
+    hub: HubOpt = None, member: MemberOpt = None, token: TokenOpt = None, state: StateOpt = None,
+) -> None:
+    """Answer requests: those your compact's standing consent covers, and the one you consent to."""
+    from .matching import client
+
+    if (yes or refuse) and not request_id:
+        _fail(ConfigError("--yes and --decline apply to one request: give its --id"))
+    where = _hub(hub, member, token)
+    if refuse:
+        _run(client.decline, where, request_id)
+        out.print(f"request {request_id} declined")
+        return
+    pending = [r for r in _run(client.inbox, where) if r["kind"] == kind and (request_id in (None, r["id"]))]
+    if request_id and not pending:
+        _fail(ConfigError(f"--id {request_id}: no pending {kind} request with that id is waiting for you"))
+    prepared = None
+    for r in pending:
+        consented = r["consent"] == "standing" or yes
+        if not consented and sys.stdin.isatty():
+            consented = typer.confirm(f"{r['asker']} asks which of its {r['asked']} {kind} values you hold; answer?")
+        if not consented:
+            err.print(f"request {r['id']} from {r['asker']} needs your consent: "
+                      f"`tearline match serve FILE --type {kind} --id {r['id']} --yes` (or --decline)", soft_wrap=True)
+            continue
+        prepared = prepared or _prepare(file, kind, region)
+        done = _run(client.answer, where, client.state_dir(state), prepared, r["id"])
+        out.print(f"answered {r['id']} from {r['asker']} ({r['asked']} values asked; {done['bytes_sent']:,} bytes sent)"
+                  + (f"; asked back as {done['asked_back']}: `tearline match result {done['asked_back']}`"
+                     if "asked_back" in done else ""), soft_wrap=True)
+    if not pending:
+        out.print(f"no pending {kind} requests")
+
+
+@match_app.command("result")
+def match_result(
+    request_id: Annotated[str, typer.Argument(help="the id `match request` printed")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    hub: HubOpt = None, member: MemberOpt = None, token: TokenOpt = None, state: StateOpt = None,
+) -> None:
+    """The values you and the other member both hold, once it has answered."""
+    from .matching import client
+
+    got = _run(client.result, _hub(hub, member, token), client.state_dir(state), request_id)
+    if as_json:
+        sys.stdout.write(json.dumps(got) + "\n")
+        return
+    if got["matches"] is None:
+        out.print(f"request {request_id} is {got['status']}")
+        return
+    out.print(f"{len(got['matches'])} of your {got['asked']} {got['kind']} values are also held by the other member:")
+    for value in got["matches"]:
+        out.print(f"  {value}")
+    if "answered_ask_back" in got:
+        out.print(f"(answered their ask-back {got['answered_ask_back']}, so they learn the same intersection)")
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from .store import Store
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization"}
 _TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp",
-             "members_visible"}
+             "members_visible", "matching"}
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
 _ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
 
@@ -61,6 +61,7 @@ class CompactSpec:
     members_visible: bool = False
     region: tuple[str, ...] = ()  # ISO 3166 alpha-2
     window: tuple[str, ...] = ()
+    matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # tearline.matching.mailbox.Rules
 
     def policy(self) -> "scope.Policy":
         names = tuple(sorted({n.lower() for a in self.actors for n in (a.name, *a.aliases)}))
@@ -68,7 +69,7 @@ class CompactSpec:
         return scope.Policy(actor_names=names, actor_label=label, hops=self.hops, types=self.types,
                             default_tlp=self.default_tlp, expires=self.expires.isoformat() if self.expires else None,
                             grace_days=self.grace_days, region=self.region, window=self.window,
-                            members_visible=self.members_visible)
+                            members_visible=self.members_visible, matching=self.matching)
 
 
 def _line(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
@@ -164,6 +165,9 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     if not isinstance(members_visible, bool):
         problem(("members_visible",), f"must be true or false, got {members_visible!r}")
         members_visible = False
+    from .matching.mailbox import parse_rules
+
+    matching = parse_rules(data.get("matching", {}), problem)
     raw_members = data.get("members")
     member_specs: list[MemberSpec] = []
     if not isinstance(raw_members, list) or not raw_members:
@@ -203,6 +207,11 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
                 if r in ("id", "type", "spec_version", "created", "modified"):
                     problem(("members", i, "redact"), f"{r!r} is required in every STIX object and cannot be redacted")
             member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact)))
+    known_members = {m.name for m in member_specs}
+    for i, (answerer, asker, _types) in enumerate(matching.get("standing_consent", [])):
+        for role, who in (("answerer", answerer), ("asker", asker)):
+            if member_specs and who not in known_members:
+                problem(("matching", "standing_consent", i, role), f"{who!r} is not a member of this compact")
     if problems:
         raise ConfigError("\n".join(problems), details={"problems": problems})
     assert isinstance(name, str)
@@ -210,6 +219,7 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
         name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
         actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs), types=tuple(types),
         default_tlp=default_tlp, grace_days=grace, region=region, window=window, members_visible=members_visible,
+        matching=matching,
     )
 
 

@@ -12,6 +12,7 @@ human ``title``/``description`` and structured ``details``. Only two edges turn 
     ├── NotAcceptable (406)         Accept header without the TAXII 2.1 media type
     ├── PayloadTooLarge (413)       body over the configured max_content_length
     ├── UnsupportedMediaType (415)  Content-Type is not the TAXII 2.1 media type
+    ├── TooManyRequests (429)       a limit on how often something may be done; details['retry_after']
     └── ConfigError (CLI only)      invalid compact file, settings or arguments
 """
 
@@ -62,6 +63,10 @@ class PayloadTooLarge(TearlineError):
 
 class UnsupportedMediaType(TearlineError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class TooManyRequests(TearlineError):
+    status, code, title = 429, "too_many_requests", "Too many requests"
 
 
 class ConfigError(TearlineError):

@@ -44,6 +44,7 @@ class Policy:
     members_visible: bool = False  # may members learn who else is in the compact?
     region: tuple[str, ...] = ()  # ISO 3166 alpha-2 countries a location may lie in; empty: anywhere
     window: tuple[str, ...] = ()  # (first day, last day) an object's own date must fall in; empty: any time
+    matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # private matching rules (compact file)
 
     def dumps(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()

@@ -15,7 +15,9 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Float,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -139,4 +141,41 @@ hub_clock = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("last_us", BigInteger, nullable=False),
+)
+
+# Private matching: the mailbox through which two members' PSI messages pass. The hub keeps only
+# blinded messages (see tearline.matching.protocol), who asked whom, the value type and the sizes.
+match_requests = Table(
+    "match_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("api_root", String(64), ForeignKey("api_roots.name", ondelete="CASCADE"), nullable=False),
+    Column("asker", String(128), nullable=False),
+    Column("answerer", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("results", String(8), nullable=False),  # 'asker', or 'both' (the answerer asks back)
+    Column("status", String(16), nullable=False),  # pending, answered, declined, expired
+    Column("consent", String(16), nullable=False),  # 'ask' or 'standing' (a rule of the compact file)
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("asked", Integer, nullable=False),  # number of values in the request
+    Column("fpr", Float, nullable=False),
+    Column("reverse_of", String(36), nullable=True),
+    Column("request", LargeBinary, nullable=True),  # dropped once answered
+    Column("reply", LargeBinary, nullable=True),  # dropped once collected
+    Index("ix_match_answerer", "api_root", "answerer", "status"),
+    Index("ix_match_pair", "api_root", "asker", "answerer", "created_us"),
+)
+
+# Every mailbox action, kept for the audit trail.
+match_log = Table(
+    "match_log",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("api_root", String(64), nullable=False),
+    Column("member", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("request_id", String(36), nullable=True),
+    Column("detail", Text, nullable=False, server_default="{}"),
 )

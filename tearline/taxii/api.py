@@ -148,7 +148,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         state = policy.state(datetime.date.today())
         if state != "open":
             raise Forbidden(f"compact {api_root!r} expired on {policy.expires}: it is {state}; nothing more can be added")
-        body = await _read_body(request, settings.max_content_length)
+        body = await read_body(request, settings.max_content_length)
         envelope = _parse_envelope(body)
         status = await run_in_threadpool(store.add_objects, coll, member, envelope, policy)
         return taxii_response(status, status=202)
@@ -230,7 +230,7 @@ def _any_version(object_id: str, q: query.TaxiiQuery) -> query.TaxiiQuery:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():

@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..taxii import api as taxii
 from ..config import Settings
 from ..store import Store
-from . import errors
+from . import errors, match
 
 
 class _TrailingSlash:
@@ -27,6 +27,7 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None)
     errors.install(app)
     app.include_router(taxii.router(store, settings))
+    app.include_router(match.router(store))
     app.state.store = store
     app.state.settings = settings
     return _TrailingSlash(app)

@@ -25,6 +25,8 @@ def error_response(status: int, title: str, description: str, code: str, details
     if details:
         body["details"] = details
     headers = {"WWW-Authenticate": 'Basic realm="tearline", Bearer'} if status == 401 else {}
+    if status == 429 and details and "retry_after" in details:
+        headers["Retry-After"] = str(details["retry_after"])
     return Response(orjson.dumps(body), status_code=status, media_type=TAXII, headers=headers)
 
 
