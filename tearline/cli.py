@@ -29,6 +29,9 @@ app.add_typer(events_app, name="events")
 forecast_app = typer.Typer(help="Early-warning forecasts: rolling-origin backtest, current forecasts, alerts.",
                            no_args_is_help=True)
 app.add_typer(forecast_app, name="forecast")
+audit_app = typer.Typer(help="The audit trail: verify it, export a member's records, manage the signing key.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 match_app = typer.Typer(help="Private matching of indicator lists with another member (PSI through the hub).",
                         no_args_is_help=True)
 app.add_typer(match_app, name="match")
@@ -48,6 +51,20 @@ def _store(settings: config.Settings) -> Store:
     store = Store(settings.db)
     store.migrate()
     return store
+
+
+def _audit_log(settings: config.Settings, store: Store) -> Any:
+    from . import audit
+
+    return audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
+
+
+def _admin(settings: config.Settings, store: Store, action: str, compact: str | None, detail: dict[str, Any]) -> None:
+    """Record an admin action in the audit trail, as the operating-system user who ran it."""
+    from . import audit
+
+    _audit_log(settings, store).append(actor=audit.admin_actor(), api_root=compact, method="ADMIN", endpoint=action,
+                                       path=f"tearline {action}", query=detail)
 
 
 def _run(fn: Any, *args: Any) -> Any:
@@ -138,6 +155,7 @@ def compact_apply(
     spec = _run(compacts.load, file)
     store = _run(_store, settings)
     tokens = _run(compacts.apply, store, spec)
+    _admin(settings, store, "compact apply", spec.name, {"file": str(file), "new_members": sorted(tokens)})
     if as_json:
         sys.stdout.write(json.dumps({"compact": spec.name, "tokens": tokens}) + "\n")
         return
@@ -191,6 +209,7 @@ def compact_rotate(name: str, member: str, db: DbOpt = None) -> None:
     settings = _run(config.load, {"db": db})
     store = _run(_store, settings)
     token = _run(store.rotate_token, name, member)
+    _admin(settings, store, "compact rotate-token", name, {"member": member})
     out.print(f"member {member}: new token {token}  (shown once)")
 
 
@@ -200,6 +219,7 @@ def compact_remove(name: str, member: str, db: DbOpt = None) -> None:
     settings = _run(config.load, {"db": db})
     store = _run(_store, settings)
     _run(store.remove_member, name, member)
+    _admin(settings, store, "compact remove-member", name, {"member": member})
     out.print(f"member {member} removed from {name}")
 
 
@@ -207,7 +227,8 @@ def compact_remove(name: str, member: str, db: DbOpt = None) -> None:
 def db_upgrade(db: DbOpt = None) -> None:
     """Create or migrate the store's schema to the newest revision."""
     settings = _run(config.load, {"db": db})
-    _run(_store, settings)
+    store = _run(_store, settings)
+    _admin(settings, store, "db upgrade", None, {})
     out.print(f"store {settings.db}: schema up to date")
 
 
@@ -717,6 +738,106 @@ def match_result(
         out.print(f"  {value}")
     if "answered_ask_back" in got:
         out.print(f"(answered their ask-back {got['answered_ask_back']}, so they learn the same intersection)")
+
+
+PublicKeyOpt = Annotated[Optional[list[str]], typer.Option("--public-key", help="a trusted (published) public key, "
+                                                         "hex; repeat for retired keys. Default: the keys in the store")]
+
+
+def _public_keys(values: list[str] | None) -> list[str]:
+    keys = []
+    for v in values or []:
+        text = Path(v).read_text().strip() if Path(v).is_file() else v.strip()
+        if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+            _fail(ConfigError(f"--public-key {v!r}: expected 64 hex digits (a raw Ed25519 public key) or a file of them"))
+        keys.append(text.lower())
+    return keys
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOpt = None, public_key: PublicKeyOpt = None) -> None:
+    """Check the whole chain and every signed checkpoint; exit 1 and say where on any tampering."""
+    from . import audit
+
+    trusted = _public_keys(public_key)
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    report = audit.verify(store, trusted)
+    for text in report.problems:
+        err.print(f"[red]tampered:[/red] {text}", soft_wrap=True)
+    summary = (f"{report.entries:,} entries, {report.checkpoints:,} signed checkpoints, "
+               f"{report.unsigned_tail:,} entries after the last checkpoint")
+    if not report.intact:
+        err.print(f"audit log NOT intact: {len(report.problems)} problem(s) found; {summary}")
+        raise typer.Exit(1)
+    out.print(f"audit log intact: {summary}" + ("" if trusted else " (signatures checked with the keys recorded in "
+                                                                   "the store; pass --public-key to use the published one)"))
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(db: DbOpt = None, audit_key: Annotated[Optional[str], typer.Option(help="signing key file")] = None
+                     ) -> None:
+    """Sign the entries written since the last checkpoint now."""
+    settings = _run(config.load, {"db": db, "audit_key": audit_key})
+    cp = _run(_audit_log(settings, _run(_store, settings)).checkpoint)
+    out.print(f"checkpoint at entry {cp['seq']} (from {cp['first_seq']}), key {cp['key_id']}" if cp else "nothing new to sign")
+
+
+@audit_app.command("key")
+def audit_key_cmd(
+    rotate: Annotated[bool, typer.Option("--rotate", help="seal with the current key, retire it, make a new one")] = False,
+    db: DbOpt = None, audit_key: Annotated[Optional[str], typer.Option(help="signing key file")] = None,
+) -> None:
+    """Print the hub's audit public keys (publish the current one); --rotate to change key."""
+    settings = _run(config.load, {"db": db, "audit_key": audit_key})
+    store = _run(_store, settings)
+    log = _audit_log(settings, store)
+    if rotate:
+        old, new = _run(log.rotate_key)
+        _admin(settings, store, "audit key rotate", None, {"retired": old, "new": new})
+        out.print(f"retired key {old}; now signing with {new}")
+    for k in _run(log.public_keys):
+        state = "retired" if k["retired_us"] else "current"
+        out.print(f"{k['key_id']}  {k['public_key']}  ({state})")
+
+
+@audit_app.command("export")
+def audit_export(
+    member: Annotated[str, typer.Option(help="the member whose records to export")],
+    compact: Annotated[str, typer.Option(help="its compact")],
+    out_file: Annotated[Path, typer.Option("--out", help="write the export here (JSON)")],
+    db: DbOpt = None, audit_key: Annotated[Optional[str], typer.Option(help="signing key file")] = None,
+) -> None:
+    """A member's own audit records with proofs into signed checkpoints, verifiable offline."""
+    from . import audit
+
+    settings = _run(config.load, {"db": db, "audit_key": audit_key})
+    store = _run(_store, settings)
+    log = _audit_log(settings, store)
+    _admin(settings, store, "audit export", compact, {"member": member})
+    doc = _run(audit.export, log, compact, member)
+    out_file.write_text(json.dumps(doc, indent=1))
+    out.print(f"{len(doc['entries'])} entries of {member} in {compact}, {len(doc['checkpoints'])} checkpoint(s) → {out_file}")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    file: Annotated[Path, typer.Argument(help="a file written by `tearline audit export`")],
+    public_key: PublicKeyOpt = None,
+) -> None:
+    """Check a member's export offline: every entry's hash, its proof, and the checkpoint signatures."""
+    from . import audit
+
+    try:
+        doc = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        _fail(ConfigError(f"{file}: cannot read it as JSON ({exc})"))
+    report = _run(audit.verify_export, doc, _public_keys(public_key))
+    for text in report.problems:
+        err.print(f"[red]tampered:[/red] {text}", soft_wrap=True)
+    if not report.intact:
+        raise typer.Exit(1)
+    out.print(f"export intact: {report.entries} entries, {report.checkpoints} signed checkpoint(s)")
 
 
 def main() -> None:

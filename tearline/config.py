@@ -24,6 +24,9 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("page_size", int, 1000, "most objects returned by one TAXII page, whatever `limit` asks"),
     ("title", str, "Tearline hub", "title shown by TAXII discovery"),
     ("contact", str, "", "contact shown by TAXII discovery"),
+    ("audit_key", str, "", "file of the hub's Ed25519 audit signing key (default: next to a SQLite store, "
+                           "else ./tearline-audit.key); created on first use"),
+    ("audit_checkpoint_every", int, 1000, "sign a checkpoint of the audit log every this many entries"),
 )
 
 
@@ -36,6 +39,8 @@ class Settings:
     page_size: int = 1000
     title: str = "Tearline hub"
     contact: str = ""
+    audit_key: str = ""
+    audit_checkpoint_every: int = 1000
 
 
 def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -179,3 +179,48 @@ match_log = Table(
     Column("request_id", String(36), nullable=True),
     Column("detail", Text, nullable=False, server_default="{}"),
 )
+
+# The audit trail: one row per request and per admin action, hash-chained (each row's hash covers its
+# content and the previous row's hash), with Ed25519-signed checkpoints over Merkle roots of ranges.
+# Rows are only ever inserted; tearline.audit.verify finds any edit, deletion, insertion, reordering
+# or truncation.
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("actor", String(160), nullable=True),  # member name, "admin:<user>", or NULL if unauthenticated
+    Column("api_root", String(64), nullable=True),
+    Column("method", String(10), nullable=False),
+    Column("endpoint", String(200), nullable=False),  # the route, e.g. /taxii2/{api_root}/collections/…
+    Column("path", Text, nullable=False),
+    Column("query", Text, nullable=False),  # JSON: the filters asked
+    Column("status", Integer, nullable=False),
+    Column("reason", Text, nullable=False),  # why it was refused, when it was
+    Column("ids", Text, nullable=False),  # JSON: the object ids returned or written
+    Column("count", Integer, nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_actor", "api_root", "actor", "seq"),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),  # last entry covered
+    Column("first_seq", BigInteger, nullable=False),
+    Column("root", String(64), nullable=False),  # Merkle root of the hashes of entries first_seq..seq
+    Column("head", String(64), nullable=False),  # the hash of entry seq (the chain at that point)
+    Column("at_us", BigInteger, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+audit_keys = Table(
+    "audit_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("public_key", String(64), nullable=False),  # raw Ed25519 public key, hex
+    Column("created_us", BigInteger, nullable=False),
+    Column("retired_us", BigInteger, nullable=True),
+)

@@ -48,6 +48,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     def member_for(request: Request) -> Member:
         member = authenticate(store, request.headers.get("authorization"))
+        request.state.audit_member = member  # the audit trail records who, even if the request is then refused
         media.check_accept(request.headers.get("accept"))
         return member
 
@@ -127,6 +128,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         q = params(request, "objects")
         coll = collection_for(member, api_root, collection_id)
         page = store.page(readable(member, coll), q)
+        request.state.audit_ids = [r.stix_id for r in page.rows]
         return _envelope(page, member, coll)
 
     def _envelope(page: Page, member: Member, coll: Collection) -> Response:
@@ -151,6 +153,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         body = await read_body(request, settings.max_content_length)
         envelope = _parse_envelope(body)
         status = await run_in_threadpool(store.add_objects, coll, member, envelope, policy)
+        request.state.audit_ids = [s["id"] for s in status.get("successes", [])]
         return taxii_response(status, status=202)
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/manifest/")
@@ -159,6 +162,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         q = params(request, "manifest")
         gate = readable(member, collection_for(member, api_root, collection_id))
         page = store.page(gate, q, columns=(objects.c.stix_id, objects.c.version, objects.c.spec_version))
+        request.state.audit_ids = [r.stix_id for r in page.rows]
         records = [
             {"id": r.stix_id, "date_added": format_us(r.added_us), "version": r.version,
              "media_type": f"application/stix+json;version={r.spec_version}"}
@@ -177,6 +181,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         page = store.page(gate, _with_id(q, object_id))
         if not page.rows and q.after_us is None and not store.page(gate, _any_version(object_id, q)).rows:
             raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
+        request.state.audit_ids = [r.stix_id for r in page.rows]
         return _envelope(page, member, coll)
 
     @api.delete("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/")
@@ -193,6 +198,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         mine = dataclasses.replace(gate, where=(*gate.where, objects.c.author == member.id))
         if store.delete_versions(mine, coll.num, object_id, q) == 0:
             raise NotFound(f"no object {object_id!r} (matching the filters) in this collection", details={"object_id": object_id})
+        request.state.audit_ids = [object_id]
         return Response(status_code=200, media_type=media.TAXII)
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/versions/")
@@ -203,6 +209,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
         page = store.page(gate, _any_version(object_id, q))
         if not page.rows and q.after_us is None and q.added_after_us is None:
             raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
+        request.state.audit_ids = [object_id] * len(page.rows)
         versions = orjson.dumps([r.version for r in page.rows])
         return taxii_response(b"{" + _more_next(page) + b',"versions":' + versions + b"}", page=page)
 

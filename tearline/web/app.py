@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import Any
 
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import audit
 from ..taxii import api as taxii
 from ..config import Settings
 from ..store import Store
@@ -23,6 +27,44 @@ class _TrailingSlash:
         await self.app(scope, receive, send)
 
 
+class _AuditTrail:
+    """Records every request in the audit log before its response starts: who (the authenticated
+    member, or nobody), the route, the filters, the outcome, the reason for a refusal, and the ids
+    returned or written. If the record cannot be written, the request fails rather than go unrecorded."""
+
+    def __init__(self, app: ASGIApp, log: audit.AuditLog):
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        started = False
+
+        async def recorded(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                await run_in_threadpool(self._record, scope, state, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, recorded)
+
+    def _record(self, scope: Scope, state: dict[str, Any], status: int) -> None:
+        from urllib.parse import parse_qs
+
+        member = state.get("audit_member")
+        route = scope.get("route")
+        query = {k: v if len(v) > 1 else v[0]
+                 for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        self.log.append(actor=member.name if member else None, api_root=member.api_root if member else None,
+                        method=scope["method"], endpoint=getattr(route, "path", scope["path"]), path=scope["path"],
+                        query=query, status=status, reason=state.get("audit_reason", ""),
+                        ids=state.get("audit_ids", ()))
+
+
 def create_app(settings: Settings, store: Store) -> ASGIApp:
     app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None)
     errors.install(app)
@@ -30,4 +72,6 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     app.include_router(match.router(store))
     app.state.store = store
     app.state.settings = settings
-    return _TrailingSlash(app)
+    log = audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
+    app.state.audit = log
+    return _TrailingSlash(_AuditTrail(app, log))

@@ -32,11 +32,13 @@ def error_response(status: int, title: str, description: str, code: str, details
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(TearlineError)
-    async def tearline_error(_request: Request, exc: TearlineError) -> Response:
+    async def tearline_error(request: Request, exc: TearlineError) -> Response:
+        request.state.audit_reason = exc.description
         return error_response(exc.status, exc.title, exc.description, exc.code, exc.details)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        request.state.audit_reason = str(exc.detail)
         if exc.status_code == 404:
             return error_response(404, "Not found", f"no such endpoint: {request.url.path}", "not_found")
         if exc.status_code == 405:
@@ -45,12 +47,14 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, "HTTP error", str(exc.detail), "http")
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        request.state.audit_reason = "; ".join(problems)
         return error_response(400, "Bad request", "; ".join(problems), "bad_request")
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         incident = uuid.uuid4().hex[:12]
+        request.state.audit_reason = f"internal error, incident {incident}"
         log.exception("internal error %s on %s %s", incident, request.method, request.url.path)
         return error_response(500, "Internal error", f"the server failed; incident {incident} is in its log", "internal")

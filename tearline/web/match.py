@@ -23,7 +23,9 @@ def router(store: Store) -> APIRouter:
     api = APIRouter(prefix="/tearline/match")
 
     def member_for(request: Request) -> Member:
-        return authenticate(store, request.headers.get("authorization"))
+        member = authenticate(store, request.headers.get("authorization"))
+        request.state.audit_member = member
+        return member
 
     def as_json(body: Any, status: int = 200) -> Response:
         return Response(orjson.dumps(body), status_code=status, media_type=JSON)

@@ -1,0 +1,416 @@
+"""The append-only audit trail: every request and every admin action, hash-chained, with signed
+checkpoints, verifiable by the hub operator and, for its own records, by each member offline.
+
+Chain. Entry n's hash is SHA-256 over its content and entry n-1's hash, so changing, removing,
+inserting or reordering an entry breaks every link after it. Anyone who can write the database could
+recompute the whole chain, so the hub also signs checkpoints: every ``checkpoint_every`` entries (and
+on demand, e.g. before an export), an Ed25519 signature over the Merkle root (RFC 6962 hashing) of the
+range's entry hashes and the chain head. Rewriting history then needs the signing key; truncating it
+leaves a checkpoint that points past the end. Entries after the last checkpoint are reported as not
+yet signed.
+
+Keys. The private key is a PKCS#8 PEM file, readable by its owner only, created on first use
+(``--audit-key``/``TEARLINE_AUDIT_KEY``; by default next to a SQLite store). Its public key is recorded
+in the ``audit_keys`` table and printed by ``tearline audit key``: publish it, because a verifier
+that reads keys only from the database trusts whoever can write it. ``tearline audit key --rotate``
+seals the log with the old key, retires it and starts signing with a new one; old signatures stay
+verifiable with the retired public key.
+
+Member export. ``tearline audit export --member NAME`` seals the log, then writes the member's own
+entries, each with a Merkle inclusion proof into its signed checkpoint, the checkpoints and the public
+keys. ``tearline audit verify-export FILE --public-key HEX`` checks it with nothing but the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import hashlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .errors import BadRequest, ConfigError
+from .store import Store, now_us
+from .store.schema import audit, audit_checkpoints, audit_keys
+
+GENESIS = "0" * 64
+SIGNING_CONTEXT = b"tearline-audit-checkpoint/1"
+MAX_IDS = 5000  # ids kept per entry; a page is at most page_size objects, so this is never reached by reads
+
+FIELDS = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "ids",
+          "count", "prev")
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    """SHA-256 over the entry's fields in a fixed order (JSON), the previous hash included."""
+    return hashlib.sha256(orjson.dumps([entry[f] for f in FIELDS])).hexdigest()
+
+
+# --- Merkle trees (RFC 6962: leaves and nodes hashed with distinct prefixes) ----------------------
+
+def _leaf(h: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + h).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    level = [_leaf(x) for x in leaves]
+    if not level:
+        return hashlib.sha256(b"").digest()
+    return _root(level)
+
+
+def _root(nodes: Sequence[bytes]) -> bytes:
+    if len(nodes) == 1:
+        return nodes[0]
+    k = _split(len(nodes))
+    return _node(_root(nodes[:k]), _root(nodes[k:]))
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[str]:
+    """The sibling hashes from leaf `index` up to the root (RFC 6962 audit path), hex."""
+    def path(nodes: Sequence[bytes], i: int) -> list[bytes]:
+        if len(nodes) <= 1:
+            return []
+        k = _split(len(nodes))
+        if i < k:
+            return path(nodes[:k], i) + [_root(nodes[k:])]
+        return path(nodes[k:], i - k) + [_root(nodes[:k])]
+
+    return [p.hex() for p in path([_leaf(x) for x in leaves], index)]
+
+
+def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[str]) -> bytes:
+    """Recompute the root from a leaf and its audit path (RFC 6962 §2.1.1 verification)."""
+    def climb(i: int, n: int, steps: list[bytes]) -> bytes:
+        if n <= 1:
+            if steps:
+                raise ValueError("proof longer than the tree")
+            return _leaf(leaf)
+        k = _split(n)
+        if not steps:
+            raise ValueError("proof shorter than the tree")
+        sibling = steps.pop()
+        if i < k:
+            return _node(climb(i, k, steps), sibling)
+        return _node(sibling, climb(i - k, n - k, steps))
+
+    return climb(index, size, [bytes.fromhex(p) for p in proof])
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+def key_path(settings_key: str, db_url: str) -> Path:
+    if settings_key:
+        return Path(settings_key)
+    if db_url.startswith("sqlite:///") and ":memory:" not in db_url:
+        return Path(db_url.removeprefix("sqlite:///") + ".audit-key")
+    return Path("tearline-audit.key")
+
+
+def key_id(public: bytes) -> str:
+    return hashlib.sha256(public).hexdigest()[:16]
+
+
+def _public_bytes(private: Any) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def load_or_create_key(path: Path) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        load_pem_private_key,
+    )
+
+    if path.exists():
+        try:
+            key = load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"audit key {path}: not an unencrypted PEM private key ({exc})") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"audit key {path}: not an Ed25519 key")
+        return key
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    return key
+
+
+def _verify_signature(public_hex: str, message: bytes, signature_hex: str) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)).verify(bytes.fromhex(signature_hex), message)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def checkpoint_message(cp: dict[str, Any]) -> bytes:
+    return SIGNING_CONTEXT + orjson.dumps([cp["first_seq"], cp["seq"], cp["root"], cp["head"], cp["at_us"], cp["key_id"]])
+
+
+# --- the log ----------------------------------------------------------------------------------------
+
+class AuditLog:
+    """Appends entries and signs checkpoints. Safe across threads and across hub processes sharing
+    one database: the next sequence number is claimed by the insert itself (a primary key), and a
+    process that loses the race reads the new head and tries again."""
+
+    def __init__(self, store: Store, key_file: Path, checkpoint_every: int = 1000):
+        self.store = store
+        self.key_file = key_file
+        self.checkpoint_every = checkpoint_every
+        self._key: Any = None
+        self._lock = threading.Lock()
+
+    def _signing_key(self) -> tuple[Any, str]:
+        if self._key is None:
+            self._key = load_or_create_key(self.key_file)
+            public = _public_bytes(self._key)
+            kid = key_id(public)
+            with self.store.engine.begin() as conn:
+                if conn.execute(select(audit_keys.c.key_id).where(audit_keys.c.key_id == kid)).first() is None:
+                    conn.execute(insert(audit_keys).values(key_id=kid, public_key=public.hex(), created_us=now_us()))
+        return self._key, key_id(_public_bytes(self._key))
+
+    def append(self, actor: str | None, api_root: str | None, method: str, endpoint: str, path: str,
+               query: dict[str, Any] | None = None, status: int = 200, reason: str = "",
+               ids: Sequence[str] = (), count: int | None = None) -> int:
+        entry = {"at_us": now_us(), "actor": actor, "api_root": api_root, "method": method, "endpoint": endpoint,
+                 "path": path, "query": orjson.dumps(query or {}, option=orjson.OPT_SORT_KEYS).decode(),
+                 "status": status, "reason": reason, "ids": orjson.dumps(list(ids)[:MAX_IDS]).decode(),
+                 "count": len(ids) if count is None else count}
+        with self._lock:
+            for _attempt in range(50):
+                try:
+                    with self.store.engine.begin() as conn:
+                        head = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
+                        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+                        row = entry | {"seq": seq, "prev": prev}
+                        row["hash"] = entry_hash(row)
+                        conn.execute(insert(audit).values(**row))
+                    break
+                except IntegrityError:  # another hub process took this seq: read the new head
+                    continue
+            else:
+                raise RuntimeError("audit log: could not claim a sequence number")
+        if seq % self.checkpoint_every == 0:
+            self.checkpoint()
+        return seq
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign everything since the last checkpoint; None when there is nothing new."""
+        key, kid = self._signing_key()
+        with self._lock, self.store.engine.begin() as conn:
+            last = conn.execute(select(func.max(audit_checkpoints.c.seq))).scalar() or 0
+            rows = conn.execute(select(audit.c.seq, audit.c.hash).where(audit.c.seq > last).order_by(audit.c.seq)).all()
+            if not rows:
+                return None
+            cp = {"seq": rows[-1][0], "first_seq": last + 1, "root": merkle_root([bytes.fromhex(h) for _, h in rows]).hex(),
+                  "head": rows[-1][1], "at_us": now_us(), "key_id": kid}
+            cp["signature"] = key.sign(checkpoint_message(cp)).hex()
+            try:
+                conn.execute(insert(audit_checkpoints).values(**cp))
+            except IntegrityError:  # another process sealed the same range first
+                return None
+        return cp
+
+    def rotate_key(self) -> tuple[str, str]:
+        """Seal with the current key, retire it, and make a new one. Returns (old id, new id)."""
+        _key, old = self._signing_key()
+        self.checkpoint()
+        retired = self.key_file.with_name(self.key_file.name + f".retired-{old}")
+        self.key_file.rename(retired)
+        with self.store.engine.begin() as conn:
+            conn.execute(update(audit_keys).where(audit_keys.c.key_id == old).values(retired_us=now_us()))
+        self._key = None
+        _key, new = self._signing_key()
+        return old, new
+
+    def public_keys(self) -> list[dict[str, Any]]:
+        self._signing_key()
+        with self.store.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(audit_keys).order_by(audit_keys.c.created_us))]
+
+
+def admin_actor() -> str:
+    try:
+        return f"admin:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "admin:unknown"
+
+
+# --- verification -----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Report:
+    entries: int = 0
+    checkpoints: int = 0
+    unsigned_tail: int = 0
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def _entries(store: Store, batch: int = 20_000) -> Iterator[dict[str, Any]]:
+    cols = [audit.c[f] for f in (*FIELDS, "hash")]
+    with store.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=batch).execute(select(*cols).order_by(audit.c.seq))
+        for row in result:
+            yield dict(zip((*FIELDS, "hash"), row))
+
+
+def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 50) -> Report:
+    """Walk the whole chain and every checkpoint. With trusted_keys (hex public keys, as published),
+    a checkpoint signed by any other key is a problem; without, the keys recorded in the database are
+    used (and the report says so)."""
+    report = Report()
+
+    def problem(text: str) -> None:
+        if len(report.problems) < max_problems:
+            report.problems.append(text)
+
+    with store.engine.connect() as conn:
+        keys = {r.key_id: r.public_key for r in conn.execute(select(audit_keys))}
+        checkpoints = [dict(r._mapping) for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))]
+    trusted = {key_id(bytes.fromhex(k)): k.lower() for k in trusted_keys}
+    usable = trusted or keys
+    cp_iter = iter(checkpoints)
+    cp = next(cp_iter, None)
+    expected_first = 1
+    range_hashes: list[bytes] = []
+    prev_hash, expected_seq = GENESIS, 1
+    for entry in _entries(store):
+        report.entries += 1
+        seq = entry["seq"]
+        if seq != expected_seq:
+            if seq > expected_seq:
+                problem(f"entries {expected_seq}..{seq - 1} are missing (deleted)")
+            else:
+                problem(f"entry {seq} appears out of order after {expected_seq - 1}")
+        if entry["prev"] != prev_hash:
+            problem(f"entry {seq}: its link to the previous entry is broken (an entry before it was changed, "
+                    "removed, inserted or moved)")
+        if entry_hash(entry) != entry["hash"]:
+            problem(f"entry {seq}: its content does not match its hash (edited)")
+        prev_hash, expected_seq = entry["hash"], seq + 1
+        while cp is not None and seq > cp["seq"]:
+            problem(f"checkpoint at entry {cp['seq']}: that entry is missing")
+            cp = next(cp_iter, None)
+        if cp is None:
+            report.unsigned_tail += 1
+            continue
+        range_hashes.append(bytes.fromhex(entry["hash"]))
+        if seq == cp["seq"]:
+            report.checkpoints += 1
+            _check_checkpoint(cp, range_hashes, entry["hash"], expected_first, usable, bool(trusted), problem)
+            expected_first, range_hashes = cp["seq"] + 1, []
+            cp = next(cp_iter, None)
+    if cp is not None:
+        problem(f"checkpoint at entry {cp['seq']} is signed, but the log ends at entry {expected_seq - 1} "
+                "(truncated)")
+    return report
+
+
+def _check_checkpoint(cp: dict[str, Any], hashes: list[bytes], head: str, expected_first: int,
+                      keys: dict[str, str], trusted: bool, problem: Any) -> None:
+    where = f"checkpoint at entry {cp['seq']}"
+    if cp["first_seq"] != expected_first:
+        problem(f"{where}: covers from entry {cp['first_seq']}, but the previous checkpoint ended at {expected_first - 1}")
+    if cp["head"] != head:
+        problem(f"{where}: the chain at entry {cp['seq']} is not the one that was signed (history rewritten)")
+    if merkle_root(hashes).hex() != cp["root"]:
+        problem(f"{where}: the entries {cp['first_seq']}..{cp['seq']} are not the ones that were signed")
+    public = keys.get(cp["key_id"])
+    if public is None:
+        problem(f"{where}: signed by key {cp['key_id']}, which is not "
+                + ("among the trusted public keys" if trusted else "recorded in audit_keys"))
+    elif not _verify_signature(public, checkpoint_message(cp), cp["signature"]):
+        problem(f"{where}: the signature does not verify (the checkpoint was altered or forged)")
+
+
+# --- member export ------------------------------------------------------------------------------------
+
+def export(log: AuditLog, api_root: str, member: str) -> dict[str, Any]:
+    """A member's own entries with inclusion proofs into signed checkpoints, verifiable offline."""
+    log.checkpoint()  # seal the tail so every entry has a checkpoint
+    store = log.store
+    with store.engine.connect() as conn:
+        mine = [dict(r._mapping) for r in conn.execute(select(audit).where(and_(
+            audit.c.api_root == api_root, audit.c.actor == member)).order_by(audit.c.seq))]
+        checkpoints = [dict(r._mapping) for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))]
+        keys = [dict(r._mapping) for r in conn.execute(select(audit_keys))]
+        used: dict[int, dict[str, Any]] = {}
+        for entry in mine:
+            cp = next(c for c in checkpoints if c["first_seq"] <= entry["seq"] <= c["seq"])
+            used[cp["seq"]] = cp
+            if "leaves" not in cp:
+                cp["leaves"] = [bytes.fromhex(h) for (h,) in conn.execute(
+                    select(audit.c.hash).where(audit.c.seq.between(cp["first_seq"], cp["seq"])).order_by(audit.c.seq))]
+            entry["proof"] = {"checkpoint": cp["seq"], "index": entry["seq"] - cp["first_seq"],
+                              "size": cp["seq"] - cp["first_seq"] + 1,
+                              "path": inclusion_proof(cp["leaves"], entry["seq"] - cp["first_seq"])}
+    return {
+        "format": "tearline-audit-export/1", "api_root": api_root, "member": member,
+        "entries": mine,
+        "checkpoints": [{k: v for k, v in cp.items() if k != "leaves"} for cp in used.values()],
+        "public_keys": [{"key_id": k["key_id"], "public_key": k["public_key"]} for k in keys],
+    }
+
+
+def verify_export(doc: Any, trusted_keys: Sequence[str] = ()) -> Report:
+    report = Report()
+    if not isinstance(doc, dict) or doc.get("format") != "tearline-audit-export/1":
+        raise BadRequest("not a Tearline audit export (format tearline-audit-export/1)")
+    keys = {key_id(bytes.fromhex(k)): k for k in trusted_keys} or \
+        {k["key_id"]: k["public_key"] for k in doc.get("public_keys", [])}
+    checkpoints = {cp["seq"]: cp for cp in doc.get("checkpoints", [])}
+    for cp in checkpoints.values():
+        report.checkpoints += 1
+        public = keys.get(cp["key_id"])
+        if public is None or not _verify_signature(public, checkpoint_message(cp), cp["signature"]):
+            report.problems.append(f"checkpoint at entry {cp['seq']}: the signature does not verify with "
+                                   + ("the trusted key" if trusted_keys else "the keys in the file"))
+    for entry in doc.get("entries", []):
+        report.entries += 1
+        seq = entry.get("seq")
+        try:
+            if entry_hash(entry) != entry["hash"]:
+                report.problems.append(f"entry {seq}: its content does not match its hash (edited)")
+                continue
+            proof = entry["proof"]
+            cp = checkpoints[proof["checkpoint"]]
+            root = root_from_proof(bytes.fromhex(entry["hash"]), proof["index"], proof["size"], proof["path"])
+            if root.hex() != cp["root"] or proof["size"] != cp["seq"] - cp["first_seq"] + 1:
+                report.problems.append(f"entry {seq}: not in the signed checkpoint at entry {cp['seq']}")
+        except (KeyError, ValueError, TypeError) as exc:
+            report.problems.append(f"entry {seq}: malformed ({exc})")
+    return report

@@ -1,0 +1,206 @@
+"""The audit trail: requests to the running hub are on record; an intact log verifies; every kind of
+tampering is found and located, by the CLI too; key rotation and members' offline exports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import delete, insert, select, update
+
+from tearline import audit
+from tearline.store import Store
+from tearline.store.schema import audit as audit_table
+from tearline.store.schema import audit_checkpoints
+
+TL = [sys.executable, "-m", "tearline"]
+INTEL = "/taxii2/isis-k/collections/intel/objects/"
+
+
+@pytest.fixture
+def log(store: Store, tmp_path: Path) -> audit.AuditLog:
+    lg = audit.AuditLog(store, tmp_path / "audit.key", checkpoint_every=10)
+    for i in range(45):
+        lg.append(actor=("state-a", "state-b", None)[i % 3], api_root="isis-k", method="GET",
+                  endpoint="/taxii2/{api_root}/collections/{collection_id}/objects/", path=INTEL,
+                  query={"match[type]": "indicator", "limit": str(i)}, status=200 if i % 3 else 403,
+                  reason="" if i % 3 else "member may not read", ids=[f"indicator--{i:08d}-0000-4000-8000-000000000000"])
+    return lg
+
+
+def problems(store: Store, keys: list[str] | None = None) -> list[str]:
+    report = audit.verify(store, keys or ())
+    return report.problems
+
+
+def test_an_intact_log_verifies(log: audit.AuditLog) -> None:
+    report = audit.verify(log.store)
+    assert report.intact and report.entries == 45 and report.checkpoints == 4 and report.unsigned_tail == 5
+
+
+def test_an_edited_entry_is_found(log: audit.AuditLog) -> None:
+    with log.store.engine.begin() as conn:
+        conn.execute(update(audit_table).where(audit_table.c.seq == 17).values(count=0, ids="[]"))
+    found = problems(log.store)
+    assert any("entry 17: its content does not match its hash (edited)" in p for p in found)
+
+
+def test_a_deleted_entry_is_found(log: audit.AuditLog) -> None:
+    with log.store.engine.begin() as conn:
+        conn.execute(delete(audit_table).where(audit_table.c.seq == 23))
+    found = problems(log.store)
+    assert any("entries 23..23 are missing (deleted)" in p for p in found)
+    assert any("checkpoint at entry 30" in p and "not the ones that were signed" in p for p in found)
+
+
+def _rows(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(audit_table).order_by(audit_table.c.seq))]
+
+
+def _rewrite(store: Store, rows: list[dict[str, Any]]) -> None:
+    """Replace the whole log with these rows, renumbered and re-hashed: what an intruder with write
+    access to the database (but not the signing key) can do at best."""
+    prev = audit.GENESIS
+    for seq, row in enumerate(rows, 1):
+        row.update(seq=seq, prev=prev)
+        row["hash"] = prev = audit.entry_hash(row)
+    with store.engine.begin() as conn:
+        conn.execute(delete(audit_table))
+        conn.execute(insert(audit_table), rows)
+
+
+def test_an_inserted_entry_is_found_even_when_the_chain_is_rebuilt(log: audit.AuditLog) -> None:
+    rows = _rows(log.store)
+    forged = dict(rows[11], actor="state-c", ids='["indicator--forged"]')
+    naive = [dict(r) for r in rows]
+    naive.insert(12, forged | {"seq": 13})  # inserted without fixing anything
+    with log.store.engine.begin() as conn:
+        conn.execute(delete(audit_table))
+        conn.execute(insert(audit_table), [dict(r, seq=i) for i, r in enumerate(naive, 1)])
+    assert any("entry 13" in p for p in problems(log.store))
+    _rewrite(log.store, rows[:12] + [forged] + rows[12:])
+    found = problems(log.store)
+    assert any("checkpoint at entry 20" in p and ("not the ones that were signed" in p or "not the one" in p)
+               for p in found)
+
+
+def test_reordered_entries_are_found(log: audit.AuditLog) -> None:
+    rows = _rows(log.store)
+    swapped = {k: v for k, v in rows[4].items() if k != "seq"}, {k: v for k, v in rows[5].items() if k != "seq"}
+    with log.store.engine.begin() as conn:
+        conn.execute(update(audit_table).where(audit_table.c.seq == 5).values(**swapped[1]))
+        conn.execute(update(audit_table).where(audit_table.c.seq == 6).values(**swapped[0]))
+    found = problems(log.store)
+    assert any("entry 5" in p for p in found) and any("entry 6" in p for p in found)
+    # moved and re-chained: only the signature can tell
+    rows[4], rows[5] = rows[5], rows[4]
+    _rewrite(log.store, rows)
+    assert any("checkpoint at entry 10" in p for p in problems(log.store))
+
+
+def test_a_truncated_log_is_found(log: audit.AuditLog) -> None:
+    with log.store.engine.begin() as conn:
+        conn.execute(delete(audit_table).where(audit_table.c.seq > 33))
+    found = problems(log.store)
+    assert any("checkpoint at entry 40 is signed, but the log ends at entry 33 (truncated)" in p for p in found)
+
+
+def test_a_forged_checkpoint_or_an_untrusted_key_is_found(log: audit.AuditLog, tmp_path: Path) -> None:
+    published = log.public_keys()[0]["public_key"]
+    assert audit.verify(log.store, [published]).intact
+    other = audit.AuditLog(log.store, tmp_path / "someone-else.key")
+    assert any("not among the trusted public keys" in p
+               for p in problems(log.store, [other.public_keys()[-1]["public_key"]]))
+    with log.store.engine.begin() as conn:
+        conn.execute(update(audit_checkpoints).where(audit_checkpoints.c.seq == 20).values(at_us=1))
+    assert any("checkpoint at entry 20: the signature does not verify" in p for p in problems(log.store, [published]))
+
+
+def test_key_rotation_keeps_old_signatures_verifiable(log: audit.AuditLog) -> None:
+    first = log.public_keys()[0]["public_key"]
+    old, new = log.rotate_key()
+    assert old != new and (log.key_file.parent / f"audit.key.retired-{old}").exists()
+    for _ in range(12):
+        log.append(actor="state-a", api_root="isis-k", method="GET", endpoint="/x", path="/x")
+    keys = log.public_keys()
+    assert [k["retired_us"] is not None for k in keys] == [True, False]
+    assert audit.verify(log.store, [first, keys[1]["public_key"]]).intact
+    assert any("not among the trusted" in p for p in problems(log.store, [first]))
+
+
+def test_a_member_export_verifies_offline_and_shows_tampering(log: audit.AuditLog, tmp_path: Path) -> None:
+    doc = audit.export(log, "isis-k", "state-b")
+    assert {e["actor"] for e in doc["entries"]} == {"state-b"} and len(doc["entries"]) == 15
+    published = log.public_keys()[0]["public_key"]
+    assert audit.verify_export(json.loads(json.dumps(doc)), [published]).intact
+    doc["entries"][3]["count"] = 99
+    assert any(f"entry {doc['entries'][3]['seq']}: its content" in p for p in audit.verify_export(doc).problems)
+    doc["entries"][3]["count"] = 1
+    doc["entries"][4]["proof"]["path"][0] = "00" * 32
+    assert any("not in the signed checkpoint" in p for p in audit.verify_export(doc).problems)
+
+
+def test_merkle_proofs_hold_for_every_tree_size() -> None:
+    for size in range(1, 40):
+        leaves = [bytes([i]) * 32 for i in range(size)]
+        root = audit.merkle_root(leaves)
+        for i in range(size):
+            assert audit.root_from_proof(leaves[i], i, size, audit.inclusion_proof(leaves, i)) == root
+
+
+def test_requests_to_the_hub_are_on_record(hub: Any, tokens: dict[str, str], store: Store) -> None:
+    with httpx.Client(base_url=hub.url, auth=("state-a", tokens["state-a"]),
+                      headers={"Accept": "application/taxii+json;version=2.1"}) as alice:
+        page = alice.get(INTEL, params={"match[type]": "threat-actor"}).json()
+        alice.get("/taxii2/isis-k/collections/intel/objects/indicator--00000000-0000-4000-8000-000000000000/")
+    anonymous = httpx.get(hub.url + "/taxii2/")
+    assert anonymous.status_code == 401
+    with httpx.Client(base_url=hub.url, auth=("ngo-c", tokens["ngo-c"]),
+                      headers={"Accept": "application/taxii+json;version=2.1",
+                               "Content-Type": "application/taxii+json;version=2.1"}) as ngo:
+        assert ngo.post(INTEL, content=b'{"objects": []}').status_code == 403
+    rows = _rows(store)
+    read = next(r for r in rows if r["actor"] == "state-a" and r["query"] == '{"match[type]":"threat-actor"}')
+    assert read["endpoint"] == "/taxii2/{api_root}/collections/{collection_id}/objects/" and read["status"] == 200
+    assert json.loads(read["ids"]) == [o["id"] for o in page["objects"]] and read["count"] == len(page["objects"])
+    missing = next(r for r in rows if r["actor"] == "state-a" and r["status"] == 404)
+    assert "no object" in missing["reason"]
+    anon = next(r for r in rows if r["status"] == 401)
+    assert anon["actor"] is None and "credentials" in anon["reason"]
+    denied = next(r for r in rows if r["actor"] == "ngo-c")
+    assert denied["status"] == 403 and "may not write" in denied["reason"] and denied["method"] == "POST"
+    assert audit.verify(store).intact
+
+
+def test_cli_verify_exits_non_zero_and_says_where(log: audit.AuditLog, tmp_path: Path) -> None:
+    url = log.store.url
+    ok = subprocess.run([*TL, "audit", "verify", "--db", url], capture_output=True, text=True)
+    assert ok.returncode == 0 and "intact" in ok.stdout
+    with log.store.engine.begin() as conn:
+        conn.execute(update(audit_table).where(audit_table.c.seq == 8).values(reason="nothing to see"))
+    bad = subprocess.run([*TL, "audit", "verify", "--db", url], capture_output=True, text=True)
+    assert bad.returncode == 1 and "entry 8: its content does not match its hash" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    junk = subprocess.run([*TL, "audit", "verify", "--db", url, "--public-key", "xyz"], capture_output=True, text=True)
+    assert junk.returncode == 2 and "--public-key" in junk.stderr
+
+
+def test_admin_actions_are_on_record(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    demo = Path(__file__).resolve().parent.parent / "tearline" / "data" / "demo-compact.yaml"
+    subprocess.run([*TL, "compact", "apply", str(demo), "--db", db], check=True, capture_output=True)
+    subprocess.run([*TL, "compact", "rotate-token", "isis-k", "ngo-c", "--db", db], check=True, capture_output=True)
+    store = Store(db)
+    try:
+        rows = _rows(store)
+        assert [r["endpoint"] for r in rows] == ["compact apply", "compact rotate-token"]
+        assert all(r["actor"].startswith("admin:") and r["method"] == "ADMIN" for r in rows)
+        assert json.loads(rows[1]["query"]) == {"member": "ngo-c"}
+    finally:
+        store.close()
