@@ -10,7 +10,8 @@ leaves a checkpoint that points past the end. Entries after the last checkpoint 
 yet signed.
 
 Keys. The private key is a PKCS#8 PEM file, readable by its owner only, created on first use
-(``--audit-key``/``TEARLINE_AUDIT_KEY``; by default next to a SQLite store). Its public key is recorded
+(``--audit-key``/``TEARLINE_AUDIT_KEY``; by default next to a SQLite store, or in ~/.tearline for a
+PostgreSQL one). Its public key is recorded
 in the ``audit_keys`` table and printed by ``tearline audit key``: publish it, because a verifier
 that reads keys only from the database trusts whoever can write it. ``tearline audit key --rotate``
 seals the log with the old key, retires it and starts signing with a new one; old signatures stay
@@ -122,7 +123,8 @@ def key_path(settings_key: str, db_url: str) -> Path:
         return Path(settings_key)
     if db_url.startswith("sqlite:///") and ":memory:" not in db_url:
         return Path(db_url.removeprefix("sqlite:///") + ".audit-key")
-    return Path("tearline-audit.key")
+    # a server database: one key per database, in the operator's home, unless configured
+    return Path.home() / ".tearline" / f"audit-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}.key"
 
 
 def key_id(public: bytes) -> str:

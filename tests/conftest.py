@@ -3,7 +3,10 @@ running under uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import tempfile
+from pathlib import Path
 import socket
 import threading
 import time
@@ -96,6 +99,8 @@ def free_port() -> int:
 
 class Hub:
     def __init__(self, store: Store, settings: Settings):
+        if not settings.audit_key:  # keep the audit signing key out of the home directory
+            settings = dataclasses.replace(settings, audit_key=str(Path(tempfile.mkdtemp()) / "audit.key"))
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.port}"
         config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=settings.port, log_level="error")
@@ -117,9 +122,9 @@ class Hub:
 
 
 @pytest.fixture
-def hub(store: Store, tokens: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Hub]:
+def hub(store: Store, tokens: dict[str, str], request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Hub]:
     overrides = getattr(request, "param", {}) or {}
-    settings = Settings(db=store.url, port=free_port(), **overrides)
+    settings = Settings(db=store.url, port=free_port(), audit_key=str(tmp_path / "audit.key"), **overrides)
     with Hub(store, settings) as h:
         yield h
 
