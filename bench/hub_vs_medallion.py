@@ -167,6 +167,8 @@ class Tearline(Server):
         compact = workdir / "bench.yaml"
         compact.write_text(
             "name: bench\nscope:\n  actors:\n    - {name: Islamic State Khorasan Province, aliases: [ISKP]}\n"
+            # the benchmark measures throughput, so the guard's rate limits are set out of its way
+            "rate_limits: {read: 1000000, write: 1000000, meta: 1000000}\n"
             "members:\n  - {name: analyst, write: true, tlp_max: amber}\n"
             + "".join(f"  - {{name: partner-{k}, write: true, tlp_max: green}}\n" for k in range(4))
         )

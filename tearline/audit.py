@@ -282,12 +282,13 @@ class Report:
         return not self.problems
 
 
-def _entries(store: Store, batch: int = 20_000) -> Iterator[dict[str, Any]]:
-    cols = [audit.c[f] for f in (*FIELDS, "hash")]
+def _rows(store: Store, batch: int = 50_000) -> Iterator[tuple[Any, ...]]:
+    """(FIELDS..., hash) tuples in sequence order, streamed: a million entries do not sit in memory."""
+    cols = ", ".join(f'"{f}"' for f in (*FIELDS, "hash"))
     with store.engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=batch).execute(select(*cols).order_by(audit.c.seq))
-        for row in result:
-            yield dict(zip((*FIELDS, "hash"), row))
+        result = conn.execution_options(stream_results=True, yield_per=batch).exec_driver_sql(
+            f"SELECT {cols} FROM audit ORDER BY seq")
+        yield from result
 
 
 def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 50) -> Report:
@@ -307,35 +308,41 @@ def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 5
     usable = trusted or keys
     cp_iter = iter(checkpoints)
     cp = next(cp_iter, None)
+    cp_seq = cp["seq"] if cp else None
     expected_first = 1
     range_hashes: list[bytes] = []
     prev_hash, expected_seq = GENESIS, 1
-    for entry in _entries(store):
+    n_fields = len(FIELDS)
+    sha256, dumps = hashlib.sha256, orjson.dumps
+    for row in _rows(store):
         report.entries += 1
-        seq = entry["seq"]
+        seq, stored = row[0], row[n_fields]
         if seq != expected_seq:
             if seq > expected_seq:
                 problem(f"entries {expected_seq}..{seq - 1} are missing (deleted)")
             else:
                 problem(f"entry {seq} appears out of order after {expected_seq - 1}")
-        if entry["prev"] != prev_hash:
+        if row[n_fields - 1] != prev_hash:
             problem(f"entry {seq}: its link to the previous entry is broken (an entry before it was changed, "
                     "removed, inserted or moved)")
-        if entry_hash(entry) != entry["hash"]:
+        # the same bytes as entry_hash(): the fields in FIELDS order, as a JSON array
+        if sha256(dumps(row[:n_fields])).hexdigest() != stored:
             problem(f"entry {seq}: its content does not match its hash (edited)")
-        prev_hash, expected_seq = entry["hash"], seq + 1
-        while cp is not None and seq > cp["seq"]:
-            problem(f"checkpoint at entry {cp['seq']}: that entry is missing")
+        prev_hash, expected_seq = stored, seq + 1
+        while cp is not None and seq > cp_seq:
+            problem(f"checkpoint at entry {cp_seq}: that entry is missing")
             cp = next(cp_iter, None)
+            cp_seq = cp["seq"] if cp else None
         if cp is None:
             report.unsigned_tail += 1
             continue
-        range_hashes.append(bytes.fromhex(entry["hash"]))
-        if seq == cp["seq"]:
+        range_hashes.append(bytes.fromhex(stored))
+        if seq == cp_seq:
             report.checkpoints += 1
-            _check_checkpoint(cp, range_hashes, entry["hash"], expected_first, usable, bool(trusted), problem)
-            expected_first, range_hashes = cp["seq"] + 1, []
+            _check_checkpoint(cp, range_hashes, stored, expected_first, usable, bool(trusted), problem)
+            expected_first, range_hashes = cp_seq + 1, []
             cp = next(cp_iter, None)
+            cp_seq = cp["seq"] if cp else None
     if cp is not None:
         problem(f"checkpoint at entry {cp['seq']} is signed, but the log ends at entry {expected_seq - 1} "
                 "(truncated)")

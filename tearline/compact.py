@@ -22,9 +22,9 @@ from .errors import ConfigError
 from .store import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization"}
+_MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization", "rate_limits"}
 _TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp",
-             "members_visible", "matching"}
+             "members_visible", "matching", "rate_limits"}
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
 _ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
 
@@ -36,6 +36,7 @@ class MemberSpec:
     read: bool
     tlp_max: str
     redact: tuple[str, ...]
+    rate_limits: tuple[tuple[str, int], ...] = ()  # (endpoint class, requests per minute), resolved
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,9 +166,11 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     if not isinstance(members_visible, bool):
         problem(("members_visible",), f"must be true or false, got {members_visible!r}")
         members_visible = False
+    from .guard import CLASSES, parse_limits
     from .matching.mailbox import parse_rules
 
     matching = parse_rules(data.get("matching", {}), problem)
+    compact_limits = CLASSES | parse_limits(data.get("rate_limits", {}), ("rate_limits",), problem)
     raw_members = data.get("members")
     member_specs: list[MemberSpec] = []
     if not isinstance(raw_members, list) or not raw_members:
@@ -206,7 +209,9 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
                     problem(("members", i, "redact"), f"{r!r} is not a property name, 'x_' or 'coordinates'")
                 if r in ("id", "type", "spec_version", "created", "modified"):
                     problem(("members", i, "redact"), f"{r!r} is required in every STIX object and cannot be redacted")
-            member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact)))
+            limits = compact_limits | parse_limits(m.get("rate_limits", {}), ("members", i, "rate_limits"), problem)
+            member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact),
+                                           tuple(sorted(limits.items()))))
     known_members = {m.name for m in member_specs}
     for i, (answerer, asker, _types) in enumerate(matching.get("standing_consent", [])):
         for role, who in (("answerer", answerer), ("asker", asker)):
@@ -336,7 +341,8 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
         existing = set(store.member_names(conn, spec.name))
         wanted = {m.name for m in spec.members}
         for m in spec.members:
-            values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max, "profile": {"redact": list(m.redact)}}
+            values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max,
+                      "profile": {"redact": list(m.redact), "rate_limits": dict(m.rate_limits)}}
             if m.name in existing:
                 store.update_member(conn, spec.name, m.name, **values)
             else:

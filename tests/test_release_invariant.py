@@ -25,6 +25,8 @@ name: inv
 scope:
   actors: [{{name: Islamic State Khorasan Province}}]
 expires: {(dt.date.today() + dt.timedelta(days=365)).isoformat()}
+# hypothesis sends hundreds of requests a second; the guard's limits are tested in test_guard
+rate_limits: {{read: 1000000, meta: 1000000, write: 1000000}}
 members:
 """ + "".join(f"  - {{name: {m}, write: {str(m in WRITERS).lower()}, tlp_max: {lvl}}}\n" for m, lvl in MEMBERS.items())
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import release
 from ..auth import authenticate
+from ..guard import RateLimiter
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from ..release import Collection, Member
@@ -43,12 +44,13 @@ def _more_next(page: Page) -> bytes:
     return b'"more":false'
 
 
-def router(store: Store, settings: Settings) -> APIRouter:
+def router(store: Store, settings: Settings, limiter: RateLimiter) -> APIRouter:
     api = APIRouter()
 
-    def member_for(request: Request) -> Member:
+    def member_for(request: Request, kind: str) -> Member:
         member = authenticate(store, request.headers.get("authorization"))
         request.state.audit_member = member  # the audit trail records who, even if the request is then refused
+        limiter.check(member, kind)
         media.check_accept(request.headers.get("accept"))
         return member
 
@@ -81,7 +83,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.get("/taxii2/")
     def discovery(request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "meta")
         params(request, "none")
         base = str(request.base_url).rstrip("/")
         return taxii_response({
@@ -94,7 +96,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.get("/taxii2/{api_root}/")
     def get_api_root(api_root: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "meta")
         params(request, "none")
         row = root_for(member, api_root)
         return taxii_response({
@@ -111,20 +113,20 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.get("/taxii2/{api_root}/collections/")
     def get_collections(api_root: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "meta")
         params(request, "none")
         root_for(member, api_root)
         return taxii_response({"collections": [collection_resource(member, c) for c in store.collections(api_root)]})
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/")
     def get_collection(api_root: str, collection_id: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "meta")
         params(request, "none")
         return taxii_response(collection_resource(member, collection_for(member, api_root, collection_id)))
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/objects/")
     def get_objects(api_root: str, collection_id: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "read")
         q = params(request, "objects")
         coll = collection_for(member, api_root, collection_id)
         page = store.page(readable(member, coll), q)
@@ -140,7 +142,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.post("/taxii2/{api_root}/collections/{collection_id}/objects/")
     async def add_objects(api_root: str, collection_id: str, request: Request) -> Response:
-        member = await run_in_threadpool(member_for, request)
+        member = await run_in_threadpool(member_for, request, "write")
         params(request, "none")
         media.check_content_type(request.headers.get("content-type"))
         coll = await run_in_threadpool(collection_for, member, api_root, collection_id)
@@ -158,7 +160,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/manifest/")
     def get_manifest(api_root: str, collection_id: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "read")
         q = params(request, "manifest")
         gate = readable(member, collection_for(member, api_root, collection_id))
         page = store.page(gate, q, columns=(objects.c.stix_id, objects.c.version, objects.c.spec_version))
@@ -174,7 +176,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/")
     def get_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "read")
         q = params(request, "object")
         coll = collection_for(member, api_root, collection_id)
         gate = readable(member, coll)
@@ -186,7 +188,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.delete("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/")
     def delete_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "write")
         q = params(request, "delete")
         coll = collection_for(member, api_root, collection_id)
         gate = readable(member, coll)
@@ -203,7 +205,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/versions/")
     def get_versions(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "read")
         q = params(request, "versions")
         gate = readable(member, collection_for(member, api_root, collection_id))
         page = store.page(gate, _any_version(object_id, q))
@@ -215,7 +217,7 @@ def router(store: Store, settings: Settings) -> APIRouter:
 
     @api.get("/taxii2/{api_root}/status/{status_id}/")
     def get_status(api_root: str, status_id: str, request: Request) -> Response:
-        member = member_for(request)
+        member = member_for(request, "meta")
         params(request, "none")
         root_for(member, api_root)
         return taxii_response(store.status(api_root, status_id, member))

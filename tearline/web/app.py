@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import audit
+from ..guard import RateLimiter
 from ..taxii import api as taxii
 from ..config import Settings
 from ..store import Store
@@ -68,8 +69,9 @@ class _AuditTrail:
 def create_app(settings: Settings, store: Store) -> ASGIApp:
     app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None)
     errors.install(app)
-    app.include_router(taxii.router(store, settings))
-    app.include_router(match.router(store))
+    limiter = RateLimiter()
+    app.include_router(taxii.router(store, settings, limiter))
+    app.include_router(match.router(store, limiter))
     app.state.store = store
     app.state.settings = settings
     log = audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)

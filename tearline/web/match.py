@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from ..auth import authenticate
+from ..guard import RateLimiter
 from ..matching import mailbox
 from ..release import Member
 from ..store import Store
@@ -19,12 +20,13 @@ JSON = "application/json"
 BYTES = "application/octet-stream"
 
 
-def router(store: Store) -> APIRouter:
+def router(store: Store, limiter: RateLimiter) -> APIRouter:
     api = APIRouter(prefix="/tearline/match")
 
     def member_for(request: Request) -> Member:
         member = authenticate(store, request.headers.get("authorization"))
         request.state.audit_member = member
+        limiter.check(member, "match")
         return member
 
     def as_json(body: Any, status: int = 200) -> Response:
