@@ -32,6 +32,8 @@ app.add_typer(forecast_app, name="forecast")
 audit_app = typer.Typer(help="The audit trail: verify it, export a member's records, manage the signing key.",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+guard_app = typer.Typer(help="The counter-intelligence guard: probe alerts over the audit trail.", no_args_is_help=True)
+app.add_typer(guard_app, name="guard")
 match_app = typer.Typer(help="Private matching of indicator lists with another member (PSI through the hub).",
                         no_args_is_help=True)
 app.add_typer(match_app, name="match")
@@ -838,6 +840,47 @@ def audit_verify_export(
     if not report.intact:
         raise typer.Exit(1)
     out.print(f"export intact: {report.entries} entries, {report.checkpoints} signed checkpoint(s)")
+
+
+@guard_app.command("scan")
+def guard_scan(db: DbOpt = None) -> None:
+    """Read the audit entries since the last scan and raise alerts (the hub also does this itself)."""
+    from . import probes
+
+    settings = _run(config.load, {"db": db})
+    raised = _run(probes.scan, _run(_store, settings))
+    out.print(f"{len(raised)} new alert(s)")
+    for a in raised:
+        out.print(f"  {a.member} ({a.api_root}): {a.rule}, {a.count} times — {a.explains}", soft_wrap=True)
+
+
+@guard_app.command("alerts")
+def guard_alerts(
+    member: Annotated[Optional[str], typer.Option(help="only this member's")] = None,
+    compact: Annotated[Optional[str], typer.Option(help="only this compact's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the alerts as one JSON list")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Probe alerts, newest first, with the audit entries that are their evidence."""
+    from . import probes
+
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    _run(probes.scan, store)
+    found = probes.stored_alerts(store, member, compact)
+    if as_json:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    table = Table(title="probe alerts")
+    for col in ("when", "compact", "member", "rule", "count", "score", "why", "audit entries"):
+        table.add_column(col)
+    import datetime as dt
+
+    for a in found:
+        when = dt.datetime.fromtimestamp(a["at_us"] / 1e6, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(when, a["api_root"] or "", a["member"], a["rule"], str(a["count"]), str(a["score"]),
+                      a["explains"], f"{a['first_seq']}..{a['last_seq']}")
+    out.print(table)
 
 
 def main() -> None:

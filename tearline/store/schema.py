@@ -224,3 +224,29 @@ audit_keys = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("retired_us", BigInteger, nullable=True),
 )
+
+# Alerts raised by probe detection over the audit trail, and how far the scan has read.
+guard_alerts = Table(
+    "guard_alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("api_root", String(64), nullable=True),
+    Column("member", String(128), nullable=False),
+    Column("rule", String(32), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("explains", Text, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: the audit entries (seq) behind the alert
+    Column("status", String(16), nullable=False),  # open or dismissed
+    UniqueConstraint("api_root", "member", "rule", "last_seq", name="uq_guard_alert"),
+)
+
+guard_cursor = Table(
+    "guard_cursor",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),  # the last audit entry the scan has read
+)

@@ -156,6 +156,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter) -> APIRouter:
         envelope = _parse_envelope(body)
         status = await run_in_threadpool(store.add_objects, coll, member, envelope, policy)
         request.state.audit_ids = [s["id"] for s in status.get("successes", [])]
+        if status.get("failure_count"):
+            request.state.audit_reason = f"{status['failure_count']} of {status['total_count']} objects refused"
         return taxii_response(status, status=202)
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/manifest/")

@@ -13,7 +13,7 @@ from ..guard import RateLimiter
 from ..taxii import api as taxii
 from ..config import Settings
 from ..store import Store
-from . import errors, match
+from . import admin, errors, match
 
 
 class _TrailingSlash:
@@ -66,12 +66,42 @@ class _AuditTrail:
                         ids=state.get("audit_ids", ()))
 
 
+def _scanner(store: Store, every: int) -> Any:
+    """The hub's lifespan: a thread that scans the audit trail for probing every `every` seconds."""
+    import contextlib
+    import logging
+    import threading
+
+    from .. import probes
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every):
+                try:
+                    probes.scan(store)
+                except Exception:  # a failed scan must not take the hub down; the next one retries
+                    logging.getLogger("tearline.guard").exception("probe scan failed")
+
+        thread = threading.Thread(target=loop, name="tearline-guard", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        thread.join(5)
+
+    return lifespan
+
+
 def create_app(settings: Settings, store: Store) -> ASGIApp:
-    app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_scanner(store, settings.guard_scan_seconds))
     errors.install(app)
     limiter = RateLimiter()
     app.include_router(taxii.router(store, settings, limiter))
     app.include_router(match.router(store, limiter))
+    app.include_router(admin.router(store, settings))
     app.state.store = store
     app.state.settings = settings
     log = audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
