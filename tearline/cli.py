@@ -34,6 +34,8 @@ audit_app = typer.Typer(help="The audit trail: verify it, export a member's reco
 app.add_typer(audit_app, name="audit")
 guard_app = typer.Typer(help="The counter-intelligence guard: probe alerts over the audit trail.", no_args_is_help=True)
 app.add_typer(guard_app, name="guard")
+leak_app = typer.Typer(help="Leak attribution: which member a leaked copy was released to.", no_args_is_help=True)
+app.add_typer(leak_app, name="leak")
 match_app = typer.Typer(help="Private matching of indicator lists with another member (PSI through the hub).",
                         no_args_is_help=True)
 app.add_typer(match_app, name="match")
@@ -881,6 +883,44 @@ def guard_alerts(
         table.add_row(when, a["api_root"] or "", a["member"], a["rule"], str(a["count"]), str(a["score"]),
                       a["explains"], f"{a['first_seq']}..{a['last_seq']}")
     out.print(table)
+
+
+@leak_app.command("trace")
+def leak_trace(
+    file: Annotated[Path, typer.Argument(help="a leaked STIX bundle, envelope or object (JSON), or pasted text")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdict and every member's score as JSON")] = False,
+    leak_key: Annotated[Optional[str], typer.Option(help="the hub's leak key file")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Name the member a leaked copy was released to, with a confidence."""
+    from sqlalchemy import select
+
+    from . import leak
+    from .store.schema import members
+
+    settings = _run(config.load, {"db": db, "leak_key": leak_key})
+    path = leak.key_path(settings.leak_key, settings.db)
+    if not path.exists():
+        _fail(ConfigError(f"no leak key at {path}: trace with the key of the hub that released the copy (--leak-key)"))
+    try:
+        raw = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(ConfigError(f"{file}: cannot read it as UTF-8 text ({exc})"))
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError:
+        doc = raw  # pasted text, not JSON
+    texts = leak.texts_of(doc)
+    store = _run(_store, settings)
+    with store.engine.connect() as conn:
+        candidates = [(r.api_root, r.name) for r in conn.execute(select(members.c.api_root, members.c.name))]
+    ranked, verdict = leak.trace(leak.load_or_create_key(path), texts, candidates)
+    if as_json:
+        sys.stdout.write(json.dumps({"verdict": verdict, "ranking": [m.__dict__ for m in ranked]}) + "\n")
+        return
+    out.print(verdict, soft_wrap=True)
+    for m in ranked[:3]:
+        out.print(f"  {m.member} ({m.api_root}): {m.agree}/{m.gaps} gaps agree, confidence {m.confidence:.6f}")
 
 
 def main() -> None:

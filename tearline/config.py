@@ -27,6 +27,8 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("audit_key", str, "", "file of the hub's Ed25519 audit signing key (default: next to a SQLite store, "
                            "else ./tearline-audit.key); created on first use"),
     ("audit_checkpoint_every", int, 1000, "sign a checkpoint of the audit log every this many entries"),
+    ("leak_key", str, "", "file of the secret key of leak fingerprints (default: next to a SQLite store, else "
+                          "in ~/.tearline); created on first use"),
     ("guard_scan_seconds", int, 30, "how often the hub scans its audit trail for probing"),
     ("admin_token", str, "", "bearer token of the operator's admin API (/tearline/admin/); empty: no admin API"),
 )
@@ -43,6 +45,7 @@ class Settings:
     contact: str = ""
     audit_key: str = ""
     audit_checkpoint_every: int = 1000
+    leak_key: str = ""
     guard_scan_seconds: int = 30
     admin_token: str = ""
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import orjson
 from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select
 
-from . import markings
+from . import leak, markings
 from .scope import Policy
 from .store.schema import objects, recipients, refs
 
@@ -157,9 +157,11 @@ def needs_copy(member: Member) -> bool:
     return bool(member.profile.get("redact"))
 
 
-def release_body(member: Member, body: str, hidden: set[str]) -> bytes:
+def release_body(member: Member, body: str, hidden: set[str], mark: bytes | None = None) -> bytes:
     """Raw stored JSON when nothing is to change (``hidden``: what this object refers to that the member
-    may not see), else the member's redacted copy."""
+    may not see), else the member's redacted copy; with ``mark`` (the member's leak key), its
+    descriptions carry the member's fingerprint (tearline.leak)."""
     if not hidden and not needs_copy(member):
-        return body.encode()
-    return orjson.dumps(redact(member, orjson.loads(body), hidden))
+        return (leak.mark_body(mark, body) if mark else body).encode()
+    copy = redact(member, orjson.loads(body), hidden)
+    return orjson.dumps(leak.mark_object(mark, copy) if mark else copy)

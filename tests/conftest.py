@@ -102,8 +102,9 @@ def free_port() -> int:
 
 class Hub:
     def __init__(self, store: Store, settings: Settings):
-        if not settings.audit_key:  # keep the audit signing key out of the home directory
-            settings = dataclasses.replace(settings, audit_key=str(Path(tempfile.mkdtemp()) / "audit.key"))
+        if not settings.audit_key:  # keep the hub's keys out of the home directory
+            keys = Path(tempfile.mkdtemp())
+            settings = dataclasses.replace(settings, audit_key=str(keys / "audit.key"), leak_key=str(keys / "leak.key"))
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.port}"
         config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=settings.port, log_level="error")
@@ -127,7 +128,8 @@ class Hub:
 @pytest.fixture
 def hub(store: Store, tokens: dict[str, str], request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Hub]:
     overrides = getattr(request, "param", {}) or {}
-    settings = Settings(db=store.url, port=free_port(), audit_key=str(tmp_path / "audit.key"), **overrides)
+    settings = Settings(db=store.url, port=free_port(), audit_key=str(tmp_path / "audit.key"),
+                        leak_key=str(tmp_path / "leak.key"), **overrides)
     with Hub(store, settings) as h:
         yield h
 

@@ -437,7 +437,7 @@ class Store:
 
     def page(self, gate: Iterable[ColumnElement[bool]], q: TaxiiQuery, columns: Sequence[Any] | None = None) -> Page:
         """One page of object versions inside the gate, ordered by date_added."""
-        cols = columns or (objects.c.stix_id, objects.c.version, objects.c.body)
+        cols = columns or (objects.c.stix_id, objects.c.version, objects.c.body, objects.c.author)
         # With match[id], the (coll, stix_id) index must drive the query; ordering by a bare added_us
         # would tempt SQLite to walk the date_added index over the whole collection instead.
         order = objects.c.added_us + 0 if q.ids else objects.c.added_us

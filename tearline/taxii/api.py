@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import release
 from ..auth import authenticate
+from .. import leak
 from ..guard import RateLimiter
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
@@ -44,7 +45,7 @@ def _more_next(page: Page) -> bytes:
     return b'"more":false'
 
 
-def router(store: Store, settings: Settings, limiter: RateLimiter) -> APIRouter:
+def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: bytes) -> APIRouter:
     api = APIRouter()
 
     def member_for(request: Request, kind: str) -> Member:
@@ -135,7 +136,11 @@ def router(store: Store, settings: Settings, limiter: RateLimiter) -> APIRouter:
 
     def _envelope(page: Page, member: Member, coll: Collection) -> Response:
         hidden = store.grouped(release.hidden_targets(member, coll, [r.added_us for r in page.rows])) if page.rows else {}
-        bodies = b",".join(release.release_body(member, row.body, hidden.get(row.added_us, set())) for row in page.rows)
+        mark = leak.member_key(leak_key, member.api_root, member.name)
+        # a member's own objects come back exactly as it sent them: it cannot leak them from the compact
+        bodies = b",".join(release.release_body(member, row.body, hidden.get(row.added_us, set()),
+                                                None if row.author == member.id else mark)
+                           for row in page.rows)
         if not page.rows:
             return taxii_response(b"{" + _more_next(page) + b"}", page=page)
         return taxii_response(b"{" + _more_next(page) + b',"objects":[' + bodies + b"]}", page=page)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import audit
+from .. import audit, leak
 from ..guard import RateLimiter
 from ..taxii import api as taxii
 from ..config import Settings
@@ -99,7 +99,8 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
                   lifespan=_scanner(store, settings.guard_scan_seconds))
     errors.install(app)
     limiter = RateLimiter()
-    app.include_router(taxii.router(store, settings, limiter))
+    leak_key = leak.load_or_create_key(leak.key_path(settings.leak_key, settings.db))
+    app.include_router(taxii.router(store, settings, limiter, leak_key))
     app.include_router(match.router(store, limiter))
     app.include_router(admin.router(store, settings))
     app.state.store = store
