@@ -52,12 +52,17 @@ class Hub:
         tl = [sys.executable, "-m", "tearline"]
         out = subprocess.run([*tl, "compact", "apply", str(workdir / "bench.yaml"), "--db", db, "--json"], env=env,
                              check=True, capture_output=True, text=True, cwd=workdir).stdout
-        self.token = json.loads(out)["tokens"]["analyst"]
+        tokens = json.loads(out)["tokens"]
+        self.token = tokens["analyst"]
         self.port = free_port()
         self.proc = subprocess.Popen([*tl, "serve", "--db", db, "--port", str(self.port)], env=env, cwd=workdir,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", auth=("analyst", self.token),
                                  headers={"Accept": TAXII, "Content-Type": TAXII}, timeout=120)
+        # another member loads the data, so the analyst reads partners' objects (which carry its
+        # fingerprint) rather than its own
+        self.loader = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", auth=("partner-0", tokens["partner-0"]),
+                                   headers={"Accept": TAXII, "Content-Type": TAXII}, timeout=120)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -69,6 +74,7 @@ class Hub:
 
     def stop(self) -> None:
         self.http.close()
+        self.loader.close()
         self.proc.terminate()
         self.proc.wait(10)
 
@@ -102,7 +108,8 @@ def main() -> None:
             ids = [o["id"] for o in objs if o["type"] == "indicator"]
             for hub in hubs:
                 for i in range(0, len(objs), 1000):
-                    timed(hub, "POST", INTEL, content=json.dumps({"objects": objs[i:i + 1000]}))
+                    loaded = hub.loader.post(INTEL, content=json.dumps({"objects": objs[i:i + 1000]}))
+                    assert loaded.status_code == 202, loaded.text[:200]
             rnd = random.Random(3)
             extra = make_objects(args.requests * 10, seed=11)
             kinds = {
