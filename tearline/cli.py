@@ -36,6 +36,8 @@ guard_app = typer.Typer(help="The counter-intelligence guard: probe alerts over 
 app.add_typer(guard_app, name="guard")
 leak_app = typer.Typer(help="Leak attribution: which member a leaked copy was released to.", no_args_is_help=True)
 app.add_typer(leak_app, name="leak")
+warn_app = typer.Typer(help="Duty to warn: draft, approve (or waive), deliver and follow warnings.", no_args_is_help=True)
+app.add_typer(warn_app, name="warn")
 match_app = typer.Typer(help="Private matching of indicator lists with another member (PSI through the hub).",
                         no_args_is_help=True)
 app.add_typer(match_app, name="match")
@@ -921,6 +923,124 @@ def leak_trace(
     out.print(verdict, soft_wrap=True)
     for m in ranked[:3]:
         out.print(f"  {m.member} ({m.api_root}): {m.agree}/{m.gaps} gaps agree, confidence {m.confidence:.6f}")
+
+
+ByOpt = Annotated[str, typer.Option("--by", help="the person taking this step (recorded; approval needs a second person)")]
+
+
+def _warn_out(w: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(w) + "\n")
+        return
+    ext = next(iter(w["report"]["extensions"].values()))
+    out.print(f"warning {w['id']} to {w['addressee']}{' (outside party)' if w['outside'] else ''}: [bold]{w['state']}[/bold]",
+              soft_wrap=True)
+    out.print(f"  target {ext['target']}, window {ext['window_start']} to {ext['window_end']}, "
+              f"confidence {w['report']['confidence']}", soft_wrap=True)
+    for e in w["history"]:
+        out.print(f"  {e['at'][:19]} {e['by']}: {e['action']} ({e['from'] or '-'} → {e['to']}) {e['note']}", soft_wrap=True)
+
+
+@warn_app.command("draft")
+def warn_draft(
+    compact: Annotated[str, typer.Option(help="the compact the warning belongs to")],
+    to: Annotated[str, typer.Option("--to", help="the threatened party: a member, or an outside party with --outside")],
+    country: Annotated[str, typer.Option(help="target country, ISO 3166 alpha-3")],
+    window_start: Annotated[str, typer.Option("--from", help="threat window start, YYYY-MM-DD")],
+    window_end: Annotated[str, typer.Option("--until", help="threat window end, YYYY-MM-DD")],
+    confidence: Annotated[int, typer.Option(help="0-100")],
+    ask: Annotated[str, typer.Option(help="what is asked of the recipient")],
+    text: Annotated[str, typer.Option(help="the releasable text (tear-line level: no sources or methods)")],
+    by: ByOpt,
+    outside: Annotated[bool, typer.Option("--outside", help="the threatened party is not a member")] = False,
+    province: Annotated[Optional[str], typer.Option()] = None,
+    city: Annotated[Optional[str], typer.Option()] = None,
+    place_type: Annotated[Optional[str], typer.Option(help="e.g. religious gathering, concert hall")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Draft a warning (it still needs a second person's approval)."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    w = _run(warn.draft, store, compact, by, to, outside,
+             {"country": country, "province": province, "city": city, "place_type": place_type},
+             (window_start, window_end), confidence, ask, text)
+    _admin(settings, store, "warn draft", compact, {"warning": w["id"], "by": by, "to": to})
+    _warn_out(w, as_json)
+
+
+def _warn_move(action: str, warning: str, by: str, note: str, as_json: bool, db: str | None) -> None:
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    w = _run(warn.move, store, warning, action, by, note)
+    _admin(settings, store, f"warn {action}", w["compact"], {"warning": warning, "by": by, "note": note})
+    _warn_out(w, as_json)
+
+
+WarningArg = Annotated[str, typer.Argument(help="the warning's id")]
+
+
+@warn_app.command("approve")
+def warn_approve(warning: WarningArg, by: ByOpt, as_json: Annotated[bool, typer.Option("--json")] = False,
+                 db: DbOpt = None) -> None:
+    """Approve a draft (not by its author)."""
+    _warn_move("approve", warning, by, "", as_json, db)
+
+
+@warn_app.command("waive")
+def warn_waive(warning: WarningArg, by: ByOpt,
+               reason: Annotated[str, typer.Option(help="sources-and-methods, violent-actor, armed-conflict, "
+                                                        "already-knows or no-way-to-warn")],
+               why: Annotated[str, typer.Option(help="the justification, for the record and for review")],
+               as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
+    """Decide not to warn, with a reason code and a justification (not by the author)."""
+    _warn_move("waive", warning, by, f"{reason}: {why}", as_json, db)
+
+
+@warn_app.command("deliver")
+def warn_deliver(warning: WarningArg, by: ByOpt, as_json: Annotated[bool, typer.Option("--json")] = False,
+                 db: DbOpt = None) -> None:
+    """Deliver an approved warning (to a member: into the compact's warnings collection, for it alone)."""
+    _warn_move("deliver", warning, by, "", as_json, db)
+
+
+@warn_app.command("acknowledge")
+def warn_acknowledge(warning: WarningArg, by: ByOpt, as_json: Annotated[bool, typer.Option("--json")] = False,
+                     db: DbOpt = None) -> None:
+    """Record the addressee's acknowledgement."""
+    _warn_move("acknowledge", warning, by, "", as_json, db)
+
+
+@warn_app.command("status")
+def warn_status(warning: WarningArg, as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
+    """A warning's state and its whole history."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    _warn_out(_run(warn.show, _run(_store, settings), warning), as_json)
+
+
+@warn_app.command("list")
+def warn_list(compact: Annotated[Optional[str], typer.Option()] = None,
+              as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
+    """Every warning, oldest first."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    found = _run(warn.list_, _run(_store, settings), compact)
+    if as_json:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    table = Table(title="warnings")
+    for col in ("id", "compact", "to", "state", "window ends", "author"):
+        table.add_column(col)
+    for w in found:
+        table.add_row(w["id"], w["compact"], w["addressee"], w["state"], w["window_end"], w["author"])
+    out.print(table)
 
 
 def main() -> None:

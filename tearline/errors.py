@@ -10,6 +10,7 @@ human ``title``/``description`` and structured ``details``. Only two edges turn 
     ├── Forbidden (403)             authenticated, but the right is missing
     ├── NotFound (404)              unknown API root, collection, object, status — or not visible
     ├── NotAcceptable (406)         Accept header without the TAXII 2.1 media type
+    ├── Conflict (409)              a step the current state does not allow (e.g. a warning's lifecycle)
     ├── PayloadTooLarge (413)       body over the configured max_content_length
     ├── UnsupportedMediaType (415)  Content-Type is not the TAXII 2.1 media type
     ├── TooManyRequests (429)       a limit on how often something may be done; details['retry_after']
@@ -55,6 +56,10 @@ class NotFound(TearlineError):
 
 class NotAcceptable(TearlineError):
     status, code, title = 406, "not_acceptable", "Not acceptable"
+
+
+class Conflict(TearlineError):
+    status, code, title = 409, "conflict", "Conflict"
 
 
 class PayloadTooLarge(TearlineError):

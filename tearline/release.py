@@ -62,16 +62,28 @@ def can_write(member: Member, collection: Collection) -> bool:
     return member.api_root == collection.api_root and member.can_write and collection.member_writable
 
 
-def _may_see(member: Member, table: Table) -> ColumnElement[bool]:
-    """The TLP rule for one version in ``table`` (objects or an alias of it)."""
+def _addressed(member: Member, table: Table) -> ColumnElement[bool]:
+    """The version names the member among its recipients."""
+    return exists(select(recipients.c.added_us).where(recipients.c.added_us == table.c.added_us,
+                                                      recipients.c.member == member.name))
+
+
+def _may_see(member: Member, table: Table, addressed_only: bool = False) -> ColumnElement[bool]:
+    """The TLP rule for one version in ``table`` (objects or an alias of it). In the warnings
+    collection the rule is the addressee's alone: a warning reaches the member it is addressed to,
+    whatever that member's TLP ceiling, and nobody else (tearline.warn)."""
+    if addressed_only:
+        return or_(table.c.author == member.id, _addressed(member, table))
     ceiling = markings.rank(member.tlp_max)
     shared = min(ceiling, markings.rank("amber"))  # AMBER+STRICT never leaves its author's organisation
     may_see = [table.c.author == member.id, table.c.tlp <= shared]
     if ceiling >= markings.rank("red"):
-        may_see.append(and_(table.c.tlp == markings.rank("red"), exists(
-            select(recipients.c.added_us).where(recipients.c.added_us == table.c.added_us,
-                                                recipients.c.member == member.name))))
+        may_see.append(and_(table.c.tlp == markings.rank("red"), _addressed(member, table)))
     return or_(*may_see)
+
+
+def _warnings(collection: Collection) -> bool:
+    return collection.alias == "warnings" and not collection.member_writable
 
 
 def _hidden(member: Member, collection: Collection, target: ColumnElement[str]) -> ColumnElement[bool]:
@@ -80,7 +92,8 @@ def _hidden(member: Member, collection: Collection, target: ColumnElement[str]) 
     seen = objects.alias("seen")
     return and_(
         exists(select(held.c.pk).where(held.c.coll == collection.num, held.c.stix_id == target)),
-        ~exists(select(seen.c.pk).where(seen.c.coll == collection.num, seen.c.stix_id == target, _may_see(member, seen))),
+        ~exists(select(seen.c.pk).where(seen.c.coll == collection.num, seen.c.stix_id == target,
+                                        _may_see(member, seen, _warnings(collection)))),
     )
 
 
@@ -104,7 +117,7 @@ class Gate:
         beyond = other.c.version_us > objects.c.version_us if newest else other.c.version_us < objects.c.version_us
         return or_(flag.is_(True), ~exists(select(other.c.pk).where(
             other.c.coll == objects.c.coll, other.c.stix_id == objects.c.stix_id, beyond,
-            _may_see(self.member, other))))
+            _may_see(self.member, other, _warnings(self.collection)))))
 
 
 def visible(member: Member, collection: Collection) -> Gate:
@@ -114,7 +127,8 @@ def visible(member: Member, collection: Collection) -> Gate:
     end = refs.alias("endpoint")
     hidden_end = exists(select(end.c.added_us).where(
         end.c.added_us == objects.c.added_us, end.c.prop.in_(ENDPOINTS), _hidden(member, collection, end.c.target_id)))
-    return Gate((objects.c.coll == collection.num, _may_see(member, objects), ~hidden_end), member, collection)
+    return Gate((objects.c.coll == collection.num, _may_see(member, objects, _warnings(collection)), ~hidden_end),
+                member, collection)
 
 
 def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> object:

@@ -197,7 +197,8 @@ class Store:
         envelope = [(obj, edges) for obj, _, edges in checked]
         hops = scope.distances(conn, coll, policy, envelope)
         self._write(conn, coll, [
-            Admitted(obj, edges, scope.tlp_rank(obj, policy), min(hops[obj["id"]], scope.UNREACHED))
+            Admitted(obj, edges, scope.tlp_rank(obj, policy), min(hops[obj["id"]], scope.UNREACHED),
+                     tuple(obj.get("x_tearline_recipients") or ()))
             for obj, edges in envelope], author=None)
 
     def add_member(

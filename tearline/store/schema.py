@@ -250,3 +250,31 @@ guard_cursor = Table(
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),  # the last audit entry the scan has read
 )
+
+# Duty-to-warn warnings and every step of their lifecycle (tearline.warn).
+warnings = Table(
+    "warnings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("api_root", String(64), ForeignKey("api_roots.name", ondelete="CASCADE"), nullable=False),
+    Column("author", String(160), nullable=False),
+    Column("addressee", String(160), nullable=False),
+    Column("outside", Boolean, nullable=False),  # an outside party rather than a member
+    Column("state", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("window_end", String(10), nullable=False),  # YYYY-MM-DD: expired after it
+    Column("report", Text, nullable=False),  # the STIX report with the Tearline warning extension
+)
+
+warning_events = Table(
+    "warning_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("warning_id", String(36), ForeignKey("warnings.id", ondelete="CASCADE"), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("by", String(160), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+)
