@@ -162,3 +162,51 @@ def test_no_copy_mentions_an_object_its_reader_may_not_see(inv, ops) -> None:  #
             if not body["more"]:
                 break
             params["next"] = body["next"]
+
+
+@pytest.fixture
+def inv_store(store: Store):  # type: ignore[no-untyped-def]
+    tokens = compact.apply(store, compact.parse(COMPACT))
+    with Hub(store, Settings(db=store.url, port=free_port())) as hub:
+        made = {m: client(hub, m, t) for m, t in tokens.items()}
+        yield store, made
+        for c in made.values():
+            c.close()
+
+
+warning_ops = st.lists(st.tuples(st.sampled_from(list(MEMBERS)), st.sampled_from(["draft", "approved", "delivered"])),
+                       min_size=1, max_size=6)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=warning_ops)
+def test_a_warning_reaches_its_addressee_and_no_other_member(inv_store, ops) -> None:  # type: ignore[no-untyped-def]
+    """Whatever their TLP ceilings, each member reads in the warnings collection exactly the delivered
+    warnings addressed to it, on every endpoint; drafts and approved warnings reach nobody."""
+    from tearline import warn
+
+    store, clients = inv_store
+    window = (dt.date.today().isoformat(), (dt.date.today() + dt.timedelta(days=5)).isoformat())
+    expected: dict[str, set[str]] = {m: set() for m in MEMBERS}
+    made: set[str] = set()
+    for addressee, state in ops:
+        w = warn.draft(store, "inv", "author-1", addressee, False, {"country": "AFG"}, window, 50, "take care",
+                       "An attack on the ministry is being prepared for next week.")
+        if state in ("approved", "delivered"):
+            warn.move(store, w["id"], "approve", "author-2")
+        if state == "delivered":
+            warn.move(store, w["id"], "deliver", "author-1")
+            expected[addressee] |= {w["report"]["id"], w["report"]["object_refs"][0]}
+        made |= {w["report"]["id"], w["report"]["object_refs"][0]}
+    base = "/taxii2/inv/collections/warnings"
+    for member, c in clients.items():
+        for path in ("objects", "manifest"):
+            got = {o["id"] for o in c.get(f"{base}/{path}/").json().get("objects", [])}
+            assert got & made == expected[member], (member, path)
+        for ident in made:
+            seen = c.get(f"{base}/objects/{ident}/")
+            versions = c.get(f"{base}/objects/{ident}/versions/")
+            if ident in expected[member]:
+                assert seen.status_code == 200 and versions.status_code == 200
+            else:  # the same answer as for an id that does not exist
+                assert seen.status_code == versions.status_code == 404
