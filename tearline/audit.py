@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import hashlib
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ import orjson
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .config import create_secret, secret_path
 from .errors import BadRequest, ConfigError
 from .store import Store, now_us
 from .store.schema import audit, audit_checkpoints, audit_keys
@@ -119,12 +119,7 @@ def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[str]) ->
 # --- keys -----------------------------------------------------------------------------------------
 
 def key_path(settings_key: str, db_url: str) -> Path:
-    if settings_key:
-        return Path(settings_key)
-    if db_url.startswith("sqlite:///") and ":memory:" not in db_url:
-        return Path(db_url.removeprefix("sqlite:///") + ".audit-key")
-    # a server database: one key per database, in the operator's home, unless configured
-    return Path.home() / ".tearline" / f"audit-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}.key"
+    return secret_path(settings_key, db_url, "audit")
 
 
 def key_id(public: bytes) -> str:
@@ -155,10 +150,7 @@ def load_or_create_key(path: Path) -> Any:
             raise ConfigError(f"audit key {path}: not an Ed25519 key")
         return key
     key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    create_secret(path, key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     return key
 
 

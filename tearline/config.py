@@ -7,8 +7,10 @@ They are read once (``load``) and passed in; nothing in the package reads the en
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -48,6 +50,24 @@ class Settings:
     leak_key: str = ""
     guard_scan_seconds: int = 30
     admin_token: str = ""
+
+
+def secret_path(setting: str, db_url: str, name: str) -> Path:
+    """Where a hub secret (the audit signing key, the leak key) lives: the configured file, else next
+    to a SQLite store, else one per database under ~/.tearline."""
+    if setting:
+        return Path(setting)
+    if db_url.startswith("sqlite:///") and ":memory:" not in db_url:
+        return Path(db_url.removeprefix("sqlite:///") + f".{name}-key")
+    return Path.home() / ".tearline" / f"{name}-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}.key"
+
+
+def create_secret(path: Path, data: bytes) -> None:
+    """Write a new secret file readable by its owner only; never overwrite one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
 
 def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -31,6 +31,9 @@ from typing import Any
 
 import orjson
 
+from .config import create_secret, secret_path
+from .errors import ConfigError
+
 NBSP = "\u00a0"
 # Only descriptions: a name is how tools such as OpenCTI merge objects, so it must stay byte-identical.
 FIELDS = ("description",)
@@ -42,22 +45,15 @@ def load_or_create_key(path: Path) -> bytes:
     if path.exists():
         key = path.read_bytes()
         if len(key) != 32:
-            raise ValueError(f"leak key {path}: expected 32 bytes, found {len(key)}")
+            raise ConfigError(f"leak key {path}: expected 32 bytes, found {len(key)}")
         return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     key = os.urandom(32)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
+    create_secret(path, key)
     return key
 
 
 def key_path(setting: str, db_url: str) -> Path:
-    if setting:
-        return Path(setting)
-    if db_url.startswith("sqlite:///") and ":memory:" not in db_url:
-        return Path(db_url.removeprefix("sqlite:///") + ".leak-key")
-    return Path.home() / ".tearline" / f"leak-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}.key"
+    return secret_path(setting, db_url, "leak")
 
 
 def _canon(word: str) -> str:

@@ -128,13 +128,17 @@ def _expire(store: Store, today: dt.date | None = None) -> None:
 def show(store: Store, wid: str, today: dt.date | None = None) -> dict[str, Any]:
     _expire(store, today)
     with store.engine.connect() as conn:
-        row = conn.execute(select(warnings).where(warnings.c.id == wid)).first()
-        if row is None:
-            raise NotFound(f"no warning {wid!r}; `tearline warn list` shows them")
-        events = [{"at": dt.datetime.fromtimestamp(e.at_us / 1e6, dt.timezone.utc).isoformat(), "by": e.by,
-                   "action": e.action, "from": e.from_state, "to": e.to_state, "note": e.note}
-                  for e in conn.execute(select(warning_events).where(warning_events.c.warning_id == wid)
-                                        .order_by(warning_events.c.id))]
+        return _load(conn, wid)
+
+
+def _load(conn: Any, wid: str) -> dict[str, Any]:
+    row = conn.execute(select(warnings).where(warnings.c.id == wid)).first()
+    if row is None:
+        raise NotFound(f"no warning {wid!r}; `tearline warn list` shows them")
+    events = [{"at": dt.datetime.fromtimestamp(e.at_us / 1e6, dt.timezone.utc).isoformat(), "by": e.by,
+               "action": e.action, "from": e.from_state, "to": e.to_state, "note": e.note}
+              for e in conn.execute(select(warning_events).where(warning_events.c.warning_id == wid)
+                                    .order_by(warning_events.c.id))]
     return {"id": row.id, "compact": row.api_root, "author": row.author, "addressee": row.addressee,
             "outside": row.outside, "state": row.state, "window_end": row.window_end,
             "report": orjson.loads(row.report), "history": events}
@@ -146,8 +150,7 @@ def list_(store: Store, compact: str | None = None) -> list[dict[str, Any]]:
         q = select(warnings.c.id).order_by(warnings.c.created_us)
         if compact:
             q = q.where(warnings.c.api_root == compact)
-        ids = [r[0] for r in conn.execute(q)]
-    return [show(store, i) for i in ids]
+        return [_load(conn, wid) for (wid,) in conn.execute(q).all()]
 
 
 def move(store: Store, wid: str, action: str, by: str, note: str = "", today: dt.date | None = None) -> dict[str, Any]:

@@ -120,7 +120,8 @@ def _log(conn: Any, member: Member, action: str, request_id: str | None, **detai
                                           request_id=request_id, detail=orjson.dumps(detail).decode()))
 
 
-def _rules(store: Store, member: Member) -> Rules:
+def rules_for(store: Store, member: Member) -> Rules:
+    """The member's compact's matching rules; refused once the compact is no longer open."""
     root = store.api_root(member.api_root)
     policy = Policy.loads(root.policy if root is not None else "{}")
     state = policy.state(dt.date.today())
@@ -134,10 +135,11 @@ def max_body(rules: Rules) -> int:
     return 48 * rules.max_items + 1_000_000
 
 
-def open_request(store: Store, member: Member, to: str, kind: str, results: str, body: bytes) -> dict[str, Any]:
+def open_request(store: Store, member: Member, to: str, kind: str, results: str, body: bytes,
+                 rules: Rules | None = None) -> dict[str, Any]:
     if not member.can_read:
         raise Forbidden("this member may not read the compact, so it may not match against it either")
-    rules = _rules(store, member)
+    rules = rules or rules_for(store, member)
     if kind not in TYPES:
         raise BadRequest(f"type {kind!r}: choose one of {', '.join(TYPES)}")
     if results not in ("asker", "both"):
@@ -253,11 +255,11 @@ def request_body(store: Store, member: Member, request_id: str) -> bytes:
     return body
 
 
-def answer(store: Store, member: Member, request_id: str, reply: bytes) -> dict[str, Any]:
+def answer(store: Store, member: Member, request_id: str, reply: bytes, rules: Rules | None = None) -> dict[str, Any]:
     row = _mine(store, member, request_id, as_="answerer")
     if row.status != "pending":
         raise BadRequest(f"request {request_id} is {row.status}; only a pending request can be answered")
-    rules = _rules(store, member)
+    rules = rules or rules_for(store, member)
     if len(reply) > max_body(rules):
         raise PayloadTooLarge("the reply is larger than a reply to this request can be")
     protocol.check_reply(reply, row.asked)

@@ -32,13 +32,14 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     def as_json(body: Any, status: int = 200) -> Response:
         return Response(orjson.dumps(body), status_code=status, media_type=JSON)
 
-    async def body_of(request: Request, member: Member) -> bytes:
-        return await read_body(request, mailbox.max_body(mailbox._rules(store, member)))
+    async def body_of(request: Request, rules: mailbox.Rules) -> bytes:
+        return await read_body(request, mailbox.max_body(rules))
 
     @api.post("/requests/")
     async def open_request(request: Request, to: str, type: str, results: str = "asker") -> Response:
         member = member_for(request)
-        return as_json(mailbox.open_request(store, member, to, type, results, await body_of(request, member)), 201)
+        rules = mailbox.rules_for(store, member)
+        return as_json(mailbox.open_request(store, member, to, type, results, await body_of(request, rules), rules), 201)
 
     @api.get("/inbox/")
     def inbox(request: Request) -> Response:
@@ -58,7 +59,8 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     @api.post("/requests/{request_id}/answer/")
     async def answer(request_id: str, request: Request) -> Response:
         member = member_for(request)
-        return as_json(mailbox.answer(store, member, request_id, await body_of(request, member)))
+        rules = mailbox.rules_for(store, member)
+        return as_json(mailbox.answer(store, member, request_id, await body_of(request, rules), rules))
 
     @api.post("/requests/{request_id}/decline/")
     def decline(request_id: str, request: Request) -> Response:
@@ -67,7 +69,8 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     @api.post("/requests/{request_id}/ask-back/")
     async def ask_back(request_id: str, request: Request) -> Response:
         member = member_for(request)
-        return as_json(mailbox.ask_back(store, member, request_id, await body_of(request, member)), 201)
+        body = await body_of(request, mailbox.rules_for(store, member))
+        return as_json(mailbox.ask_back(store, member, request_id, body), 201)
 
     @api.get("/requests/{request_id}/answer/")
     def collect(request_id: str, request: Request) -> Response:
