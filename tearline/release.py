@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import orjson
 from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select
 
-from . import leak, markings
+from . import granular, leak, markings
 from .scope import Policy
 from .store.schema import objects, recipients, refs
 
@@ -138,32 +138,31 @@ def hidden_targets(member: Member, collection: Collection, added: Sequence[int])
         refs.c.added_us.in_(added), refs.c.prop.notin_(ENDPOINTS), _hidden(member, collection, refs.c.target_id))
 
 
-def redact(member: Member, obj: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
-    """The member's copy of one object: references to what it may not see removed, and its redaction
-    profile applied (created_by_ref → a pseudonym per author, where_sighted_refs and custom x_
-    properties dropped, coordinates coarsened to the administrative area)."""
+def redact(member: Member, obj: dict[str, Any], hidden: set[str], own: bool = False) -> dict[str, Any]:
+    """The member's copy of one object: references to what it may not see removed, the parts granular
+    markings keep from it cut (its tear line; not for its own objects), and its redaction profile
+    applied (created_by_ref → a pseudonym per author, where_sighted_refs and custom x_ properties
+    dropped, coordinates coarsened to the administrative area). One cut does it all, so the selectors
+    of the markings that remain still name the right parts (tearline.granular)."""
     rules = set(member.profile.get("redact") or ())
-    out: dict[str, Any] = {}
+    paths: list[granular.Path] = []
     for key, value in obj.items():
-        if key in rules and key not in ("created_by_ref",):
-            continue
-        if "x_" in rules and key.startswith("x_"):
-            continue
-        if "coordinates" in rules and key in ("latitude", "longitude", "precision"):
-            continue
-        if key.endswith("_refs") and isinstance(value, list):
-            kept = [v for v in value if v not in hidden]
-            if kept:
-                out[key] = kept
-            continue
-        if key.endswith("_ref") and value in hidden:
-            continue
-        out[key] = value
+        if ((key in rules and key != "created_by_ref") or ("x_" in rules and key.startswith("x_"))
+                or ("coordinates" in rules and key in ("latitude", "longitude", "precision"))):
+            paths.append((key,))
+        elif key.endswith("_refs") and isinstance(value, list):
+            paths.extend((key, i) for i, v in enumerate(value) if v in hidden)
+        elif key.endswith("_ref") and value in hidden:
+            paths.append((key,))
+    if not own:
+        recipient = member.name in (obj.get("x_tearline_recipients") or ())
+        paths.extend(granular.withheld(obj, granular.reader(member.tlp_max, recipient)))
+    out = granular.cut(obj, paths)
     if "created_by_ref" in rules and "created_by_ref" in obj:
         # the same author always gets the same pseudonym within a compact, and no other author shares it
-        out["created_by_ref"] = f"identity--{uuid.uuid5(_PSEUDONYMS, member.api_root + '|' + obj['created_by_ref'])}"
+        out = dict(out, created_by_ref=f"identity--{uuid.uuid5(_PSEUDONYMS, member.api_root + '|' + obj['created_by_ref'])}")
     if "coordinates" in rules and obj.get("type") == "location" and not ({"region", "country"} & set(out)):
-        out["region"] = "southern-asia"  # a location must keep something to stand on
+        out = dict(out, region="southern-asia")  # a location must keep something to stand on
     return out
 
 
@@ -171,11 +170,11 @@ def needs_copy(member: Member) -> bool:
     return bool(member.profile.get("redact"))
 
 
-def release_body(member: Member, body: str, hidden: set[str], mark: bytes | None = None) -> bytes:
+def release_body(member: Member, body: str, hidden: set[str], mark: bytes | None = None, own: bool = False) -> bytes:
     """Raw stored JSON when nothing is to change (``hidden``: what this object refers to that the member
-    may not see), else the member's redacted copy; with ``mark`` (the member's leak key), its
-    descriptions carry the member's fingerprint (tearline.leak)."""
-    if not hidden and not needs_copy(member):
+    may not see; ``own``: the member wrote this version), else the member's redacted copy; with ``mark``
+    (the member's leak key), its descriptions carry the member's fingerprint (tearline.leak)."""
+    if not hidden and not needs_copy(member) and (own or '"granular_markings"' not in body):
         return (leak.mark_body(mark, body) if mark else body).encode()
-    copy = redact(member, orjson.loads(body), hidden)
+    copy = redact(member, orjson.loads(body), hidden, own)
     return orjson.dumps(leak.mark_object(mark, copy) if mark else copy)

@@ -305,6 +305,10 @@ def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
             problems.append(f"granular_markings[{i}].selectors: must be a non-empty list of strings")
         if ("marking_ref" in gm) == ("lang" in gm):
             problems.append(f"granular_markings[{i}]: exactly one of marking_ref or lang is required")
+    if isinstance(obj.get("granular_markings"), list):
+        from .granular import selector_problems
+
+        problems.extend(selector_problems(obj))
     for prop in ("name", "description", "relationship_type", "pattern", "pattern_type"):
         if prop in obj and not isinstance(obj[prop], str):
             problems.append(f"{prop}: must be a string")

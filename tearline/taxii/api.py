@@ -139,7 +139,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         mark = leak.member_key(leak_key, member.api_root, member.name)
         # a member's own objects come back exactly as it sent them: it cannot leak them from the compact
         bodies = b",".join(release.release_body(member, row.body, hidden.get(row.added_us, set()),
-                                                None if row.author == member.id else mark)
+                                                None if row.author == member.id else mark, row.author == member.id)
                            for row in page.rows)
         if not page.rows:
             return taxii_response(b"{" + _more_next(page) + b"}", page=page)

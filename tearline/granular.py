@@ -1,0 +1,180 @@
+"""Tear lines: which parts of an object its reader may see, decided by STIX 2.1 granular markings.
+
+A report can be shared at TLP:GREEN as a whole while its sourcing paragraph is marked TLP:RED for two
+named recipients and one external reference AMBER+STRICT: each reader receives the version "below the
+tear line" for it. A granular marking names parts by selector (STIX 2.1 §7.2.3.1): ``description``,
+``external_references.[1]``, ``external_references.[0].url``. Cutting parts out of an object must leave
+a valid object, so:
+
+- a list item that is cut is removed, and the selectors of the markings that remain are re-indexed to
+  the shorter list (``object_refs.[3]`` becomes ``object_refs.[2]`` when item 1 went);
+- a list left empty is removed (STIX forbids empty lists), and an external reference or kill-chain
+  phase that loses a field it cannot do without is removed whole; a report (or grouping, note,
+  opinion) whose every reference is withheld refers to itself, which tells nothing;
+- a required top-level text property (a report's ``name``) is replaced by ``WITHHELD`` instead;
+- markings whose parts are gone are dropped, so no selector points at nothing.
+
+The same cutting serves the gate's other removals (references to hidden objects, redaction profiles),
+so a selector never outlives the part it marked, whatever removed it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from . import markings, stix
+
+Path = tuple[str | int, ...]
+WITHHELD = "[withheld]"
+
+
+def parse(selector: str) -> Path:
+    """``external_references.[0].url`` → ("external_references", 0, "url")."""
+    out: list[str | int] = []
+    for token in selector.split("."):
+        if token.startswith("[") and token.endswith("]") and token[1:-1].isdigit():
+            out.append(int(token[1:-1]))
+        else:
+            out.append(token)
+    return tuple(out)
+
+
+def render(path: Path) -> str:
+    return ".".join(f"[{t}]" if isinstance(t, int) else t for t in path)
+
+
+def resolves(obj: Any, path: Path) -> bool:
+    """The selector names a part that exists in ``obj``."""
+    node = obj
+    for token in path:
+        if isinstance(token, int):
+            if not isinstance(node, list) or token >= len(node):
+                return False
+        elif not isinstance(node, dict) or token not in node:
+            return False
+        node = node[token]
+    return True
+
+
+def selector_problems(obj: dict[str, Any]) -> list[str]:
+    """STIX requires every selector to name a part of the object it marks."""
+    problems = []
+    for i, gm in enumerate(obj.get("granular_markings") or ()):
+        if not isinstance(gm, dict):
+            continue
+        for selector in gm.get("selectors") or ():
+            if isinstance(selector, str) and not resolves(obj, parse(selector)):
+                problems.append(f"granular_markings[{i}].selectors: {selector!r} names no part of this object")
+    return problems
+
+
+def withheld(obj: dict[str, Any], may_read: Callable[[str], bool]) -> list[Path]:
+    """The parts marked with a TLP level the reader may not read (other markings restrict nothing)."""
+    out = []
+    for gm in obj.get("granular_markings") or ():
+        level = markings.LEVEL_OF_ID.get(gm.get("marking_ref", "")) if isinstance(gm, dict) else None
+        if level is not None and not may_read(level):
+            out.extend(parse(s) for s in gm.get("selectors") or () if isinstance(s, str))
+    return out
+
+
+def _required(stix_type: str) -> set[str]:
+    names: set[str] = set()
+    for req in stix.SDO_REQUIRED.get(stix_type, ()) + stix.SRO_REQUIRED.get(stix_type, ()):
+        names.update(req if isinstance(req, tuple) else (req,))
+    return names
+
+
+def _key(path: Path) -> tuple[tuple[int, Any], ...]:
+    return tuple((0, t) if isinstance(t, int) else (1, t) for t in path)
+
+
+# Items of these lists are invalid without these fields (any one of each tuple): losing them loses the item.
+_ITEM_NEEDS = {"external_references": (("source_name",), ("external_id", "url", "description")),
+               "kill_chain_phases": (("kill_chain_name",), ("phase_name",))}
+
+
+def _whole_items(obj: dict[str, Any], paths: set[Path]) -> set[Path]:
+    """Add the list items that would be left invalid by losing the fields in ``paths``."""
+    for prop, needs in _ITEM_NEEDS.items():
+        for i, item in enumerate(obj.get(prop) or ()):
+            if not isinstance(item, dict):
+                continue
+            lost = {p[2] for p in paths if len(p) == 3 and p[:2] == (prop, i)}
+            if lost and any(not (set(fields) & (set(item) - lost)) for fields in needs):
+                paths.add((prop, i))
+    return paths
+
+
+def cut(obj: dict[str, Any], paths: Iterable[Path]) -> dict[str, Any]:
+    """A copy of ``obj`` without the parts at ``paths``, still a valid object (see the module's rules)."""
+    paths = sorted(_whole_items(obj, {p for p in paths if p and resolves(obj, p)}), key=_key, reverse=True)
+    if not paths:
+        return obj
+    out = copy.deepcopy(obj)
+    required = _required(obj.get("type", ""))
+    removed_items: list[Path] = []
+    for path in paths:  # children before parents, and later items before earlier ones of one list
+        if not resolves(out, path):
+            continue  # inside something already removed
+        parent = out
+        for token in path[:-1]:
+            parent = parent[token]
+        last = path[-1]
+        if isinstance(last, int):
+            del parent[last]
+            removed_items.append(path)
+        elif len(path) == 1 and last in required and isinstance(parent[last], str):
+            parent[last] = WITHHELD
+        else:
+            del parent[last]
+    for parent_path in sorted({r[:-1] for r in removed_items}, key=_key, reverse=True):
+        if resolves(out, parent_path) and _at(out, parent_path) == []:
+            if parent_path[0] in required and len(parent_path) == 1 and parent_path[0].endswith("_refs"):
+                out[parent_path[0]] = [obj["id"]]  # the copy must refer to something: itself says nothing
+            else:
+                del _at(out, parent_path[:-1])[parent_path[-1]]
+    if "granular_markings" in obj:
+        kept = []
+        for gm in out.get("granular_markings") or ():
+            selectors = [render(p) for p in (_reindex(parse(s), removed_items) for s in gm.get("selectors") or ()
+                                             if not any(parse(s)[:len(c)] == c for c in paths))
+                         if resolves(out, p)]
+            if selectors:
+                kept.append(dict(gm, selectors=selectors))
+        if kept:
+            out["granular_markings"] = kept
+        else:
+            out.pop("granular_markings", None)
+    return out
+
+
+def _reindex(path: Path, removed: Sequence[Path]) -> Path:
+    """The selector's path after the list items in ``removed`` left their lists."""
+    tokens = list(path)
+    for k, token in enumerate(path):
+        if isinstance(token, int):
+            tokens[k] = token - sum(1 for r in removed if len(r) == k + 1 and r[:k] == path[:k]
+                                    and isinstance(r[k], int) and r[k] < token)
+    return tuple(tokens)
+
+
+def _at(obj: Any, path: Path) -> Any:
+    for token in path:
+        obj = obj[token]
+    return obj
+
+
+def reader(ceiling: str, recipient: bool) -> Callable[[str], bool]:
+    """Who may read a part marked at a level: up to the reader's ceiling, AMBER+STRICT never beyond its
+    author's organisation, RED only for the recipients the object names (the object-level rules)."""
+    top = min(markings.rank(ceiling), markings.rank("amber"))
+
+    def may_read(level: str) -> bool:
+        if level == "red":
+            return recipient and ceiling == "red"
+        return markings.rank(level) <= top
+
+    return may_read
