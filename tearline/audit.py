@@ -126,7 +126,7 @@ def key_id(public: bytes) -> str:
     return hashlib.sha256(public).hexdigest()[:16]
 
 
-def _public_bytes(private: Any) -> bytes:
+def public_bytes(private: Any) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -154,7 +154,7 @@ def load_or_create_key(path: Path) -> Any:
     return key
 
 
-def _verify_signature(public_hex: str, message: bytes, signature_hex: str) -> bool:
+def verify_signature(public_hex: str, message: bytes, signature_hex: str) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -186,12 +186,12 @@ class AuditLog:
     def _signing_key(self) -> tuple[Any, str]:
         if self._key is None:
             self._key = load_or_create_key(self.key_file)
-            public = _public_bytes(self._key)
+            public = public_bytes(self._key)
             kid = key_id(public)
             with self.store.engine.begin() as conn:
                 if conn.execute(select(audit_keys.c.key_id).where(audit_keys.c.key_id == kid)).first() is None:
                     conn.execute(insert(audit_keys).values(key_id=kid, public_key=public.hex(), created_us=now_us()))
-        return self._key, key_id(_public_bytes(self._key))
+        return self._key, key_id(public_bytes(self._key))
 
     def append(self, actor: str | None, api_root: str | None, method: str, endpoint: str, path: str,
                query: dict[str, Any] | None = None, status: int = 200, reason: str = "",
@@ -246,6 +246,12 @@ class AuditLog:
         self._key = None
         _key, new = self._signing_key()
         return old, new
+
+    def sign(self, message: bytes) -> dict[str, str]:
+        """Sign something else the hub vouches for (a warning document) with the same published key;
+        the caller prefixes its own context so no signature can pass for another kind."""
+        key, kid = self._signing_key()
+        return {"key_id": kid, "public_key": public_bytes(key).hex(), "signature": key.sign(message).hex()}
 
     def public_keys(self) -> list[dict[str, Any]]:
         self._signing_key()
@@ -354,7 +360,7 @@ def _check_checkpoint(cp: dict[str, Any], hashes: list[bytes], head: str, expect
     if public is None:
         problem(f"{where}: signed by key {cp['key_id']}, which is not "
                 + ("among the trusted public keys" if trusted else "recorded in audit_keys"))
-    elif not _verify_signature(public, checkpoint_message(cp), cp["signature"]):
+    elif not verify_signature(public, checkpoint_message(cp), cp["signature"]):
         problem(f"{where}: the signature does not verify (the checkpoint was altered or forged)")
 
 
@@ -397,7 +403,7 @@ def verify_export(doc: Any, trusted_keys: Sequence[str] = ()) -> Report:
     for cp in checkpoints.values():
         report.checkpoints += 1
         public = keys.get(cp["key_id"])
-        if public is None or not _verify_signature(public, checkpoint_message(cp), cp["signature"]):
+        if public is None or not verify_signature(public, checkpoint_message(cp), cp["signature"]):
             report.problems.append(f"checkpoint at entry {cp['seq']}: the signature does not verify with "
                                    + ("the trusted key" if trusted_keys else "the keys in the file"))
     for entry in doc.get("entries", []):

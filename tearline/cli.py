@@ -9,13 +9,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from . import compact as compacts
 from . import config
-from .errors import ConfigError, TearlineError
+from .errors import BadRequest, ConfigError, TearlineError
 from .store import Store
 
 app = typer.Typer(help="Tearline: a scoped intelligence exchange (TAXII 2.1 hub).", no_args_is_help=True,
@@ -38,6 +39,8 @@ leak_app = typer.Typer(help="Leak attribution: which member a leaked copy was re
 app.add_typer(leak_app, name="leak")
 warn_app = typer.Typer(help="Duty to warn: draft, approve (or waive), deliver and follow warnings.", no_args_is_help=True)
 app.add_typer(warn_app, name="warn")
+party_app = typer.Typer(help="Outside parties warnings can be addressed to.", no_args_is_help=True)
+warn_app.add_typer(party_app, name="party")
 match_app = typer.Typer(help="Private matching of indicator lists with another member (PSI through the hub).",
                         no_args_is_help=True)
 app.add_typer(match_app, name="match")
@@ -65,12 +68,16 @@ def _audit_log(settings: config.Settings, store: Store) -> Any:
     return audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
 
 
-def _admin(settings: config.Settings, store: Store, action: str, compact: str | None, detail: dict[str, Any]) -> None:
-    """Record an admin action in the audit trail, as the operating-system user who ran it."""
+def _admin(settings: config.Settings, store: Store, action: str, compact: str | None, detail: dict[str, Any],
+           refused: TearlineError | None = None) -> None:
+    """Record an admin action in the audit trail, as the operating-system user who ran it; a refused
+    one with its status and reason."""
     from . import audit
 
     _audit_log(settings, store).append(actor=audit.admin_actor(), api_root=compact, method="ADMIN", endpoint=action,
-                                       path=f"tearline {action}", query=detail)
+                                       path=f"tearline {action}", query=detail,
+                                       status=refused.status if refused else 200,
+                                       reason=refused.description if refused else "")
 
 
 def _run(fn: Any, *args: Any) -> Any:
@@ -941,6 +948,18 @@ def _warn_out(w: dict[str, Any], as_json: bool) -> None:
         out.print(f"  {e['at'][:19]} {e['by']}: {e['action']} ({e['from'] or '-'} → {e['to']}) {e['note']}", soft_wrap=True)
 
 
+def _warn_step(settings: config.Settings, store: Store, action: str, compact: str | None, detail: dict[str, Any],
+               fn: Any, *args: Any) -> Any:
+    """One duty-to-warn step, audited whether it is taken or refused."""
+    try:
+        done = fn(*args)
+    except TearlineError as exc:
+        _admin(settings, store, f"warn {action}", compact, detail, refused=exc)
+        _fail(exc)
+    _admin(settings, store, f"warn {action}", compact or (done.get("compact") if isinstance(done, dict) else None), detail)
+    return done
+
+
 @warn_app.command("draft")
 def warn_draft(
     compact: Annotated[str, typer.Option(help="the compact the warning belongs to")],
@@ -950,8 +969,10 @@ def warn_draft(
     window_end: Annotated[str, typer.Option("--until", help="threat window end, YYYY-MM-DD")],
     confidence: Annotated[int, typer.Option(help="0-100")],
     ask: Annotated[str, typer.Option(help="what is asked of the recipient")],
-    text: Annotated[str, typer.Option(help="the releasable text (tear-line level: no sources or methods)")],
     by: ByOpt,
+    text: Annotated[str, typer.Option(help="the releasable text (tear-line level: no sources or methods)")] = "",
+    from_report: Annotated[Optional[str], typer.Option(
+        "--from-report", help="take the text from this report's description, at the addressee's tear line")] = None,
     outside: Annotated[bool, typer.Option("--outside", help="the threatened party is not a member")] = False,
     province: Annotated[Optional[str], typer.Option()] = None,
     city: Annotated[Optional[str], typer.Option()] = None,
@@ -964,24 +985,40 @@ def warn_draft(
 
     settings = _run(config.load, {"db": db})
     store = _run(_store, settings)
-    w = _run(warn.draft, store, compact, by, to, outside,
-             {"country": country, "province": province, "city": city, "place_type": place_type},
-             (window_start, window_end), confidence, ask, text)
-    _admin(settings, store, "warn draft", compact, {"warning": w["id"], "by": by, "to": to})
+    w = _warn_step(settings, store, "draft", compact, {"by": by, "to": to, "source": from_report}, warn.draft, store,
+                   compact, by, to, outside, {"country": country, "province": province, "city": city,
+                                              "place_type": place_type},
+                   (window_start, window_end), confidence, ask, text, from_report)
     _warn_out(w, as_json)
 
 
-def _warn_move(action: str, warning: str, by: str, note: str, as_json: bool, db: str | None) -> None:
+def _warn_move(action: str, warning: str, by: str, note: str, as_json: bool, db: str | None,
+               out_dir: Path | None = None) -> None:
     from . import warn
 
     settings = _run(config.load, {"db": db})
     store = _run(_store, settings)
-    w = _run(warn.move, store, warning, action, by, note)
-    _admin(settings, store, f"warn {action}", w["compact"], {"warning": warning, "by": by, "note": note})
+    w = _warn_step(settings, store, action, None, {"warning": warning, "by": by, "note": note}, warn.move, store,
+                   warning, action, by, note, None, _audit_log(settings, store))
+    if w["document"]:
+        _write_document(w["document"], out_dir or Path("."))
     _warn_out(w, as_json)
 
 
+def _write_document(doc: dict[str, Any], out_dir: Path) -> None:
+    from . import warn
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"warning-{doc['warning']['id']}"
+    stem.with_suffix(".json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    stem.with_suffix(".html").write_text(warn.render_html(doc), encoding="utf-8")
+    err.print(f"signed document for {doc['warning']['to']}: {stem}.json and {stem}.html "
+              f"(hub key {doc['signature']['key_id']}; they verify it with `tearline warn verify`)", soft_wrap=True)
+
+
 WarningArg = Annotated[str, typer.Argument(help="the warning's id")]
+OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="where an outside party's signed document is written "
+                                                                 "(JSON and HTML; default: the current directory)")]
 
 
 @warn_app.command("approve")
@@ -1002,17 +1039,162 @@ def warn_waive(warning: WarningArg, by: ByOpt,
 
 
 @warn_app.command("deliver")
-def warn_deliver(warning: WarningArg, by: ByOpt, as_json: Annotated[bool, typer.Option("--json")] = False,
-                 db: DbOpt = None) -> None:
-    """Deliver an approved warning (to a member: into the compact's warnings collection, for it alone)."""
-    _warn_move("deliver", warning, by, "", as_json, db)
+def warn_deliver(warning: WarningArg, by: ByOpt, out_dir: OutDirOpt = None,
+                 as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
+    """Deliver an approved warning: to a member, into the compact's warnings collection for it alone;
+    to an outside party, as a signed document (JSON and HTML) to hand over."""
+    _warn_move("deliver", warning, by, "", as_json, db, out_dir)
 
 
 @warn_app.command("acknowledge")
 def warn_acknowledge(warning: WarningArg, by: ByOpt, as_json: Annotated[bool, typer.Option("--json")] = False,
                      db: DbOpt = None) -> None:
-    """Record the addressee's acknowledgement."""
+    """Record a member addressee's acknowledgement (an outside party's comes as a signed reply: `warn ack`)."""
     _warn_move("acknowledge", warning, by, "", as_json, db)
+
+
+@warn_app.command("export")
+def warn_export(warning: WarningArg, out_dir: OutDirOpt = None, db: DbOpt = None) -> None:
+    """Write again the signed document delivered to an outside party (the same bytes it received)."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    w = _run(warn.show, _run(_store, settings), warning)
+    if not w["document"]:
+        _fail(BadRequest(f"warning {warning} has no signed document: it is {w['state']}"
+                         f"{'' if w['outside'] else ' and addressed to a member'}"))
+    _write_document(w["document"], out_dir or Path("."))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        _fail(BadRequest(f"{path}: cannot read it ({exc.strerror})"))
+        raise
+
+
+@warn_app.command("verify")
+def warn_verify(
+    file: Annotated[Path, typer.Argument(help="the warning document, .json or .html")],
+    public_key: Annotated[list[str], typer.Option("--public-key", help="the hub's published public key (hex), as "
+                                                                      "`tearline audit key` prints it; repeatable")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check, offline, that a warning document comes from the hub whose key you hold and is unchanged."""
+    from . import warn
+
+    facts = _run(warn.verify_document, _run(warn.read_document, _read(file), str(file)), public_key)
+    if as_json:
+        sys.stdout.write(json.dumps(facts) + "\n")
+        return
+    out.print(f"[green]authentic[/green]: warning {facts['id']} to {facts['to']}, issued {facts['issued']}, "
+              f"signed by hub key {facts['key_id']}", soft_wrap=True)
+
+
+@warn_app.command("keygen")
+def warn_keygen(out_file: Annotated[Path, typer.Option("--out", help="where to write the private key (PEM)")]) -> None:
+    """Make an outside party's signing key; give the printed public key to the hub operator."""
+    from . import warn
+
+    pem, public = warn.new_party_key()
+    try:
+        config.create_secret(out_file, pem)
+    except FileExistsError:
+        _fail(BadRequest(f"{out_file} exists; a key is never overwritten"))
+    sys.stdout.write(public + "\n")
+
+
+@warn_app.command("reply")
+def warn_reply(
+    file: Annotated[Path, typer.Argument(help="the warning document you received, .json or .html")],
+    key: Annotated[Path, typer.Option(help="your private key (from `tearline warn keygen`)")],
+    by: Annotated[str, typer.Option(help="who acknowledges")],
+    out_file: Annotated[Path, typer.Option("--out", help="the reply file to return to the hub")],
+    note: Annotated[str, typer.Option(help="anything to add, e.g. measures taken")] = "",
+    public_key: Annotated[Optional[list[str]], typer.Option(
+        "--public-key", help="the hub's public key: the document is verified before you sign for it")] = None,
+) -> None:
+    """(For an outside party.) Acknowledge a warning with a reply signed by your key."""
+    from . import warn
+
+    doc = _run(warn.read_document, _read(file), str(file))
+    if public_key:
+        _run(warn.verify_document, doc, public_key)
+    reply = _run(warn.make_reply, doc, _read(key), by, note)
+    out_file.write_bytes(orjson.dumps(reply, option=orjson.OPT_INDENT_2))
+    out.print(f"reply for warning {reply['warning']} written to {out_file}", soft_wrap=True)
+
+
+@warn_app.command("ack")
+def warn_ack(file: Annotated[Path, typer.Argument(help="the outside party's signed reply")],
+             as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
+    """Record an outside party's signed acknowledgement."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    reply = _run(warn.read_document, _read(file), str(file))
+    w = _warn_step(settings, store, "ack", None, {"warning": reply.get("warning"), "file": str(file)},
+                   warn.record_reply, store, reply)
+    _warn_out(w, as_json)
+
+
+@warn_app.command("escalate")
+def warn_escalate(db: DbOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Send unacknowledged warnings to the addressee's next contact (the hub also does this by itself)."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    sent = _run(warn.escalate, store, config.hub_path(settings.warn_outbox, settings.db, "outbox"))
+    for item in sent:
+        _admin(settings, store, "warn escalate", None, item)
+    if as_json:
+        sys.stdout.write(json.dumps(sent) + "\n")
+        return
+    for item in sent:
+        out.print(f"warning {item['warning']}: sent to {item['contact']} ({item['file']})", soft_wrap=True)
+    if not sent:
+        out.print("nothing to escalate")
+
+
+@party_app.command("add")
+def warn_party_add(
+    name: Annotated[str, typer.Argument(help="the outside party, e.g. 'Ministry of Interior of X'")],
+    public_key: Annotated[str, typer.Option(help="its Ed25519 public key, hex (from `tearline warn keygen`)")],
+    tlp_max: Annotated[str, typer.Option(help="parts of a report marked above this stay below its tear line")] = "amber",
+    contact: Annotated[Optional[list[str]], typer.Option(help="whom to tell, in order, when it does not acknowledge; "
+                                                               "repeatable")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Register (or update) an outside party that warnings can be addressed to."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    store = _run(_store, settings)
+    party = _warn_step(settings, store, "party add", None, {"party": name}, warn.add_party, store, name, public_key,
+                       tlp_max.lower(), tuple(contact or ()))
+    out.print(f"outside party {party['name']}: key {party['public_key'][:16]}…, TLP up to {party['tlp_max']}, "
+              f"{len(party['contacts'])} contact(s)", soft_wrap=True)
+
+
+@party_app.command("list")
+def warn_party_list(db: DbOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The registered outside parties."""
+    from . import warn
+
+    settings = _run(config.load, {"db": db})
+    found = _run(warn.parties, _run(_store, settings))
+    if as_json:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    table = Table(title="outside parties")
+    for col in ("name", "public key", "TLP up to", "contacts"):
+        table.add_column(col)
+    for p in found:
+        table.add_row(p["name"], p["public_key"], p["tlp_max"], "; ".join(p["contacts"]))
+    out.print(table)
 
 
 @warn_app.command("status")

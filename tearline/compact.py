@@ -22,9 +22,10 @@ from .errors import ConfigError
 from .store import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization", "rate_limits"}
+_MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization", "rate_limits",
+                "contacts"}
 _TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp",
-             "members_visible", "matching", "rate_limits"}
+             "members_visible", "matching", "rate_limits", "warnings"}
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
 _ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
 
@@ -37,6 +38,7 @@ class MemberSpec:
     tlp_max: str
     redact: tuple[str, ...]
     rate_limits: tuple[tuple[str, int], ...] = ()  # (endpoint class, requests per minute), resolved
+    contacts: tuple[str, ...] = ()  # people warned, in order, when a warning to the member goes unacknowledged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +65,7 @@ class CompactSpec:
     region: tuple[str, ...] = ()  # ISO 3166 alpha-2
     window: tuple[str, ...] = ()
     matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # tearline.matching.mailbox.Rules
+    escalate_after_hours: int = 24  # an unacknowledged warning goes to the addressee's next contact
 
     def policy(self) -> "scope.Policy":
         names = tuple(sorted({n.lower() for a in self.actors for n in (a.name, *a.aliases)}))
@@ -70,7 +73,8 @@ class CompactSpec:
         return scope.Policy(actor_names=names, actor_label=label, hops=self.hops, types=self.types,
                             default_tlp=self.default_tlp, expires=self.expires.isoformat() if self.expires else None,
                             grace_days=self.grace_days, region=self.region, window=self.window,
-                            members_visible=self.members_visible, matching=self.matching)
+                            members_visible=self.members_visible, matching=self.matching,
+                            escalate_after_hours=self.escalate_after_hours)
 
 
 def _line(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
@@ -171,6 +175,7 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
 
     matching = parse_rules(data.get("matching", {}), problem)
     compact_limits = CLASSES | parse_limits(data.get("rate_limits", {}), ("rate_limits",), problem)
+    escalate = _warnings(data.get("warnings", {}), problem)
     raw_members = data.get("members")
     member_specs: list[MemberSpec] = []
     if not isinstance(raw_members, list) or not raw_members:
@@ -210,8 +215,12 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
                 if r in ("id", "type", "spec_version", "created", "modified"):
                     problem(("members", i, "redact"), f"{r!r} is required in every STIX object and cannot be redacted")
             limits = compact_limits | parse_limits(m.get("rate_limits", {}), ("members", i, "rate_limits"), problem)
+            contacts = m.get("contacts", [])
+            if not isinstance(contacts, list) or not all(isinstance(c, str) and c.strip() for c in contacts):
+                problem(("members", i, "contacts"), "must be a list of contacts, e.g. 'Duty officer <duty@example.org>'")
+                contacts = []
             member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact),
-                                           tuple(sorted(limits.items()))))
+                                           tuple(sorted(limits.items())), tuple(c.strip() for c in contacts)))
     known_members = {m.name for m in member_specs}
     for i, (answerer, asker, _types) in enumerate(matching.get("standing_consent", [])):
         for role, who in (("answerer", answerer), ("asker", asker)):
@@ -224,8 +233,22 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
         name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
         actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs), types=tuple(types),
         default_tlp=default_tlp, grace_days=grace, region=region, window=window, members_visible=members_visible,
-        matching=matching,
+        matching=matching, escalate_after_hours=escalate,
     )
+
+
+def _warnings(raw: Any, problem: Any) -> int:
+    """warnings: {escalate_after_hours: N}."""
+    if not isinstance(raw, dict):
+        problem(("warnings",), "must be a mapping {escalate_after_hours: N}")
+        return 24
+    for key in sorted(set(raw) - {"escalate_after_hours"}):
+        problem(("warnings", key), "unknown field (known: escalate_after_hours)")
+    hours = raw.get("escalate_after_hours", 24)
+    if not isinstance(hours, int) or isinstance(hours, bool) or hours < 1:
+        problem(("warnings", "escalate_after_hours"), f"must be a whole number of hours, at least 1, got {hours!r}")
+        return 24
+    return hours
 
 
 def _region(raw: Any, problem: Any) -> tuple[str, ...]:
@@ -342,7 +365,8 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
         wanted = {m.name for m in spec.members}
         for m in spec.members:
             values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max,
-                      "profile": {"redact": list(m.redact), "rate_limits": dict(m.rate_limits)}}
+                      "profile": {"redact": list(m.redact), "rate_limits": dict(m.rate_limits),
+                                  "contacts": list(m.contacts)}}
             if m.name in existing:
                 store.update_member(conn, spec.name, m.name, **values)
             else:

@@ -33,6 +33,8 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
                           "in ~/.tearline); created on first use"),
     ("guard_scan_seconds", int, 30, "how often the hub scans its audit trail for probing"),
     ("admin_token", str, "", "bearer token of the operator's admin API (/tearline/admin/); empty: no admin API"),
+    ("warn_outbox", str, "", "directory where escalation notices of unacknowledged warnings are written as .eml "
+                             "files for the operator's mail relay (default: next to a SQLite store, else in ~/.tearline)"),
 )
 
 
@@ -50,16 +52,25 @@ class Settings:
     leak_key: str = ""
     guard_scan_seconds: int = 30
     admin_token: str = ""
+    warn_outbox: str = ""
 
 
 def secret_path(setting: str, db_url: str, name: str) -> Path:
     """Where a hub secret (the audit signing key, the leak key) lives: the configured file, else next
     to a SQLite store, else one per database under ~/.tearline."""
+    if not setting and not (db_url.startswith("sqlite:///") and ":memory:" not in db_url):  # where keys have always lived
+        return Path.home() / ".tearline" / f"{name}-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}.key"
+    return hub_path(setting, db_url, f"{name}-key")
+
+
+def hub_path(setting: str, db_url: str, name: str) -> Path:
+    """A file or directory of the hub's own (a key, the warnings outbox): the configured one, else
+    next to a SQLite store, else one per database under ~/.tearline."""
     if setting:
         return Path(setting)
     if db_url.startswith("sqlite:///") and ":memory:" not in db_url:
-        return Path(db_url.removeprefix("sqlite:///") + f".{name}-key")
-    return Path.home() / ".tearline" / f"{name}-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}.key"
+        return Path(db_url.removeprefix("sqlite:///") + f".{name}")
+    return Path.home() / ".tearline" / f"{name}-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}"
 
 
 def create_secret(path: Path, data: bytes) -> None:

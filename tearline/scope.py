@@ -45,6 +45,7 @@ class Policy:
     region: tuple[str, ...] = ()  # ISO 3166 alpha-2 countries a location may lie in; empty: anywhere
     window: tuple[str, ...] = ()  # (first day, last day) an object's own date must fall in; empty: any time
     matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # private matching rules (compact file)
+    escalate_after_hours: int = 24  # duty to warn: when an unacknowledged warning goes to the next contact
 
     def dumps(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()

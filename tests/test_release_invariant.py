@@ -182,13 +182,15 @@ warning_ops = st.lists(st.tuples(st.sampled_from(list(MEMBERS)), st.sampled_from
 @given(ops=warning_ops)
 def test_a_warning_reaches_its_addressee_and_no_other_member(inv_store, ops) -> None:  # type: ignore[no-untyped-def]
     """Whatever their TLP ceilings, each member reads in the warnings collection exactly the delivered
-    warnings addressed to it, on every endpoint; drafts and approved warnings reach nobody."""
+    warnings addressed to it, on every endpoint (TAXII and the warnings API); drafts and approved
+    warnings reach nobody."""
     from tearline import warn
 
     store, clients = inv_store
     window = (dt.date.today().isoformat(), (dt.date.today() + dt.timedelta(days=5)).isoformat())
     expected: dict[str, set[str]] = {m: set() for m in MEMBERS}
     made: set[str] = set()
+    ids_of: dict[str, str] = {}
     for addressee, state in ops:
         w = warn.draft(store, "inv", "author-1", addressee, False, {"country": "AFG"}, window, 50, "take care",
                        "An attack on the ministry is being prepared for next week.")
@@ -198,6 +200,7 @@ def test_a_warning_reaches_its_addressee_and_no_other_member(inv_store, ops) -> 
             warn.move(store, w["id"], "deliver", "author-1")
             expected[addressee] |= {w["report"]["id"], w["report"]["object_refs"][0]}
         made |= {w["report"]["id"], w["report"]["object_refs"][0]}
+        ids_of[w["id"]] = w["report"]["id"]
     base = "/taxii2/inv/collections/warnings"
     for member, c in clients.items():
         for path in ("objects", "manifest"):
@@ -210,3 +213,9 @@ def test_a_warning_reaches_its_addressee_and_no_other_member(inv_store, ops) -> 
                 assert seen.status_code == 200 and versions.status_code == 200
             else:  # the same answer as for an id that does not exist
                 assert seen.status_code == versions.status_code == 404
+        # the warnings API (and the dashboard's inbox on it) agrees with TAXII
+        inbox = {w["report"]["id"] for w in c.get("/tearline/warnings/").json()["warnings"]} & made
+        assert inbox == {i for i in expected[member] if i.startswith("report--")}, member
+        for wid, rid in ids_of.items():
+            got = c.get(f"/tearline/warnings/{wid}/")
+            assert got.status_code == (200 if rid in expected[member] else 404), (member, wid)

@@ -264,6 +264,19 @@ warnings = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("window_end", String(10), nullable=False),  # YYYY-MM-DD: expired after it
     Column("report", Text, nullable=False),  # the STIX report with the Tearline warning extension
+    Column("author_member", String(64), nullable=True),  # drafted through the API by this member
+    Column("document", Text, nullable=True),  # the signed document delivered to an outside party
+)
+
+# Outside parties a warning can be addressed to: their key signs their acknowledgements.
+warn_parties = Table(
+    "warn_parties",
+    metadata,
+    Column("name", String(160), primary_key=True),
+    Column("public_key", String(64), nullable=False),  # Ed25519, hex
+    Column("tlp_max", String(16), nullable=False),  # parts marked above this stay below the tear line
+    Column("contacts", Text, nullable=False),  # JSON list, in escalation order
+    Column("added_us", BigInteger, nullable=False),
 )
 
 warning_events = Table(

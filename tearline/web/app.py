@@ -13,7 +13,7 @@ from ..guard import RateLimiter
 from ..taxii import api as taxii
 from ..config import Settings
 from ..store import Store
-from . import admin, errors, match
+from . import admin, errors, match, warn
 
 
 class _TrailingSlash:
@@ -66,13 +66,19 @@ class _AuditTrail:
                         ids=state.get("audit_ids", ()))
 
 
-def _scanner(store: Store, every: int) -> Any:
-    """The hub's lifespan: a thread that scans the audit trail for probing every `every` seconds."""
+def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
+    """The hub's lifespan: a thread that, every `guard_scan_seconds`, scans the audit trail for probing
+    and escalates unacknowledged warnings to the addressees' next contacts (each escalation audited)."""
     import contextlib
     import logging
     import threading
 
     from .. import probes
+    from .. import warn as warnings
+    from ..config import hub_path
+
+    every = settings.guard_scan_seconds
+    outbox = hub_path(settings.warn_outbox, settings.db, "outbox")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
@@ -84,6 +90,12 @@ def _scanner(store: Store, every: int) -> Any:
                     probes.scan(store)
                 except Exception:  # a failed scan must not take the hub down; the next one retries
                     logging.getLogger("tearline.guard").exception("probe scan failed")
+                try:
+                    for sent in warnings.escalate(store, outbox):
+                        log.append(actor="hub", api_root=None, method="ADMIN", endpoint="warn escalate",
+                                   path="escalation", query=sent)
+                except Exception:
+                    logging.getLogger("tearline.warn").exception("warning escalation failed")
 
         thread = threading.Thread(target=loop, name="tearline-guard", daemon=True)
         thread.start()
@@ -95,16 +107,17 @@ def _scanner(store: Store, every: int) -> Any:
 
 
 def create_app(settings: Settings, store: Store) -> ASGIApp:
+    log = audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
     app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=_scanner(store, settings.guard_scan_seconds))
+                  lifespan=_scanner(store, settings, log))
     errors.install(app)
     limiter = RateLimiter()
     leak_key = leak.load_or_create_key(leak.key_path(settings.leak_key, settings.db))
     app.include_router(taxii.router(store, settings, limiter, leak_key))
     app.include_router(match.router(store, limiter))
+    app.include_router(warn.router(store, limiter, log))
     app.include_router(admin.router(store, settings))
     app.state.store = store
     app.state.settings = settings
-    log = audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
     app.state.audit = log
     return _TrailingSlash(_AuditTrail(app, log))

@@ -1,0 +1,95 @@
+"""Duty to warn over HTTP, under /tearline/warnings/: thin handlers over tearline.warn for members.
+
+A member drafts, approves (a second person of the same member), waives and delivers its own warnings,
+and acknowledges those delivered to it. People are named in each step's ``by``; the hub records them
+as ``member:person``, so the two-person rule holds within the drafting organisation. A warning a member
+may not see answers 404, exactly like one that does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from .. import warn
+from ..auth import authenticate
+from ..errors import BadRequest, Forbidden
+from ..guard import RateLimiter
+from ..release import Member
+from ..store import Store
+from ..taxii.api import read_body
+
+JSON = "application/json"
+MAX_BODY = 256 * 1024
+
+
+def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter:
+    api = APIRouter(prefix="/tearline/warnings")
+
+    def member_for(request: Request, kind: str) -> Member:
+        member = authenticate(store, request.headers.get("authorization"))
+        request.state.audit_member = member
+        limiter.check(member, kind)
+        return member
+
+    def as_json(body: Any, status: int = 200) -> Response:
+        return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+
+    async def fields(request: Request, required: tuple[str, ...]) -> dict[str, Any]:
+        raw = await read_body(request, MAX_BODY)
+        try:
+            body = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body is a JSON object")
+        missing = [f for f in required if not isinstance(body.get(f), str) or not body[f].strip()]
+        if missing:
+            raise BadRequest(f"missing or empty: {', '.join(missing)}", details={"fields": missing})
+        return body
+
+    @api.get("/")
+    def inbox(request: Request) -> Response:
+        member = member_for(request, "meta")
+        return as_json({"warnings": warn.for_member_list(store, member.api_root, member.name)})
+
+    @api.get("/{warning_id}/")
+    def one(warning_id: str, request: Request) -> Response:
+        member = member_for(request, "meta")
+        return as_json(warn.show_for_member(store, member.api_root, member.name, warning_id))
+
+    @api.post("/")
+    async def draft(request: Request) -> Response:
+        member = await run_in_threadpool(member_for, request, "write")
+        body = await fields(request, ("by", "to", "ask"))
+        target = body.get("target") if isinstance(body.get("target"), dict) else {}
+        window = body.get("window") if isinstance(body.get("window"), list) and len(body["window"]) == 2 else ["", ""]
+        w = await run_in_threadpool(
+            warn.draft, store, member.api_root, f"{member.name}:{body['by']}", body["to"], bool(body.get("outside")),
+            target, (str(window[0]), str(window[1])), body.get("confidence"), body["ask"], str(body.get("text") or ""),
+            body.get("from_report"), member)
+        request.state.audit_ids = [w["report"]["id"]]
+        return as_json(w, 201)
+
+    @api.post("/{warning_id}/{action}/")
+    async def step(warning_id: str, action: str, request: Request) -> Response:
+        member = await run_in_threadpool(member_for, request, "write")
+        body = await fields(request, ("by",))
+        current = await run_in_threadpool(warn.show_for_member, store, member.api_root, member.name, warning_id)
+        if action == "acknowledge":
+            if current["addressee"] != member.name or current["outside"]:
+                raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
+            done = await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name,
+                                           f"by {body['by']}")
+        else:
+            if current.get("author_member") != member.name:
+                raise Forbidden(f"only the member that drafted warning {warning_id} can {action} it")
+            note = f"{body.get('reason', '')}: {body.get('why', '')}" if action == "waive" else str(body.get("note") or "")
+            done = await run_in_threadpool(warn.move, store, warning_id, action, f"{member.name}:{body['by']}", note,
+                                           None, signer)
+        request.state.audit_ids = [current["report"]["id"]]
+        return as_json(warn.for_member(done, member.name))
+
+    return api
