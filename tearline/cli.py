@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import sys
 from importlib import resources
 from pathlib import Path
@@ -120,7 +122,10 @@ def demo(
     store = _run(_store, settings)
     spec = compacts.parse(resources.files("tearline.data").joinpath("demo-compact.yaml").read_text(), "demo-compact.yaml")
     tokens = _run(compacts.apply, store, spec)
-    _seed_demo_events(store, spec, settings)
+    events_db = _seed_demo_events(store, spec, settings)
+    # the dashboard shows the demo's forecasts, and its operator pages need an operator token
+    settings = dataclasses.replace(settings, events_db=settings.events_db or events_db,
+                                   admin_token=settings.admin_token or secrets.token_urlsafe(24))
     for member in spec.members:
         if member.name not in tokens:
             # A demo is run again and again: hand out fresh tokens rather than lock people out.
@@ -131,13 +136,15 @@ def demo(
     for member in spec.members:
         table.add_row(member.name, str(member.write), member.tlp_max, tokens[member.name])
     err.print(table)
+    err.print(f"Dashboard: http://{settings.host}:{settings.port}/ (sign in with a member and its token; "
+              f"operator token {settings.admin_token})", soft_wrap=True)
     err.print(f"Try: curl -u state-a:<token> -H 'Accept: application/taxii+json;version=2.1' "
               f"http://{settings.host}:{settings.port}/taxii2/{spec.name}/collections/")
     store.close()
     _serve(settings)
 
 
-def _seed_demo_events(store: Store, spec: compacts.CompactSpec, settings: config.Settings) -> None:
+def _seed_demo_events(store: Store, spec: compacts.CompactSpec, settings: config.Settings) -> str:
     """Load the bundled real event data and share ISIS-K's events in the demo compact."""
     from . import events
     from .events import actors
@@ -155,6 +162,7 @@ def _seed_demo_events(store: Store, spec: compacts.CompactSpec, settings: config
     added = _run(_push, store, spec.name, objs)
     err.print(f"demo: real events from UCDP and the curated ISKP list in {events_db}; "
               f"{len(objs)} STIX objects shared in {spec.name}/intel ({added} new)")
+    return events_db
 
 
 @compact_app.command("apply")

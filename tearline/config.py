@@ -33,6 +33,7 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
                           "in ~/.tearline); created on first use"),
     ("guard_scan_seconds", int, 30, "how often the hub scans its audit trail for probing"),
     ("admin_token", str, "", "bearer token of the operator's admin API (/tearline/admin/); empty: no admin API"),
+    ("events_db", str, "", "DuckDB events store whose current forecasts the dashboard shows (empty: none)"),
     ("warn_outbox", str, "", "directory where escalation notices of unacknowledged warnings are written as .eml "
                              "files for the operator's mail relay (default: next to a SQLite store, else in ~/.tearline)"),
 )
@@ -52,6 +53,7 @@ class Settings:
     leak_key: str = ""
     guard_scan_seconds: int = 30
     admin_token: str = ""
+    events_db: str = ""
     warn_outbox: str = ""
 
 

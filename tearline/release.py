@@ -131,6 +131,42 @@ def visible(member: Member, collection: Collection) -> Gate:
                 member, collection)
 
 
+def gate_for(member: Member, collection: Collection, today: Any) -> Gate:
+    """The gate of a read, after the checks every read makes first: the member may read this
+    collection, and the compact is not closed. Raises Forbidden otherwise."""
+    from .errors import Forbidden
+
+    if not can_read(member, collection):
+        raise Forbidden(f"member {member.name!r} may not read collection {collection.alias!r}")
+    policy = collection.rules
+    if policy.state(today) == "closed":
+        raise Forbidden(f"compact {collection.api_root!r} closed after its expiry ({policy.expires}) and grace period")
+    return visible(member, collection)
+
+
+def released(store: Any, member: Member, collection: Collection, leak_key: bytes, today: Any,
+             types: Sequence[str] = (), ids: Sequence[str] = (), batch: int = 1000) -> Any:
+    """Every object the member may read in the collection, newest visible version, as the member's
+    own copies — exactly what TAXII would send it, page after page (the dashboard reads through this)."""
+    from .taxii.query import TaxiiQuery
+
+    gate = gate_for(member, collection, today)
+    mark = leak.member_key(leak_key, member.api_root, member.name)
+    after = None
+    while True:
+        page = store.page(gate, TaxiiQuery(ids=tuple(ids), types=tuple(types), versions=("last",), limit=batch,
+                                           after_us=after))
+        if not page.rows:
+            return
+        hidden = store.grouped(hidden_targets(member, collection, [r.added_us for r in page.rows]))
+        for row in page.rows:
+            own = row.author == member.id
+            yield orjson.loads(release_body(member, row.body, hidden.get(row.added_us, set()), None if own else mark, own))
+        if not page.more:
+            return
+        after = page.rows[-1].added_us
+
+
 def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> object:
     """The statement listing, per released version (by date_added), the ids it refers to that the member
     may not see: they are cut out of the copies it receives."""

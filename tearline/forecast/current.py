@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -150,3 +151,27 @@ def draft_warning(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict[str, An
                   f"alert threshold {a['threshold']:.0%}"),
         "from_alert": alert_id,
     }
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, actors: Sequence[str], horizon: int = 1, limit: int = 25
+               ) -> dict[str, Any] | None:
+    """The newest stored run for one of ``actors`` (names, any case): its units ranked by the
+    probability of at least one attack at ``horizon``, and its open alerts. Reads only (the hub opens
+    the events store read-only, so the CLI can keep writing it)."""
+    wanted = [a.lower() for a in actors]
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not wanted or not {"forecasts", "forecast_alerts"} <= tables:
+        return None
+    marks = ", ".join("?" for _ in wanted)
+    head = con.execute(f"SELECT run_id, made_at, actor, source, model, level FROM forecasts WHERE lower(actor) IN ({marks}) "
+                       "ORDER BY made_at DESC LIMIT 1", wanted).fetchone()
+    if head is None:
+        return None
+    cols = ("country", "province", "target", "probability", "events_mean", "events_q90", "fatalities_mean")
+    rows = con.execute(f"SELECT {', '.join(cols)} FROM forecasts WHERE run_id = ? AND horizon = ? "
+                       "ORDER BY probability DESC LIMIT ?", [head[0], horizon, limit]).fetchall()
+    return {"run_id": head[0], "made_at": str(head[1]), "actor": head[2], "source": head[3], "model": head[4],
+            "level": head[5], "horizon": horizon, "rows": [dict(zip(cols, r)) for r in rows],
+            "alerts": [dict(zip(ALERT_COLUMNS, r)) | {"raised_at": str(r[2])} for r in con.execute(
+                f"SELECT {', '.join(ALERT_COLUMNS)} FROM forecast_alerts WHERE run_id = ? AND status = 'open' "
+                "ORDER BY probability DESC", [head[0]]).fetchall()]}

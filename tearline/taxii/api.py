@@ -70,12 +70,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         return coll
 
     def readable(member: Member, coll: Collection) -> release.Gate:
-        if not release.can_read(member, coll):
-            raise Forbidden(f"member {member.name!r} may not read collection {coll.alias!r}")
-        policy = coll.rules
-        if policy.state(datetime.date.today()) == "closed":
-            raise Forbidden(f"compact {coll.api_root!r} closed after its expiry ({policy.expires}) and grace period")
-        return release.visible(member, coll)
+        return release.gate_for(member, coll, datetime.date.today())
 
     def params(request: Request, endpoint: str) -> query.TaxiiQuery:
         qp = request.query_params

@@ -13,17 +13,18 @@ from ..guard import RateLimiter
 from ..taxii import api as taxii
 from ..config import Settings
 from ..store import Store
-from . import admin, errors, match, warn
+from . import admin, dashboard, errors, match, warn
 
 
 class _TrailingSlash:
-    """TAXII URLs end in '/'; clients that drop it get the same resource, not a redirect."""
+    """TAXII URLs end in '/'; clients that drop it get the same resource, not a redirect. (The
+    dashboard's static files are named like files.)"""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].endswith("/"):
+        if scope["type"] == "http" and not scope["path"].endswith("/") and not scope["path"].startswith("/ui/static/"):
             scope = dict(scope, path=scope["path"] + "/")
         await self.app(scope, receive, send)
 
@@ -117,6 +118,7 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     app.include_router(match.router(store, limiter))
     app.include_router(warn.router(store, limiter, log))
     app.include_router(admin.router(store, settings))
+    app.include_router(dashboard.router(store, settings, limiter, leak_key, log))
     app.state.store = store
     app.state.settings = settings
     app.state.audit = log

@@ -1,0 +1,171 @@
+"""What the dashboard shows a member, computed from the member's own released copies.
+
+Every function here takes the objects ``release.released`` yields — the same copies, through the same
+gate, that TAXII would send the member — so the dashboard can never show more than TAXII does: an
+incident the member may not see is in no count, no month and no province. Plain functions over
+lists of dicts, testable without a server; charts are drawn by tearline.web.charts.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pycountry
+
+from . import boundaries
+
+GRAPH_TYPES = ("threat-actor", "intrusion-set", "campaign", "location", "incident", "malware", "attack-pattern",
+               "indicator", "identity", "report")
+
+
+@dataclasses.dataclass
+class Seen:
+    """The member's view of one collection: its copies by id, and the links between them."""
+
+    objects: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, copies: Iterable[dict[str, Any]]) -> "Seen":
+        return cls({o["id"]: o for o in copies})
+
+    def of_type(self, *types: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects.values() if o["type"] in types]
+
+    def relationships(self) -> list[dict[str, Any]]:
+        return self.of_type("relationship")
+
+    def located(self) -> dict[str, dict[str, Any]]:
+        """incident id → the location it is `located-at` (both visible to the member)."""
+        out = {}
+        for rel in self.relationships():
+            if rel.get("relationship_type") == "located-at" and rel.get("target_ref") in self.objects:
+                out[rel["source_ref"]] = self.objects[rel["target_ref"]]
+        return out
+
+
+def dataset_of(obj: dict[str, Any]) -> str:
+    """Which event dataset an incident came from: its first external reference's source (the author's
+    identity may be pseudonymised for this member, the reference is not)."""
+    refs = obj.get("external_references") or ()
+    return str(refs[0].get("source_name")) if refs and isinstance(refs[0], dict) else "shared by a member"
+
+
+def fatalities(obj: dict[str, Any]) -> int:
+    value = (obj.get("x_tearline_fatalities") or {}).get("best") if isinstance(obj.get("x_tearline_fatalities"), dict) else None
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _alpha3(alpha2: str | None) -> str | None:
+    country = pycountry.countries.get(alpha_2=alpha2) if alpha2 else None
+    return country.alpha_3 if country else None
+
+
+def country_name(alpha3: str) -> str:
+    country = pycountry.countries.get(alpha_3=alpha3)
+    return country.name if country else alpha3
+
+
+def overview(seen: Seen, latest: int = 12) -> dict[str, Any]:
+    counts = collections.Counter(o["type"] for o in seen.objects.values() if o["type"] != "marking-definition")
+    newest = sorted((o for o in seen.objects.values() if o["type"] not in ("marking-definition", "relationship")),
+                    key=lambda o: (o.get("modified") or o.get("created") or "", o["id"]), reverse=True)[:latest]
+    return {"counts": sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), "latest": newest,
+            "actors": [o for o in seen.of_type("threat-actor", "intrusion-set")]}
+
+
+def timeline(seen: Seen, country: str | None = None) -> dict[str, Any]:
+    """Monthly incidents and fatalities per dataset (datasets overlap: never added together), for one
+    country (ISO 3166 alpha-3) or all; and each country's totals per dataset."""
+    where = seen.located()
+    months: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0])
+    totals: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0])
+    for inc in seen.of_type("incident"):
+        day = str(inc.get("created", ""))[:7]
+        iso3 = _alpha3((where.get(inc["id"]) or {}).get("country")) or "unknown"
+        source = dataset_of(inc)
+        totals[(iso3, source)][0] += 1
+        totals[(iso3, source)][1] += fatalities(inc)
+        if country and iso3 != country:
+            continue
+        months[(source, day)][0] += 1
+        months[(source, day)][1] += fatalities(inc)
+    series: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for (source, month), (events, dead) in sorted(months.items()):
+        series[source].append({"month": month, "events": events, "fatalities": dead})
+    by_country = [{"country": iso3, "name": country_name(iso3) if iso3 != "unknown" else "unknown", "dataset": source,
+                   "events": ev, "fatalities": dead} for (iso3, source), (ev, dead) in sorted(totals.items())]
+    return {"series": dict(series), "countries": by_country,
+            "choices": sorted({row["country"] for row in by_country if row["country"] != "unknown"})}
+
+
+def provinces(seen: Seen, dataset: str | None = None) -> dict[str, Any]:
+    """Incidents per province (ISO 3166-2, matched to the bundled Natural Earth outlines) for one
+    dataset, and those that could not be placed."""
+    where = seen.located()
+    datasets = collections.Counter(dataset_of(i) for i in seen.of_type("incident"))
+    chosen = dataset or (datasets.most_common(1)[0][0] if datasets else None)
+    counts: collections.Counter[str] = collections.Counter()
+    unplaced = 0
+    for inc in seen.of_type("incident"):
+        if dataset_of(inc) != chosen:
+            continue
+        loc = where.get(inc["id"]) or {}
+        code = boundaries.code(_alpha3(loc.get("country")) or "", loc.get("administrative_area"))
+        if code:
+            counts[code] += 1
+        else:
+            unplaced += 1
+    return {"dataset": chosen, "datasets": sorted(datasets), "counts": dict(counts), "unplaced": unplaced}
+
+
+def graph(seen: Seen, incidents: int = 30) -> dict[str, Any]:
+    """The actor's graph as the member sees it: actors, intrusion sets and what relationships link to
+    them, with the most recent ``incidents`` incidents and their locations (all of them would be a
+    hairball), and the relationships among the nodes kept."""
+    recent = sorted(seen.of_type("incident"), key=lambda o: (o.get("created", ""), o["id"]), reverse=True)[:incidents]
+    keep = {o["id"] for o in seen.of_type("threat-actor", "intrusion-set", "campaign", "malware", "attack-pattern")}
+    keep |= {o["id"] for o in recent}
+    where = seen.located()
+    keep |= {where[i]["id"] for i in keep if i in where}
+    for rel in seen.relationships():  # other objects tied to an actor (an indicator, a report's subject)
+        ends = {rel.get("source_ref"), rel.get("target_ref")}
+        if ends & {o["id"] for o in seen.of_type("threat-actor", "intrusion-set")} and ends <= set(seen.objects):
+            if not any(str(e).startswith("incident--") for e in ends):
+                keep |= ends  # type: ignore[arg-type]
+    nodes = [seen.objects[i] for i in sorted(keep) if i in seen.objects]
+    edges = [r for r in seen.relationships() if r.get("source_ref") in keep and r.get("target_ref") in keep]
+    return {"nodes": nodes, "edges": edges, "incidents_total": len(seen.of_type("incident")), "incidents_shown": len(recent)}
+
+
+def links(seen: Seen, obj: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """What an object refers to and what refers to it, among what the member sees."""
+    out_ids: list[str] = []
+    for key, value in obj.items():
+        if key.endswith("_ref") and isinstance(value, str):
+            out_ids.append(value)
+        elif key.endswith("_refs") and isinstance(value, list):
+            out_ids.extend(v for v in value if isinstance(v, str))
+    refers = [seen.objects[i] for i in dict.fromkeys(out_ids) if i in seen.objects and i != obj["id"]]
+    referred = []
+    for other in seen.objects.values():
+        if other["id"] == obj["id"]:
+            continue
+        for key, value in other.items():
+            if (key.endswith("_ref") and value == obj["id"]) or (key.endswith("_refs") and isinstance(value, list)
+                                                                  and obj["id"] in value):
+                referred.append(other)
+                break
+    return {"refers_to": refers, "referred_by": referred[:200]}
+
+
+def label(obj: dict[str, Any]) -> str:
+    if obj.get("type") == "relationship":
+        return f"{obj.get('relationship_type', 'related-to')} relationship"
+    return str(obj.get("name") or obj.get("value") or obj.get("pattern") or obj["id"])
+
+
+def by_month(series: dict[str, Sequence[dict[str, Any]]]) -> list[str]:
+    return sorted({p["month"] for points in series.values() for p in points})

@@ -1,0 +1,344 @@
+"""The analyst dashboard, served by the hub at / : thin handlers that render tearline.views.
+
+Sign-in is with a member's name and token (the same credentials as TAXII) or, for the operator
+pages, the hub's admin token. A session lives in the hub's memory and keeps the token, so each page
+authenticates again as TAXII would: a rotated token or a removed member loses the dashboard at once.
+Every member page reads through ``release.released`` — the TAXII gate and the member's copies — and
+every request goes through the audit trail and the member's rate limits like any other. Forms carry
+a per-session token and the cookie is SameSite=Strict, so another site cannot post in a member's name.
+No asset comes from anywhere but the hub: the pages work with no internet at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hmac
+import secrets
+import threading
+import time
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from .. import release, views, warn
+from ..config import Settings
+from ..errors import BadRequest, Forbidden, NotFound, TearlineError
+from ..guard import RateLimiter
+from ..release import Member
+from ..store import Store
+from . import charts
+
+COOKIE = "tearline_session"
+SESSION_SECONDS = 8 * 3600
+MAX_FORM = 16 * 1024
+
+
+class Sessions:
+    """Signed-in browsers: a random id → who, until when. In memory: a restarted hub signs everyone out."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def open(self, **who: Any) -> str:
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            self._by_id[sid] = who | {"csrf": secrets.token_urlsafe(24), "until": time.time() + SESSION_SECONDS}
+        return sid
+
+    def get(self, sid: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._by_id.get(sid or "")
+            if found and found["until"] < time.time():
+                del self._by_id[sid or ""]
+                return None
+            return found
+
+    def close(self, sid: str | None) -> None:
+        with self._lock:
+            self._by_id.pop(sid or "", None)
+
+
+def _templates() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("tearline.web", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.globals["label"] = views.label
+    env.globals["quote"] = lambda s: quote(str(s), safe="")
+    env.filters["pretty"] = lambda obj: orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode()
+    return env
+
+
+class SignedOut(Exception):
+    """No valid session: the page answers with the sign-in form."""
+
+
+def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: bytes, signer: warn.Signer) -> APIRouter:
+    api = APIRouter()
+    sessions = Sessions()
+    env = _templates()
+    css = resources.files("tearline.web").joinpath("static", "app.css").read_bytes()
+
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        session = sessions.get(request.cookies.get(COOKIE))
+        html = env.get_template(template).render(session=session, path=request.url.path, **context)
+        response = HTMLResponse(html, status_code=status)
+        # nothing outside the hub: no script, style, image or frame from anywhere else
+        response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; style-src 'self' "
+                                                       "'unsafe-inline'; script-src 'none'; frame-ancestors 'none'; "
+                                                       "form-action 'self'")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def member_of(request: Request, kind: str = "read") -> tuple[Member, dict[str, Any]]:
+        session = sessions.get(request.cookies.get(COOKIE))
+        if not session or session["kind"] != "member":
+            raise SignedOut()
+        member = store.authenticate(session["token"], session["name"])
+        if member is None:  # token rotated or member removed since sign-in
+            sessions.close(request.cookies.get(COOKIE))
+            raise SignedOut()
+        request.state.audit_member = member
+        limiter.check(member, kind)
+        return member, session
+
+    def operator_of(request: Request) -> dict[str, Any]:
+        session = sessions.get(request.cookies.get(COOKIE))
+        if not session or session["kind"] != "operator" or not settings.admin_token:
+            raise SignedOut()
+        return session
+
+    async def form(request: Request, session: dict[str, Any] | None = None) -> dict[str, str]:
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            raise BadRequest("the form is too large")
+        fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
+        if session is not None and not hmac.compare_digest(fields.get("csrf", ""), session["csrf"]):
+            raise Forbidden("this form has expired: reload the page and try again")
+        return fields
+
+    def seen(member: Member) -> views.Seen:
+        coll = store.collection(member.api_root, "intel")
+        if coll is None:
+            raise NotFound(f"compact {member.api_root} has no intel collection")
+        return views.Seen.of(release.released(store, member, coll, leak_key, dt.date.today()))
+
+    def guarded(render: Any) -> Any:
+        """Sign-in when signed out; a TearlineError as a page with its status (never a 500 for a client's mistake)."""
+        @functools.wraps(render)
+        async def handler(request: Request, **kw: Any) -> Response:
+            try:
+                return await render(request, **kw)
+            except SignedOut:
+                if request.method == "GET":
+                    return RedirectResponse(f"/?next={quote(request.url.path)}", status_code=303)
+                return page(request, "signin.html", 401, error="your session ended: sign in again")
+            except TearlineError as exc:
+                request.state.audit_reason = exc.description
+                return page(request, "error.html", exc.status, error=exc)
+        return handler
+
+    # --- sign-in ----------------------------------------------------------------------------------
+
+    @api.get("/", response_class=HTMLResponse)
+    async def home(request: Request) -> Response:
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session:
+            return RedirectResponse("/ui/operator/audit/" if session["kind"] == "operator" else "/ui/", status_code=303)
+        return page(request, "signin.html", operator=bool(settings.admin_token))
+
+    @api.post("/signin/")
+    async def signin(request: Request) -> Response:
+        fields = await form(request)
+        name, token = fields.get("member", "").strip(), fields.get("token", "").strip()
+        member = await run_in_threadpool(store.authenticate, token, name) if name and token else None
+        if member is None:
+            request.state.audit_reason = "dashboard sign-in refused"
+            return page(request, "signin.html", 401, error="unknown member or wrong token",
+                        operator=bool(settings.admin_token))
+        request.state.audit_member = member
+        response = RedirectResponse("/ui/", status_code=303)
+        sid = sessions.open(kind="member", name=member.name, api_root=member.api_root, token=token)
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=SESSION_SECONDS, path="/")
+        return response
+
+    @api.post("/signin/operator/")
+    async def signin_operator(request: Request) -> Response:
+        fields = await form(request)
+        if not settings.admin_token or not hmac.compare_digest(fields.get("token", "").strip().encode(),
+                                                               settings.admin_token.encode()):
+            request.state.audit_reason = "operator sign-in refused"
+            return page(request, "signin.html", 401, error="wrong operator token", operator=bool(settings.admin_token))
+        response = RedirectResponse("/ui/operator/audit/", status_code=303)
+        sid = sessions.open(kind="operator", name="operator")
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=SESSION_SECONDS, path="/")
+        return response
+
+    @api.post("/signout/")
+    async def signout(request: Request) -> Response:
+        sessions.close(request.cookies.get(COOKIE))
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @api.get("/ui/static/app.css")
+    def stylesheet() -> Response:
+        return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    # --- member pages --------------------------------------------------------------------------------
+
+    @api.get("/ui/", response_class=HTMLResponse)
+    @guarded
+    async def overview(request: Request) -> Response:
+        member, _ = await run_in_threadpool(member_of, request)
+        view = await run_in_threadpool(seen, member)
+        root = store.api_root(member.api_root)
+        policy = store.collection(member.api_root, "intel").rules  # type: ignore[union-attr]
+        with store.engine.connect() as conn:
+            others = store.member_names(conn, member.api_root) if policy.members_visible else None
+        return page(request, "overview.html", member=member, root=root, policy=policy, members=others,
+                    **views.overview(view))
+
+    @api.get("/ui/timeline/", response_class=HTMLResponse)
+    @guarded
+    async def timeline(request: Request) -> Response:
+        member, _ = await run_in_threadpool(member_of, request)
+        country = request.query_params.get("country") or None
+        data = views.timeline(await run_in_threadpool(seen, member), country)
+        if country and country not in data["choices"]:
+            raise NotFound(f"no incidents you can see in {country!r}")
+        title = f"Incidents you can see, {views.country_name(country) if country else 'all countries'}"
+        svg = await run_in_threadpool(charts.timeline_svg, data["series"], title)
+        return page(request, "timeline.html", member=member, country=country, chart=svg, title=title,
+                    country_name=views.country_name, **data)
+
+    @api.get("/ui/map/", response_class=HTMLResponse)
+    @guarded
+    async def province_map(request: Request) -> Response:
+        member, _ = await run_in_threadpool(member_of, request)
+        data = views.provinces(await run_in_threadpool(seen, member), request.query_params.get("dataset") or None)
+        if request.query_params.get("dataset") and request.query_params["dataset"] not in data["datasets"]:
+            raise NotFound(f"no incidents you can see from {request.query_params['dataset']!r}")
+        link = "/ui/map/?dataset=" + quote(data["dataset"] or "", safe="") + "&province={code}#province"
+        svg = await run_in_threadpool(charts.map_svg, data["counts"], link)
+        from .. import boundaries
+
+        ranked = sorted(((boundaries.name(c), c, n) for c, n in data["counts"].items()), key=lambda r: -r[2])
+        return page(request, "map.html", member=member, chart=svg, ranked=ranked,
+                    chosen=request.query_params.get("province"), **data)
+
+    @api.get("/ui/graph/", response_class=HTMLResponse)
+    @guarded
+    async def graph(request: Request) -> Response:
+        member, _ = await run_in_threadpool(member_of, request)
+        data = views.graph(await run_in_threadpool(seen, member))
+        svg = charts.graph_svg(data, "/ui/objects/{id}/")
+        return page(request, "graph.html", member=member, chart=svg, **data)
+
+    @api.get("/ui/objects/{object_id}/", response_class=HTMLResponse)
+    @guarded
+    async def detail(request: Request, object_id: str) -> Response:
+        member, _ = await run_in_threadpool(member_of, request)
+        view = await run_in_threadpool(seen, member)
+        obj = view.objects.get(object_id)
+        if obj is None:  # the same answer for what does not exist and what the member may not see
+            raise NotFound(f"no object {object_id!r}")
+        return page(request, "object.html", member=member, obj=obj, **views.links(view, obj))
+
+    @api.get("/ui/warnings/", response_class=HTMLResponse)
+    @guarded
+    async def inbox(request: Request) -> Response:
+        member, session = await run_in_threadpool(member_of, request, "meta")
+        found = await run_in_threadpool(warn.for_member_list, store, member.api_root, member.name)
+        return page(request, "warnings.html", member=member, warnings=found, csrf=session["csrf"],
+                    done=request.query_params.get("done"))
+
+    @api.post("/ui/warnings/{warning_id}/acknowledge/")
+    @guarded
+    async def acknowledge(request: Request, warning_id: str) -> Response:
+        member, session = await run_in_threadpool(member_of, request, "write")
+        fields = await form(request, session)
+        by = fields.get("by", "").strip()
+        if not by:
+            raise BadRequest("say who acknowledges (your name), for the record")
+        current = await run_in_threadpool(warn.show_for_member, store, member.api_root, member.name, warning_id)
+        if current["addressee"] != member.name:
+            raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
+        await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {by} (dashboard)")
+        request.state.audit_ids = [current["report"]["id"]]
+        return RedirectResponse(f"/ui/warnings/?done={quote(warning_id)}", status_code=303)
+
+    @api.get("/ui/forecasts/", response_class=HTMLResponse)
+    @guarded
+    async def forecasts(request: Request) -> Response:
+        member, _ = await run_in_threadpool(member_of, request)
+        policy = store.collection(member.api_root, "intel").rules  # type: ignore[union-attr]
+        run = await run_in_threadpool(_latest_forecasts, settings, policy.actor_names)
+        return page(request, "forecasts.html", member=member, run=run, events_db=bool(settings.events_db),
+                    country_name=views.country_name)
+
+    # --- operator pages ----------------------------------------------------------------------------
+
+    @api.get("/ui/operator/audit/", response_class=HTMLResponse)
+    @guarded
+    async def operator_audit(request: Request) -> Response:
+        operator_of(request)
+        from .. import audit
+
+        report = await run_in_threadpool(audit.verify, store)
+        entries = await run_in_threadpool(_latest_audit, store, 100)
+        return page(request, "audit.html", report=report, entries=entries)
+
+    @api.get("/ui/operator/alerts/", response_class=HTMLResponse)
+    @guarded
+    async def operator_alerts(request: Request) -> Response:
+        operator_of(request)
+        from .. import probes
+
+        await run_in_threadpool(probes.scan, store)
+        found = await run_in_threadpool(probes.stored_alerts, store, None, None, None)
+        return page(request, "alerts.html", alerts=[a | {"at": _when(a["at_us"])} for a in found])
+
+    return api
+
+
+def _latest_forecasts(settings: Settings, actors: tuple[str, ...]) -> dict[str, Any] | None:
+    import duckdb
+
+    from ..forecast import current
+
+    if not settings.events_db:
+        return None
+    try:
+        con = duckdb.connect(settings.events_db, read_only=True)
+    except duckdb.Error:  # missing, or being written by the CLI right now
+        return None
+    try:
+        return current.latest_run(con, actors)
+    finally:
+        con.close()
+
+
+def _latest_audit(store: Store, limit: int) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from ..store.schema import audit
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(audit.c.seq, audit.c.at_us, audit.c.actor, audit.c.api_root, audit.c.method,
+                                   audit.c.path, audit.c.status, audit.c.reason, audit.c.count)
+                            .order_by(audit.c.seq.desc()).limit(limit)).all()
+    return [dict(r._mapping) | {"at": _when(r.at_us)} for r in rows]
+
+
+def _when(at_us: int) -> str:
+    return dt.datetime.fromtimestamp(at_us / 1e6, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
