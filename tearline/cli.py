@@ -1046,6 +1046,17 @@ def warn_waive(warning: WarningArg, by: ByOpt,
     _warn_move("waive", warning, by, f"{reason}: {why}", as_json, db)
 
 
+@warn_app.command("review")
+def warn_review(warning: WarningArg, by: ByOpt,
+                decision: Annotated[str, typer.Option(help="uphold (it stays waived) or overturn (a draft again)")],
+                why: Annotated[str, typer.Option(help="the reason, for the record")],
+                as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
+    """Review a waiver: by someone who neither wrote the warning nor waived it."""
+    if decision not in ("uphold", "overturn"):
+        _fail(BadRequest(f"--decision: uphold or overturn, got {decision!r}"))
+    _warn_move(decision, warning, by, why, as_json, db)
+
+
 @warn_app.command("deliver")
 def warn_deliver(warning: WarningArg, by: ByOpt, out_dir: OutDirOpt = None,
                  as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
@@ -1216,12 +1227,13 @@ def warn_status(warning: WarningArg, as_json: Annotated[bool, typer.Option("--js
 
 @warn_app.command("list")
 def warn_list(compact: Annotated[Optional[str], typer.Option()] = None,
+              state: Annotated[Optional[str], typer.Option(help="only warnings in this state (e.g. waived, to review)")] = None,
               as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOpt = None) -> None:
     """Every warning, oldest first."""
     from . import warn
 
     settings = _run(config.load, {"db": db})
-    found = _run(warn.list_, _run(_store, settings), compact)
+    found = _run(warn.list_, _run(_store, settings), compact, state)
     if as_json:
         sys.stdout.write(json.dumps(found) + "\n")
         return

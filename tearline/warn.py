@@ -8,8 +8,10 @@ of the recipient, and the text releasable at tear-line level); what is not relea
 
     draft ──approve──▶ approved ──deliver──▶ delivered ──acknowledge──▶ acknowledged
       └──waive──▶ waived            (any state before acknowledged ──▶ expired, once the window ends)
+      ◀──overturn──┘ └──uphold──▶ waived      (a waiver's review)
 
-Approval and waiver need a second person, never the author (two-person rule). Every transition is a
+Approval and waiver need a second person, never the author (two-person rule); a waiver is reviewed
+by a third, neither its author nor who waived it, who upholds or overturns it with a reason. Every transition is a
 row in ``warning_events`` and an entry in the audit trail; an illegal one is refused with the reason.
 
 Delivery. To a member: into the compact's ``warnings`` collection as TLP:RED for that member alone, so
@@ -64,6 +66,7 @@ WAIVERS = {
     "no-way-to-warn": "there is no reasonable way to warn the intended victim",
 }
 FINAL = ("acknowledged", "waived", "expired")
+REVIEWS = ("uphold", "overturn")
 DOCUMENT_FORMAT = "tearline-warning/1"
 REPLY_FORMAT = "tearline-warning-ack/1"
 # What each signature is over starts with its kind, so a signature of one kind never passes for another.
@@ -77,6 +80,8 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> dict[str, str]: ...
 
 MOVES = {"approve": ("draft", "approved"), "waive": ("draft", "waived"), "deliver": ("approved", "delivered"),
+         # review of a waiver: upheld, it stays waived; overturned, the warning is a draft again
+         "uphold": ("waived", "waived"), "overturn": ("waived", "draft"),
          "acknowledge": ("delivered", "acknowledged")}
 
 
@@ -192,12 +197,14 @@ def _load(conn: Any, wid: str) -> dict[str, Any]:
             "document": orjson.loads(row.document) if row.document else None}
 
 
-def list_(store: Store, compact: str | None = None) -> list[dict[str, Any]]:
+def list_(store: Store, compact: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
     _expire(store)
     with store.engine.connect() as conn:
         q = select(warnings.c.id).order_by(warnings.c.created_us)
         if compact:
             q = q.where(warnings.c.api_root == compact)
+        if state:
+            q = q.where(warnings.c.state == state)
         return [_load(conn, wid) for (wid,) in conn.execute(q).all()]
 
 
@@ -218,7 +225,15 @@ def _move(store: Store, current: dict[str, Any], action: str, by: str, note: str
     if current["state"] != before:
         why = {"expired": "its threat window has ended", "waived": "it was waived",
                "acknowledged": "it was already acknowledged"}.get(current["state"], f"it is {current['state']}")
-        raise Conflict(f"cannot {action} warning {wid}: {why} (only a {before} warning can be {after})")
+        can = "reviewed" if action in REVIEWS else after
+        raise Conflict(f"cannot {action} warning {wid}: {why} (only a {before} warning can be {can})")
+    if action in REVIEWS:
+        waived_by = next((e["by"] for e in reversed(current["history"]) if e["action"] == "waive"), None)
+        if by in (current["author"], waived_by):
+            raise Conflict(f"cannot {action} the waiver of warning {wid}: {by} took part in it, and a waiver is "
+                           "reviewed by someone who did not")
+        if not note.strip():
+            raise BadRequest(f"a review says why the waiver is {'upheld' if action == 'uphold' else 'overturned'}")
     if action in ("approve", "waive") and by == current["author"]:
         raise Conflict(f"cannot {action} warning {wid}: {by} wrote it, and a second person must decide (two-person rule)")
     if action == "waive":

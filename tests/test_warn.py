@@ -85,6 +85,19 @@ def test_a_waiver_needs_a_reason_code_a_justification_and_a_second_person(store:
     assert done["state"] == "waived" and done["history"][-1]["note"].startswith("sources-and-methods")
     with pytest.raises(Conflict, match="it was waived"):
         warn.move(store, w["id"], "approve", "analyst-3")
+    # the waiver is reviewable: by a third person, with a reason; overturned, the warning is a draft again
+    for who in ("analyst-1", "analyst-2"):
+        with pytest.raises(Conflict, match="took part in it"):
+            warn.move(store, w["id"], "overturn", who, "the source is no longer live")
+    with pytest.raises(BadRequest, match="says why"):
+        warn.move(store, w["id"], "uphold", "reviewer", "")
+    assert warn.move(store, w["id"], "uphold", "reviewer", "the asset is still in place")["state"] == "waived"
+    assert [x["id"] for x in warn.list_(store, "isis-k", "waived")] == [w["id"]]
+    again = warn.move(store, w["id"], "overturn", "reviewer-2", "the asset was exfiltrated last week")
+    assert again["state"] == "draft" and [e["action"] for e in again["history"]][-3:] == ["waive", "uphold", "overturn"]
+    with pytest.raises(Conflict, match="only a waived warning can be reviewed"):
+        warn.move(store, w["id"], "uphold", "reviewer")
+    assert warn.move(store, w["id"], "approve", "analyst-2")["state"] == "approved"
 
 
 def test_a_draft_reports_every_problem_at_once(store: Store, tokens: dict[str, str]) -> None:

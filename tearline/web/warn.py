@@ -76,6 +76,9 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
     @api.post("/{warning_id}/{action}/")
     async def step(warning_id: str, action: str, request: Request) -> Response:
         member = await run_in_threadpool(member_for, request, "write")
+        if action not in ("approve", "waive", "deliver", "acknowledge"):
+            raise BadRequest(f"unknown step {action!r}: approve, waive, deliver or acknowledge (waivers are "
+                             "reviewed by the hub's reviewers: `tearline warn review`)")
         body = await fields(request, ("by",))
         current = await run_in_threadpool(warn.show_for_member, store, member.api_root, member.name, warning_id)
         if action == "acknowledge":
