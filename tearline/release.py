@@ -24,6 +24,12 @@ from .store.schema import objects, recipients, refs
 # A relationship or sighting whose end the member may not see is withheld whole: its mere existence
 # would say that the hidden object exists.
 ENDPOINTS = ("source_ref", "target_ref", "sighting_of_ref")
+# The gate's self-joins, made once: building an alias copies every column, and did so on every read
+# (it was most of the gate's cost, far more than the SQL it produces).
+_HELD = objects.alias("held")
+_SEEN = objects.alias("seen")
+_OTHER = objects.alias("other")
+_END = refs.alias("endpoint")
 _PSEUDONYMS = uuid.UUID("2d0f8b7e-9c1a-4e55-b7a3-5c8e1f6a4d21")
 
 
@@ -88,8 +94,7 @@ def _warnings(collection: Collection) -> bool:
 
 def _hidden(member: Member, collection: Collection, target: ColumnElement[str]) -> ColumnElement[bool]:
     """``target`` names an object the collection holds but none of whose versions the member may see."""
-    held = objects.alias("held")
-    seen = objects.alias("seen")
+    held, seen = _HELD, _SEEN
     return and_(
         exists(select(held.c.pk).where(held.c.coll == collection.num, held.c.stix_id == target)),
         ~exists(select(seen.c.pk).where(seen.c.coll == collection.num, seen.c.stix_id == target,
@@ -113,7 +118,7 @@ class Gate:
         """This version is the newest (or oldest) one the member may see: match[version]=last|first
         must not lose an object because a newer version is beyond the member's reach."""
         flag = objects.c.is_latest if newest else objects.c.is_first
-        other = objects.alias("other")
+        other = _OTHER
         beyond = other.c.version_us > objects.c.version_us if newest else other.c.version_us < objects.c.version_us
         return or_(flag.is_(True), ~exists(select(other.c.pk).where(
             other.c.coll == objects.c.coll, other.c.stix_id == objects.c.stix_id, beyond,
@@ -124,10 +129,16 @@ def visible(member: Member, collection: Collection) -> Gate:
     """The gate selecting the object versions ``member`` may read in ``collection``."""
     if not can_read(member, collection):
         return Gate((false(),), member, collection)
-    end = refs.alias("endpoint")
+    end = _END
     hidden_end = exists(select(end.c.added_us).where(
         end.c.added_us == objects.c.added_us, end.c.prop.in_(ENDPOINTS), _hidden(member, collection, end.c.target_id)))
-    return Gate((objects.c.coll == collection.num, _may_see(member, objects, _warnings(collection)), ~hidden_end),
+    ends_seen = ~hidden_end
+    if not _warnings(collection):
+        # fast path: every end has a version at or under the member's shared ceiling, so none is hidden
+        # (ends_rank is kept by the store; NULL falls through to the full check)
+        shared = min(markings.rank(member.tlp_max), markings.rank("amber"))
+        ends_seen = or_(objects.c.ends_rank <= shared, ends_seen)
+    return Gate((objects.c.coll == collection.num, _may_see(member, objects, _warnings(collection)), ends_seen),
                 member, collection)
 
 

@@ -154,6 +154,32 @@ def test_a_relationship_to_what_a_member_may_not_see_is_withheld_whole(clients) 
     assert ngo.get(f"{OBJECTS.format(root='gate')}{link['id']}/").status_code == 404
 
 
+def test_a_relationship_is_withheld_once_its_end_arrives_hidden_or_loses_its_visible_version(clients) -> None:  # type: ignore[no-untyped-def]
+    """The gate's fast path (each version's ends_rank) must follow its ends: an end that arrives after the
+    relationship, and an end whose only visible version is deleted, hide the relationship again."""
+    alpha, bravo, charlie = clients["alpha"], clients["bravo"], clients["charlie"]
+    public = marked("green")
+    late = marked("red", x_tearline_recipients=["alpha"])
+    link = relationship(public["id"], "related-to", late["id"])
+    assert bravo.post(OBJECTS.format(root="gate"), json={"objects": [public, link]}, headers=POST).json()[
+        "success_count"] == 2
+    assert link["id"] in ids(charlie)  # its end is not held: nothing to hide
+    assert alpha.post(OBJECTS.format(root="gate"), json={"objects": [late]}, headers=POST).json()["success_count"] == 1
+    assert link["id"] not in ids(charlie) and link["id"] in ids(alpha)
+    assert charlie.get(f"{OBJECTS.format(root='gate')}{link['id']}/").status_code == 404
+
+    two = marked("green")
+    newer = dict(two, modified="2024-03-02T10:00:00.000Z", object_marking_refs=[markings.TLP2["red"][0]],
+                 x_tearline_recipients=["alpha"])
+    other = relationship(public["id"], "related-to", two["id"])
+    alpha.post(OBJECTS.format(root="gate"), json={"objects": [two, newer]}, headers=POST)
+    bravo.post(OBJECTS.format(root="gate"), json={"objects": [other]}, headers=POST)
+    assert other["id"] in ids(charlie)  # the GREEN first version is visible
+    gone = alpha.delete(f"{OBJECTS.format(root='gate')}{two['id']}/", params={"match[version]": two["modified"]})
+    assert gone.status_code == 200
+    assert other["id"] not in ids(charlie) and other["id"] in ids(alpha)
+
+
 def test_references_to_hidden_objects_are_cut_from_the_copy(clients) -> None:  # type: ignore[no-untyped-def]
     secret, public = marked("amber"), marked("green")
     report = {"type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid4()}", "name": "ISKP cell",

@@ -120,18 +120,21 @@ graph_ops = st.lists(
 )
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=graph_ops)
 def test_no_copy_mentions_an_object_its_reader_may_not_see(inv, ops) -> None:  # type: ignore[no-untyped-def]
-    """Random graphs of indicators, relationships and reports under random TLP levels: every reference
-    in every object a member receives points to something it may see (or that the hub does not hold)."""
+    """Random graphs of indicators, relationships and reports under random TLP levels, references to
+    objects posted before or after: every reference in every object a member receives points to
+    something it may see (or that the hub does not hold)."""
     held: dict[str, tuple[str, str]] = {}  # id → (author, level)
     order: list[str] = []
-    for author, level, kind, picks in ops:
-        ident = f"{kind}--{uuid.uuid4()}"
+    # ids are drawn up front, so a reference may point at an object that only arrives later (the gate's
+    # precomputed view of a relationship's ends must follow)
+    planned = [f"{kind}--{uuid.uuid4()}" for _author, _level, kind, _picks in ops]
+    for (author, level, kind, picks), ident in zip(ops, planned):
         base = {"type": kind, "spec_version": "2.1", "id": ident, "created": "2024-01-01T00:00:00.000Z",
                 "modified": "2024-01-01T00:00:00.000Z", "object_marking_refs": [markings.TLP2[level][0]]}
-        targets = [order[p % len(order)] for p in picks] if order else []
+        targets = [planned[p % len(planned)] for p in picks if planned[p % len(planned)] != ident]
         if kind == "indicator":
             base |= {"pattern": "[ipv4-addr:value = '10.0.0.2']", "pattern_type": "stix",
                      "valid_from": "2024-01-01T00:00:00Z", "x_tearline_about_ref": ACTOR_ID}

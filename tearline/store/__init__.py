@@ -54,7 +54,14 @@ class Admitted:
 
 _CHUNK = 500
 _OBJECT_COLUMNS = ("coll", "stix_id", "type", "spec_version", "version", "version_us", "added_us",
-                   "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body")
+                   "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body", "ends_rank")
+_ENDPOINTS = ("source_ref", "target_ref", "sighting_of_ref")  # release.ENDPOINTS (imported later there)
+# objects.ends_rank recomputed from what the collection holds, in SQL (migration 0008 and _refresh_ends)
+ENDS_RANK = (
+    "COALESCE((SELECT MAX(COALESCE((SELECT MIN(t.tlp) FROM objects t WHERE t.coll = objects.coll "
+    "AND t.stix_id = r.target_id), -1)) FROM refs r WHERE r.added_us = objects.added_us "
+    "AND r.prop IN ('source_ref', 'target_ref', 'sighting_of_ref')), -1)"
+)
 _REF_COLUMNS = ("added_us", "coll", "prop", "target_id")
 
 
@@ -369,6 +376,7 @@ class Store:
         new_rows: list[tuple[Any, ...]] = []
         new_refs: list[tuple[Any, ...]] = []
         new_recipients: list[tuple[int, str]] = []
+        new_ends: list[tuple[str, ...]] = []  # per new row, the ids at its ends
         span: dict[str, tuple[int, int]] = {}  # stix id → (first, last) version over old and new
         for stix_id, versions in existing.items():
             span[stix_id] = (min(v for v, _, _ in versions), max(v for v, _, _ in versions))
@@ -389,6 +397,7 @@ class Store:
             ))
             new_refs.extend((added, coll, path, target) for path, _prop, target in edges)
             new_recipients.extend((added, name) for name in item.recipients)
+            new_ends.append(tuple(target for path, _prop, target in edges if path in _ENDPOINTS))
         for stix_id, versions in existing.items():
             lo, hi = span[stix_id]
             for v, was_first, was_latest in versions:
@@ -397,17 +406,52 @@ class Store:
                         objects.c.coll == coll, objects.c.stix_id == stix_id, objects.c.version_us == v
                     ).values(is_first=v == lo, is_latest=v == hi))
         if new_rows:
+            ranks = self._ends_ranks(conn, coll, new_rows, new_ends)
             # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost
             # more than the insert itself on bulk envelopes.
             conn.exec_driver_sql(
                 _insert_sql(conn, "objects", _OBJECT_COLUMNS),
-                [row[:11] + (span[row[1]][0] == row[5], span[row[1]][1] == row[5], row[11]) for row in new_rows],
+                [row[:11] + (span[row[1]][0] == row[5], span[row[1]][1] == row[5], row[11], rank)
+                 for row, rank in zip(new_rows, ranks)],
             )
         if new_refs:
             conn.exec_driver_sql(_insert_sql(conn, "refs", _REF_COLUMNS), new_refs)
         if new_recipients:
             conn.exec_driver_sql(_insert_sql(conn, "recipients", ("added_us", "member")), new_recipients)
+        if new_rows:
+            # versions already held whose ends were just written (an end arriving late, a new version of
+            # an end) may see their ends_rank change
+            self._refresh_ends(conn, coll, sorted({row[1] for row in new_rows}), before=base)
         return successes
+
+    @staticmethod
+    def _ends_ranks(conn: Connection, coll: int, new_rows: list[tuple[Any, ...]],
+                    new_ends: list[tuple[str, ...]]) -> list[int]:
+        """ends_rank of each new row, from the versions held and the ones being written."""
+        targets = {t for ends in new_ends for t in ends}
+        lowest: dict[str, int] = {}
+        if targets:
+            for stix_id, tlp in rows_for_ids(
+                    conn, "SELECT stix_id, MIN(tlp) FROM objects WHERE coll = {coll} AND stix_id IN ({ids}) "
+                          "GROUP BY stix_id", coll, sorted(targets)):
+                lowest[stix_id] = int(tlp)
+            for row in new_rows:
+                if row[1] in targets:
+                    lowest[row[1]] = min(lowest.get(row[1], row[8]), row[8])
+        return [max((lowest.get(t, -1) for t in ends), default=-1) for ends in new_ends]
+
+    @staticmethod
+    def _refresh_ends(conn: Connection, coll: int, ids: Sequence[str], before: int | None = None) -> None:
+        """Recompute ends_rank for the versions that have one of ``ids`` at an end."""
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            conn.exec_driver_sql(
+                f"UPDATE objects SET ends_rank = {ENDS_RANK} WHERE coll = {mark} AND added_us IN "
+                f"(SELECT r2.added_us FROM refs r2 WHERE r2.coll = {mark} AND r2.target_id IN "
+                f"({', '.join(mark for _ in chunk)}) AND r2.prop IN ('source_ref', 'target_ref', 'sighting_of_ref')"
+                + (f" AND r2.added_us < {mark})" if before is not None else ")"),
+                (coll, coll, *chunk, *((before,) if before is not None else ())))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -468,6 +512,7 @@ class Store:
             if left:
                 conn.execute(update(objects).where(base).values(
                     is_first=objects.c.version_us == left[0], is_latest=objects.c.version_us == left[-1]))
+            self._refresh_ends(conn, coll, [stix_id])  # what pointed at it may now point at something hidden
         return len(doomed)
 
     def status(self, api_root: str, status_id: str, member: Member) -> dict[str, Any]:

@@ -92,6 +92,11 @@ objects = Table(
     Column("tlp", SmallInteger, nullable=False, server_default="0"),
     Column("author", BigInteger, nullable=True),
     Column("hop", SmallInteger, nullable=False, server_default="0"),
+    # For a relationship or sighting: the highest, over its ends, of the lowest TLP rank among that end's
+    # versions in the collection (-1 for an end not held, and for a version without ends). A member whose
+    # shared ceiling is at least this sees every end, so the gate need not look (tearline.release);
+    # NULL means "look".
+    Column("ends_rank", SmallInteger, nullable=True),
     UniqueConstraint("coll", "stix_id", "version_us", name="uq_objects_version"),
     Index("ix_objects_added", "coll", "added_us"),
     Index("ix_objects_type_added", "coll", "type", "added_us"),
