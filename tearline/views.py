@@ -17,8 +17,9 @@ import pycountry
 
 from . import boundaries
 
-GRAPH_TYPES = ("threat-actor", "intrusion-set", "campaign", "location", "incident", "malware", "attack-pattern",
-               "indicator", "identity", "report")
+# What each page reads of the member's copies (the rest of a large collection stays in the database).
+EVENT_TYPES = ("incident", "location", "relationship")
+GRAPH_TYPES = ("threat-actor", "intrusion-set", "campaign", "malware", "tool", "attack-pattern", *EVENT_TYPES)
 
 
 @dataclasses.dataclass
@@ -68,12 +69,10 @@ def country_name(alpha3: str) -> str:
     return country.name if country else alpha3
 
 
-def overview(seen: Seen, latest: int = 12) -> dict[str, Any]:
-    counts = collections.Counter(o["type"] for o in seen.objects.values() if o["type"] != "marking-definition")
-    newest = sorted((o for o in seen.objects.values() if o["type"] not in ("marking-definition", "relationship")),
-                    key=lambda o: (o.get("modified") or o.get("created") or "", o["id"]), reverse=True)[:latest]
-    return {"counts": sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), "latest": newest,
-            "actors": [o for o in seen.of_type("threat-actor", "intrusion-set")]}
+def overview(counts: dict[str, int], latest: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by type (from the gate, in SQL) and the newest objects, markings and relationships aside."""
+    counts = {t: n for t, n in counts.items() if t != "marking-definition"}
+    return {"counts": sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), "latest": list(latest)}
 
 
 def timeline(seen: Seen, country: str | None = None) -> dict[str, Any]:
@@ -130,7 +129,7 @@ def graph(seen: Seen, incidents: int = 30) -> dict[str, Any]:
     keep |= {o["id"] for o in recent}
     where = seen.located()
     keep |= {where[i]["id"] for i in keep if i in where}
-    for rel in seen.relationships():  # other objects tied to an actor (an indicator, a report's subject)
+    for rel in seen.relationships():  # other objects tied to an actor (a campaign, a tool)
         ends = {rel.get("source_ref"), rel.get("target_ref")}
         if ends & {o["id"] for o in seen.of_type("threat-actor", "intrusion-set")} and ends <= set(seen.objects):
             if not any(str(e).startswith("incident--") for e in ends):
@@ -140,24 +139,37 @@ def graph(seen: Seen, incidents: int = 30) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges, "incidents_total": len(seen.of_type("incident")), "incidents_shown": len(recent)}
 
 
-def links(seen: Seen, obj: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """What an object refers to and what refers to it, among what the member sees."""
-    out_ids: list[str] = []
+def references(obj: dict[str, Any]) -> list[str]:
+    """The ids an object refers to at its top level, in order, once each."""
+    out: list[str] = []
     for key, value in obj.items():
         if key.endswith("_ref") and isinstance(value, str):
-            out_ids.append(value)
+            out.append(value)
         elif key.endswith("_refs") and isinstance(value, list):
-            out_ids.extend(v for v in value if isinstance(v, str))
-    refers = [seen.objects[i] for i in dict.fromkeys(out_ids) if i in seen.objects and i != obj["id"]]
+            out.extend(v for v in value if isinstance(v, str))
+    return list(dict.fromkeys(out))
+
+
+def other_end(rel: dict[str, Any], ident: str) -> str | None:
+    """The end of a relationship (or sighting) that is not ``ident``."""
+    ends = [rel.get("source_ref") or rel.get("sighting_of_ref"), rel.get("target_ref")]
+    others = [e for e in ends if isinstance(e, str) and e != ident]
+    return others[0] if others else None
+
+
+def links(seen: Seen, obj: dict[str, Any]) -> dict[str, list[Any]]:
+    """What an object refers to, and what refers to it among what the member sees: a relationship is
+    shown as the object at its other end, with the relationship beside it."""
+    refers = [seen.objects[i] for i in references(obj) if i in seen.objects and i != obj["id"]]
     referred = []
     for other in seen.objects.values():
-        if other["id"] == obj["id"]:
+        if other["id"] == obj["id"] or obj["id"] not in references(other):
             continue
-        for key, value in other.items():
-            if (key.endswith("_ref") and value == obj["id"]) or (key.endswith("_refs") and isinstance(value, list)
-                                                                  and obj["id"] in value):
-                referred.append(other)
-                break
+        if other["type"] in ("relationship", "sighting"):
+            far = seen.objects.get(other_end(other, obj["id"]) or "")
+            referred.append({"obj": far or other, "rel": other if far else None})
+        else:
+            referred.append({"obj": other, "rel": None})
     return {"refers_to": refers, "referred_by": referred[:200]}
 
 

@@ -203,9 +203,14 @@ def test_click_through_the_graph_to_an_object_and_on(browser: Any, demo: Demo) -
     page.wait_for_url("**/ui/objects/threat-actor--*/")
     assert page.locator("h1").inner_text() == "Islamic State Khorasan Province"
     shot(page, "state-b-object-actor")
-    page.locator("section[aria-labelledby=in] a", has_text="relationship").first.click()
+    page.locator("section[aria-labelledby=in] a.rel", has_text="attributed-to").first.click()
     page.wait_for_url("**/ui/objects/relationship--*/")
     assert "attributed-to" in page.locator("h1").inner_text()
+    page.go_back()
+    page.locator("section[aria-labelledby=in] a", has_text="incident:").first.click()
+    page.wait_for_url("**/ui/objects/incident--*/")
+    assert "killed" in page.locator("p.description").inner_text()  # the event's own text, from the dataset
+    shot(page, "state-b-object-incident")
     page.context.close()
 
 

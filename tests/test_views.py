@@ -58,4 +58,6 @@ def test_links_name_what_an_object_refers_to_and_what_refers_to_it() -> None:
     s = seen()
     found = views.links(s, s.objects["incident--1"])
     assert [o["id"] for o in found["refers_to"]] == []
-    assert {o["id"] for o in found["referred_by"]} == {"relationship--a1", "relationship--l1"}
+    # a relationship is shown as the object at its other end, with the relationship beside it
+    assert {(i["obj"]["id"], i["rel"]["id"]) for i in found["referred_by"]} == {
+        ("threat-actor--1", "relationship--a1"), ("location--1", "relationship--l1")}

@@ -536,6 +536,27 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(objects).where(and_(*gate))).scalar_one())
 
+    def type_counts(self, gate: Gate) -> dict[str, int]:
+        """Objects per type inside the gate, each once (at the newest version the member may see)."""
+        stmt = (select(objects.c.type, func.count()).where(and_(*gate, gate.edge(newest=True)))
+                .group_by(objects.c.type))
+        with self.engine.connect() as conn:
+            return {str(t): int(n) for t, n in conn.execute(stmt)}
+
+    def newest_ids(self, gate: Gate, limit: int, exclude_types: Sequence[str] = (),
+                   referring_to: str | None = None) -> list[str]:
+        """Ids inside the gate, most recently added first; with ``referring_to``, only objects that
+        refer to that id."""
+        where = [*gate, gate.edge(newest=True)]
+        if exclude_types:
+            where.append(objects.c.type.notin_(exclude_types))
+        if referring_to is not None:
+            where.append(objects.c.added_us.in_(select(refs.c.added_us).where(
+                refs.c.coll == objects.c.coll, refs.c.target_id == referring_to)))
+        stmt = select(objects.c.stix_id).where(and_(*where)).order_by(objects.c.added_us.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [str(i) for i in conn.scalars(stmt)]
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

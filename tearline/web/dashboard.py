@@ -126,11 +126,27 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
             raise Forbidden("this form has expired: reload the page and try again")
         return fields
 
-    def seen(member: Member) -> views.Seen:
+    def intel(member: Member) -> Any:
         coll = store.collection(member.api_root, "intel")
         if coll is None:
             raise NotFound(f"compact {member.api_root} has no intel collection")
-        return views.Seen.of(release.released(store, member, coll, leak_key, dt.date.today()))
+        return coll
+
+    def copies(member: Member, types: tuple[str, ...] = (), ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """The member's copies, as TAXII sends them (of these types, or these ids in this order)."""
+        if ids is not None and not ids:
+            return []
+        found = list(release.released(store, member, intel(member), leak_key, dt.date.today(), types, ids or ()))
+        if ids:
+            order = {i: n for n, i in enumerate(ids)}
+            found.sort(key=lambda o: order.get(o["id"], len(order)))
+        return found
+
+    def seen(member: Member, types: tuple[str, ...]) -> views.Seen:
+        return views.Seen.of(copies(member, types))
+
+    def gate(member: Member) -> release.Gate:
+        return release.gate_for(member, intel(member), dt.date.today())
 
     def guarded(render: Any) -> Any:
         """Sign-in when signed out; a TearlineError as a page with its status (never a 500 for a client's mistake)."""
@@ -200,20 +216,23 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def overview(request: Request) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
-        view = await run_in_threadpool(seen, member)
+        g = await run_in_threadpool(gate, member)
+        counts = await run_in_threadpool(store.type_counts, g)
+        newest = await run_in_threadpool(store.newest_ids, g, 12, ("marking-definition", "relationship"))
+        latest = await run_in_threadpool(copies, member, (), newest)
         root = store.api_root(member.api_root)
         policy = store.collection(member.api_root, "intel").rules  # type: ignore[union-attr]
         with store.engine.connect() as conn:
             others = store.member_names(conn, member.api_root) if policy.members_visible else None
         return page(request, "overview.html", member=member, root=root, policy=policy, members=others,
-                    **views.overview(view))
+                    **views.overview(counts, latest))
 
     @api.get("/ui/timeline/", response_class=HTMLResponse)
     @guarded
     async def timeline(request: Request) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
         country = request.query_params.get("country") or None
-        data = views.timeline(await run_in_threadpool(seen, member), country)
+        data = views.timeline(await run_in_threadpool(seen, member, views.EVENT_TYPES), country)
         if country and country not in data["choices"]:
             raise NotFound(f"no incidents you can see in {country!r}")
         title = f"Incidents you can see, {views.country_name(country) if country else 'all countries'}"
@@ -225,7 +244,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def province_map(request: Request) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
-        data = views.provinces(await run_in_threadpool(seen, member), request.query_params.get("dataset") or None)
+        data = views.provinces(await run_in_threadpool(seen, member, views.EVENT_TYPES),
+                               request.query_params.get("dataset") or None)
         if request.query_params.get("dataset") and request.query_params["dataset"] not in data["datasets"]:
             raise NotFound(f"no incidents you can see from {request.query_params['dataset']!r}")
         link = "/ui/map/?dataset=" + quote(data["dataset"] or "", safe="") + "&province={code}#province"
@@ -240,7 +260,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def graph(request: Request) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
-        data = views.graph(await run_in_threadpool(seen, member))
+        data = views.graph(await run_in_threadpool(seen, member, views.GRAPH_TYPES))
         svg = charts.graph_svg(data, "/ui/objects/{id}/")
         return page(request, "graph.html", member=member, chart=svg, **data)
 
@@ -248,11 +268,15 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def detail(request: Request, object_id: str) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
-        view = await run_in_threadpool(seen, member)
-        obj = view.objects.get(object_id)
-        if obj is None:  # the same answer for what does not exist and what the member may not see
+        found = await run_in_threadpool(copies, member, (), [object_id])
+        if not found:  # the same answer for what does not exist and what the member may not see
             raise NotFound(f"no object {object_id!r}")
-        return page(request, "object.html", member=member, obj=obj, **views.links(view, obj))
+        obj = found[0]
+        referrers = await run_in_threadpool(store.newest_ids, gate(member), 200, (), object_id)
+        near = await run_in_threadpool(copies, member, (), [*views.references(obj), *referrers])
+        far = [e for o in near if o["type"] in ("relationship", "sighting") and (e := views.other_end(o, object_id))]
+        near += await run_in_threadpool(copies, member, (), far)
+        return page(request, "object.html", member=member, obj=obj, **views.links(views.Seen.of([obj, *near]), obj))
 
     @api.get("/ui/warnings/", response_class=HTMLResponse)
     @guarded
