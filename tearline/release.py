@@ -9,13 +9,14 @@ collection's API root there is no clause that lets a row through.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import uuid
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, false, or_, select
 
 from . import granular, leak, markings
 from .scope import Policy
@@ -126,7 +127,44 @@ class Gate:
 
 
 def visible(member: Member, collection: Collection) -> Gate:
-    """The gate selecting the object versions ``member`` may read in ``collection``."""
+    """The gate selecting the object versions ``member`` may read in ``collection``. Made once per
+    member and collection as they stand (building the expression on every read cost more than its SQL)."""
+    return _visible(*_keys(member, collection))
+
+
+def _keys(member: Member, collection: Collection) -> tuple["_Who", "_Where"]:
+    return (_Who(member.id, member.api_root, member.name, member.can_read, member.tlp_max),
+            _Where(collection.id, collection.api_root, collection.alias, collection.member_writable, collection.num))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Who:
+    """What the gate depends on of a member (its redaction profile does not enter the SQL)."""
+
+    id: int
+    api_root: str
+    name: str
+    can_read: bool
+    tlp_max: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Where:
+    id: str
+    api_root: str
+    alias: str
+    member_writable: bool
+    num: int
+
+
+def _rebuilt(who: _Who, where: _Where) -> tuple[Member, Collection]:
+    return (Member(who.id, who.api_root, who.name, who.can_read, False, who.tlp_max),
+            Collection(where.id, where.api_root, where.alias, "", "", where.member_writable, where.num))
+
+
+@functools.lru_cache(maxsize=4096)
+def _visible(who: _Who, where: _Where) -> Gate:
+    member, collection = _rebuilt(who, where)
     if not can_read(member, collection):
         return Gate((false(),), member, collection)
     end = _END
@@ -169,7 +207,7 @@ def released(store: Any, member: Member, collection: Collection, leak_key: bytes
                                            after_us=after))
         if not page.rows:
             return
-        hidden = store.grouped(hidden_targets(member, collection, [r.added_us for r in page.rows]))
+        hidden = store.grouped(*hidden_targets(member, collection, [r.added_us for r in page.rows]))
         for row in page.rows:
             own = row.author == member.id
             yield orjson.loads(release_body(member, row.body, hidden.get(row.added_us, set()), None if own else mark, own))
@@ -178,11 +216,20 @@ def released(store: Any, member: Member, collection: Collection, leak_key: bytes
         after = page.rows[-1].added_us
 
 
-def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> object:
-    """The statement listing, per released version (by date_added), the ids it refers to that the member
-    may not see: they are cut out of the copies it receives."""
+def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> tuple[Any, dict[str, Any]]:
+    """The statement (and its parameters) listing, per released version (by date_added), the ids it
+    refers to that the member may not see: they are cut out of the copies it receives."""
+    return _hidden_refs(*_keys(member, collection)), {"added": list(added)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _hidden_refs(who: _Who, where: _Where) -> Any:
+    member, collection = _rebuilt(who, where)
+    # made once per member and collection, like the gate; a marking definition is never hidden (every
+    # version of one is TLP rank 0), so its many references (every object's object_marking_refs) need no check
     return select(refs.c.added_us, refs.c.target_id).where(
-        refs.c.added_us.in_(added), refs.c.prop.notin_(ENDPOINTS), _hidden(member, collection, refs.c.target_id))
+        refs.c.added_us.in_(bindparam("added", expanding=True)), refs.c.prop.notin_(ENDPOINTS),
+        ~refs.c.target_id.startswith("marking-definition--"), _hidden(member, collection, refs.c.target_id))
 
 
 def redact(member: Member, obj: dict[str, Any], hidden: set[str], own: bool = False) -> dict[str, Any]:

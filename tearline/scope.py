@@ -119,12 +119,11 @@ def distances(conn: Connection, coll: int, policy: Policy,
             if names & set(policy.actor_names):
                 lower(obj["id"], 0)
     # Relax until nothing changes; distances only shrink and are bounded, so this ends.
+    graph = [(obj["id"], obj["type"] in SRO, *_graph_edges(edges)) for obj, edges in envelope]
     for _ in range(len(envelope) + 2):
         changed = False
-        for obj, edges in envelope:
-            me = obj["id"]
-            links, carried = _graph_edges(edges)
-            if obj["type"] in SRO:
+        for me, is_sro, links, carried in graph:
+            if is_sro:
                 ends = [t for t in links if isinstance(t, str)]
                 if ends:
                     changed |= lower(me, min(dist.get(t, UNREACHED) for t in ends))

@@ -191,7 +191,8 @@ def _collect_refs(obj: Any, path: str, found: list[tuple[str, str, Any]]) -> Non
                 _collect_refs(value, f"{path}.{key}" if path else key, found)
     elif isinstance(obj, list):
         for item in obj:
-            _collect_refs(item, path, found)
+            if isinstance(item, (dict, list)):  # a list of strings (labels, aliases) holds no reference
+                _collect_refs(item, path, found)
 
 
 def _ref_allowed(prop: str, target: str) -> bool:

@@ -338,7 +338,8 @@ class Store:
                 "successes": orjson.dumps(successes).decode(), "failures": orjson.dumps(failures).decode(), "pendings": "[]",
             }
             conn.execute(insert(statuses).values(**status))
-        return status_resource(status)
+        # the lists as built, not read back from the JSON just written
+        return status_resource(status | {"successes": successes, "failures": failures, "pendings": []})
 
     def _claim_clock(self, conn: Connection, count: int) -> int:
         """Reserve ``count`` consecutive date_added microseconds; the UPDATE serialises writers."""
@@ -524,11 +525,11 @@ class Store:
             raise NotFound(f"no status {status_id!r} in this API root", details={"status_id": status_id})
         return status_resource(row._asdict())
 
-    def grouped(self, stmt: Any) -> dict[Any, set[Any]]:
+    def grouped(self, stmt: Any, params: dict[str, Any] | None = None) -> dict[Any, set[Any]]:
         """A two-column statement's rows as {first: {second, …}} (what the outbound gate asks about)."""
         out: dict[Any, set[Any]] = {}
         with self.engine.connect() as conn:
-            for key, value in conn.execute(stmt):
+            for key, value in conn.execute(stmt, params or {}):
                 out.setdefault(key, set()).add(value)
         return out
 

@@ -130,7 +130,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         return _envelope(page, member, coll)
 
     def _envelope(page: Page, member: Member, coll: Collection) -> Response:
-        hidden = store.grouped(release.hidden_targets(member, coll, [r.added_us for r in page.rows])) if page.rows else {}
+        hidden = store.grouped(*release.hidden_targets(member, coll, [r.added_us for r in page.rows])) if page.rows else {}
         mark = leak.member_key(leak_key, member.api_root, member.name)
         # a member's own objects come back exactly as it sent them: it cannot leak them from the compact
         bodies = b",".join(release.release_body(member, row.body, hidden.get(row.added_us, set()),
