@@ -152,3 +152,27 @@ members:
                     # taxii2-client raises requests' HTTPError on the 404
                     with pytest.raises(HTTPError, match="404"):
                         intel.get_object(obj["id"])
+        # tear lines: one GREEN report whose sourcing is RED for bravo and one reference AMBER; each member
+        # reads its own valid version of it through the OASIS client
+        from tests.stixgen import ACTOR_ID
+
+        ts = "2024-05-01T08:00:00.000Z"
+        report = {"type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid4()}", "created": ts,
+                  "modified": ts, "published": ts, "name": "ISKP cell", "object_refs": [ACTOR_ID],
+                  "description": "A cell is preparing an attack.", "object_marking_refs": [markings.TLP2["green"][0]],
+                  "external_references": [{"source_name": "press", "url": "https://example.org/a"},
+                                          {"source_name": "liaison", "description": "partner service report"}],
+                  "x_tearline_sourcing": "a human source inside the cell", "x_tearline_recipients": ["bravo"],
+                  "granular_markings": [{"marking_ref": markings.TLP2["red"][0], "selectors": ["x_tearline_sourcing"]},
+                                        {"marking_ref": markings.TLP2["amber"][0], "selectors": ["external_references.[1]"]}]}
+        parts = {"alpha": (True, 2), "bravo": (True, 2), "charlie": (False, 2), "ngo": (False, 1)}
+        for member, token in keys.items():
+            server = Server(f"{hub.url}/taxii2/", user=member, password=token)
+            intel = next(c for c in server.api_roots[0].collections if c.alias == "intel")
+            if member == "alpha":
+                assert intel.add_objects({"objects": [report]}).success_count == 1
+            copy = intel.get_object(report["id"])["objects"][0]
+            assert_valid(copy)
+            sourcing, references = parts[member]
+            assert ("x_tearline_sourcing" in copy) == sourcing, member
+            assert len(copy["external_references"]) == references, member
