@@ -91,13 +91,27 @@ def timeline(seen: Seen, country: str | None = None) -> dict[str, Any]:
             continue
         months[(source, day)][0] += 1
         months[(source, day)][1] += fatalities(inc)
-    series: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    for (source, month), (events, dead) in sorted(months.items()):
-        series[source].append({"month": month, "events": events, "fatalities": dead})
+    series: dict[str, list[dict[str, Any]]] = {}
+    for source in sorted({src for src, _ in months}):
+        seen_months = sorted(m for src, m in months if src == source)
+        # every month from the first to the last, quiet ones as zeros: a line must not bridge a gap
+        for month in _month_range(seen_months[0], seen_months[-1]):
+            events, dead = months.get((source, month), (0, 0))
+            series.setdefault(source, []).append({"month": month, "events": events, "fatalities": dead})
     by_country = [{"country": iso3, "name": country_name(iso3) if iso3 != "unknown" else "unknown", "dataset": source,
                    "events": ev, "fatalities": dead} for (iso3, source), (ev, dead) in sorted(totals.items())]
-    return {"series": dict(series), "countries": by_country,
+    return {"series": series, "countries": by_country,
             "choices": sorted({row["country"] for row in by_country if row["country"] != "unknown"})}
+
+
+def _month_range(first: str, last: str) -> list[str]:
+    """'2024-01' … '2024-03' → every month between, inclusive."""
+    y, m = int(first[:4]), int(first[5:7])
+    out = []
+    while f"{y:04d}-{m:02d}" <= last:
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
 
 
 def provinces(seen: Seen, dataset: str | None = None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def test_timeline_keeps_datasets_apart_and_filters_by_country() -> None:
     t = views.timeline(seen())
     assert t["series"]["UCDP GED"] == [{"month": "2024-01", "events": 2, "fatalities": 13}]
     assert t["series"]["Curated"] == [{"month": "2024-01", "events": 1, "fatalities": 9},
+                                      {"month": "2024-02", "events": 0, "fatalities": 0},  # quiet, not missing
                                       {"month": "2024-03", "events": 1, "fatalities": 1}]
     afg = views.timeline(seen(), "AFG")
     assert afg["series"]["UCDP GED"] == [{"month": "2024-01", "events": 1, "fatalities": 10}]
