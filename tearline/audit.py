@@ -259,6 +259,15 @@ class AuditLog:
             return [dict(r._mapping) for r in conn.execute(select(audit_keys).order_by(audit_keys.c.created_us))]
 
 
+def latest(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The newest entries, newest first (the operator's view; ids left out)."""
+    cols = (audit.c.seq, audit.c.at_us, audit.c.actor, audit.c.api_root, audit.c.method, audit.c.path,
+            audit.c.status, audit.c.reason, audit.c.count)
+    with store.engine.connect() as conn:
+        return [{str(k): v for k, v in r._mapping.items()}
+                for r in conn.execute(select(*cols).order_by(audit.c.seq.desc()).limit(limit))]
+
+
 def admin_actor() -> str:
     try:
         return f"admin:{getpass.getuser()}"

@@ -89,6 +89,19 @@ def _run(fn: Any, *args: Any) -> Any:
         _fail(exc)
 
 
+def _listing(found: list[dict[str, Any]], as_json: bool, title: str, columns: tuple[str, ...], row: Any) -> None:
+    """A list command's output: the records as one JSON line, or a table of ``row(record)`` cells."""
+    if as_json:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for item in found:
+        table.add_row(*row(item))
+    out.print(table)
+
+
 @app.command()
 def serve(
     db: DbOpt = None,
@@ -605,17 +618,10 @@ def forecast_alerts(
     if status not in (None, "open", "drafted"):
         _fail(ConfigError(f"--status must be 'open' or 'drafted', not {status!r}"))
     con = _run(events.connect, _existing_events_db(events_db))
-    found = current.alerts(con, status)
-    if as_json:
-        sys.stdout.write(json.dumps(found) + "\n")
-        return
-    table = Table(title="forecast alerts")
-    for col in ("alert", "status", "actor", "where", "month", "h", "probability", "model"):
-        table.add_column(col)
-    for a in found:
-        table.add_row(a["alert_id"], a["status"], a["actor"], a["province"] or a["country"], a["target"],
-                      str(a["horizon"]), f"{a['probability']:.0%}", a["model"])
-    out.print(table)
+    _listing(current.alerts(con, status), as_json, "forecast alerts",
+             ("alert", "status", "actor", "where", "month", "h", "probability", "model"),
+             lambda a: (a["alert_id"], a["status"], a["actor"], a["province"] or a["country"], a["target"],
+                        str(a["horizon"]), f"{a['probability']:.0%}", a["model"]))
 
 
 @forecast_app.command("draft-warning")
@@ -886,20 +892,15 @@ def guard_alerts(
     settings = _run(config.load, {"db": db})
     store = _run(_store, settings)
     _run(probes.scan, store)
-    found = probes.stored_alerts(store, member, compact)
-    if as_json:
-        sys.stdout.write(json.dumps(found) + "\n")
-        return
-    table = Table(title="probe alerts")
-    for col in ("when", "compact", "member", "rule", "count", "score", "why", "audit entries"):
-        table.add_column(col)
     import datetime as dt
 
-    for a in found:
-        when = dt.datetime.fromtimestamp(a["at_us"] / 1e6, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(when, a["api_root"] or "", a["member"], a["rule"], str(a["count"]), str(a["score"]),
-                      a["explains"], f"{a['first_seq']}..{a['last_seq']}")
-    out.print(table)
+    def when(at_us: int) -> str:
+        return dt.datetime.fromtimestamp(at_us / 1e6, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    _listing(probes.stored_alerts(store, member, compact), as_json, "probe alerts",
+             ("when", "compact", "member", "rule", "count", "score", "why", "audit entries"),
+             lambda a: (when(a["at_us"]), a["api_root"] or "", a["member"], a["rule"], str(a["count"]),
+                        str(a["score"]), a["explains"], f"{a['first_seq']}..{a['last_seq']}"))
 
 
 @leak_app.command("trace")
@@ -1204,16 +1205,9 @@ def warn_party_list(db: DbOpt = None, as_json: Annotated[bool, typer.Option("--j
     from . import warn
 
     settings = _run(config.load, {"db": db})
-    found = _run(warn.parties, _run(_store, settings))
-    if as_json:
-        sys.stdout.write(json.dumps(found) + "\n")
-        return
-    table = Table(title="outside parties")
-    for col in ("name", "public key", "TLP up to", "contacts"):
-        table.add_column(col)
-    for p in found:
-        table.add_row(p["name"], p["public_key"], p["tlp_max"], "; ".join(p["contacts"]))
-    out.print(table)
+    _listing(_run(warn.parties, _run(_store, settings)), as_json, "outside parties",
+             ("name", "public key", "TLP up to", "contacts"),
+             lambda p: (p["name"], p["public_key"], p["tlp_max"], "; ".join(p["contacts"])))
 
 
 @warn_app.command("status")
@@ -1233,16 +1227,9 @@ def warn_list(compact: Annotated[Optional[str], typer.Option()] = None,
     from . import warn
 
     settings = _run(config.load, {"db": db})
-    found = _run(warn.list_, _run(_store, settings), compact, state)
-    if as_json:
-        sys.stdout.write(json.dumps(found) + "\n")
-        return
-    table = Table(title="warnings")
-    for col in ("id", "compact", "to", "state", "window ends", "author"):
-        table.add_column(col)
-    for w in found:
-        table.add_row(w["id"], w["compact"], w["addressee"], w["state"], w["window_end"], w["author"])
-    out.print(table)
+    _listing(_run(warn.list_, _run(_store, settings), compact, state), as_json, "warnings",
+             ("id", "compact", "to", "state", "window ends", "author"),
+             lambda w: (w["id"], w["compact"], w["addressee"], w["state"], w["window_end"], w["author"]))
 
 
 def main() -> None:

@@ -167,6 +167,18 @@ def _at(obj: Any, path: Path) -> Any:
     return obj
 
 
+def part_level(obj: dict[str, Any], selector: str, default: str) -> str:
+    """The TLP level of one part: its own granular TLP marking when it has one (the author marked that
+    part on purpose), else the object's, else ``default``."""
+    path = parse(selector)
+    levels = [markings.LEVEL_OF_ID[gm["marking_ref"]] for gm in obj.get("granular_markings") or ()
+              if gm.get("marking_ref") in markings.LEVEL_OF_ID
+              and any(path[:len(p)] == p for p in map(parse, gm.get("selectors") or ()))]
+    if levels:
+        return max(levels, key=markings.rank)
+    return markings.tlp_of(obj) or default
+
+
 def reader(ceiling: str, recipient: bool) -> Callable[[str], bool]:
     """Who may read a part marked at a level: up to the reader's ceiling, AMBER+STRICT never beyond its
     author's organisation, RED only for the recipients the object names (the object-level rules)."""

@@ -47,9 +47,10 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import insert, select, update
 
-from . import granular, markings
+from . import granular, markings, stix
 from .audit import verify_signature
 from .errors import BadRequest, Conflict, NotFound
+from .scope import Policy
 from .store import Store, now_us
 from .store.schema import members, objects, warn_parties, warning_events, warnings
 
@@ -137,7 +138,7 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
         raise BadRequest("; ".join(problems), details={"problems": problems})
     wid = str(uuid.uuid4())
     now = now_us()
-    created = dt.datetime.fromtimestamp(now / 1e6, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    created = stix.format_us(now)
     report = {
         "type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid5(_NS, wid)}",
         "created": created, "modified": created, "published": created,
@@ -252,7 +253,7 @@ def _move(store: Store, current: dict[str, Any], action: str, by: str, note: str
         if check_reply is not None:
             check_reply(conn)
         if action == "deliver" and current["outside"]:
-            document = _document(current, signer, _now_iso())  # type: ignore[arg-type]
+            document = _document(current, signer, stix.format_us(now_us()))  # type: ignore[arg-type]
         done = conn.execute(update(warnings).where(warnings.c.id == wid, warnings.c.state == before).values(
             state=after, **({"document": orjson.dumps(document).decode()} if document else {}))).rowcount
         if not done:
@@ -268,23 +269,25 @@ def _deliver_to_member(store: Store, conn: Any, current: dict[str, Any]) -> None
     coll = store.collection(current["compact"], "warnings")
     if coll is None:
         raise NotFound(f"compact {current['compact']} has no warnings collection; apply its compact file again")
-    report = dict(current["report"], x_tearline_recipients=[current["addressee"]])
-    location = {"type": "location", "spec_version": "2.1", "id": report["object_refs"][0],
-                "created": report["created"], "modified": report["modified"],
-                "country": _alpha2(report["extensions"][EXTENSION_ID]["target"]["country"]),
-                "object_marking_refs": report["object_marking_refs"],
-                "x_tearline_recipients": [current["addressee"]]}
-    store.write_objects(conn, coll.num, [location, report], coll.rules)
+    only = {"x_tearline_recipients": [current["addressee"]]}
+    store.write_objects(conn, coll.num, [_location(current) | only, current["report"] | only], coll.rules)
+
+
+def _location(current: dict[str, Any]) -> dict[str, Any]:
+    """The STIX location of a warning's target (its report's one reference)."""
+    report = current["report"]
+    target = report["extensions"][EXTENSION_ID]["target"]
+    return {"type": "location", "spec_version": "2.1", "id": report["object_refs"][0],
+            "created": report["created"], "modified": report["modified"], "country": _alpha2(target["country"]),
+            **({"city": target["city"]} if target.get("city") else {}),
+            **({"administrative_area": target["province"]} if target.get("province") else {}),
+            "object_marking_refs": report["object_marking_refs"]}
 
 
 def _alpha2(alpha3: str) -> str:
     import pycountry
 
     return pycountry.countries.get(alpha_3=alpha3).alpha_2
-
-
-def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
@@ -345,17 +348,6 @@ def parties(store: Store) -> list[dict[str, Any]]:
 
 # --- the tear line of a source report -------------------------------------------------------------------
 
-def part_level(obj: dict[str, Any], selector: str, default: str) -> str:
-    """The TLP level of one part: its own granular TLP marking when it has one, else the object's."""
-    path = granular.parse(selector)
-    levels = [markings.LEVEL_OF_ID[gm["marking_ref"]] for gm in obj.get("granular_markings") or ()
-              if gm.get("marking_ref") in markings.LEVEL_OF_ID
-              and any(path[:len(p)] == p for p in map(granular.parse, gm.get("selectors") or ()))]
-    if levels:
-        return max(levels, key=markings.rank)
-    return markings.tlp_of(obj) or default
-
-
 def releasable_text(store: Store, compact: str, source: str, addressee: str, outside: bool, reader: Any = None) -> str:
     """The description of report ``source`` if the addressee may read it, by the tear line."""
     from .release import visible
@@ -383,7 +375,7 @@ def releasable_text(store: Store, compact: str, source: str, addressee: str, out
     obj = orjson.loads(body)
     if not obj.get("description"):
         raise BadRequest(f"source {source}: it has no description to release; write the text with --text")
-    level = part_level(obj, "description", coll.rules.default_tlp)
+    level = granular.part_level(obj, "description", coll.rules.default_tlp)
     recipient = recipient and addressee in (obj.get("x_tearline_recipients") or ())
     if not granular.reader(ceiling, recipient)(level):
         raise BadRequest(f"source {source}: its description is TLP:{level.upper()}, above the tear line for "
@@ -394,16 +386,8 @@ def releasable_text(store: Store, compact: str, source: str, addressee: str, out
 # --- the signed document for an outside party -------------------------------------------------------------
 
 def _bundle(current: dict[str, Any]) -> dict[str, Any]:
-    report = current["report"]
-    ext = report["extensions"][EXTENSION_ID]
-    location = {"type": "location", "spec_version": "2.1", "id": report["object_refs"][0],
-                "created": report["created"], "modified": report["modified"],
-                "country": _alpha2(ext["target"]["country"]),
-                **({"city": ext["target"]["city"]} if ext["target"].get("city") else {}),
-                **({"administrative_area": ext["target"]["province"]} if ext["target"].get("province") else {}),
-                "object_marking_refs": report["object_marking_refs"]}
     return {"type": "bundle", "id": f"bundle--{uuid.uuid5(_NS, current['id'] + '/bundle')}",
-            "objects": [markings.definition("red"), location, report]}
+            "objects": [markings.definition("red"), _location(current), current["report"]]}
 
 
 def _document(current: dict[str, Any], signer: Signer, issued: str) -> dict[str, Any]:
@@ -527,7 +511,7 @@ def make_reply(doc: dict[str, Any], private_pem: bytes, by: str, note: str = "")
     if not by.strip():
         raise BadRequest("say who acknowledges (--by)")
     reply: dict[str, Any] = {"format": REPLY_FORMAT, "warning": doc["warning"]["id"], "party": doc["warning"]["to"],
-                             "document_digest": digest(doc), "acknowledged_by": by.strip(), "at": _now_iso(),
+                             "document_digest": digest(doc), "acknowledged_by": by.strip(), "at": stix.format_us(now_us()),
                              "note": note, "public_key": public_bytes(key).hex()}
     reply["signature"] = key.sign(_REPLY_CONTEXT + _canonical(reply)).hex()
     return reply
@@ -571,14 +555,13 @@ def escalate(store: Store, outbox: Path, now: int | None = None) -> list[dict[st
     sent = []
     _expire(store)
     with store.engine.connect() as conn:
-        waiting = conn.execute(select(warnings).where(warnings.c.state == "delivered")).all()
-    for row in waiting:
-        current = show(store, row.id)
+        waiting = [_load(conn, wid) for (wid,) in conn.execute(
+            select(warnings.c.id).where(warnings.c.state == "delivered")).all()]
+    for current in waiting:
         delivered = next(e for e in current["history"] if e["action"] == "deliver")
         done = sum(1 for e in current["history"] if e["action"] == "escalate")
         contacts = _contacts(store, current)
-        root = store.api_root(current["compact"])
-        hours = _policy_hours(root)
+        hours = Policy.loads(store.api_root(current["compact"]).policy).escalate_after_hours
         due = dt.datetime.fromisoformat(delivered["at"]).timestamp() * 1e6 + (done + 1) * hours * 3600e6
         if done >= len(contacts) or now < due:
             continue
@@ -589,12 +572,6 @@ def escalate(store: Store, outbox: Path, now: int | None = None) -> list[dict[st
                    f"not acknowledged after {hours * (done + 1)} h: sent to {contact} ({path.name})")
         sent.append({"warning": current["id"], "contact": contact, "file": str(path)})
     return sent
-
-
-def _policy_hours(root: Any) -> int:
-    from .scope import Policy
-
-    return Policy.loads(root.policy if root is not None else "{}").escalate_after_hours
 
 
 def _contacts(store: Store, current: dict[str, Any]) -> list[str]:

@@ -36,7 +36,7 @@ from sqlalchemy import (
 
 from .. import markings, stix
 from ..errors import ConfigError, NotFound
-from ..release import Collection, Gate, Member
+from ..release import ENDPOINTS, Collection, Gate, Member
 from ..taxii.query import TaxiiQuery
 from .schema import api_roots, collections, hub_clock, members, objects, recipients, refs, statuses
 
@@ -55,12 +55,12 @@ class Admitted:
 _CHUNK = 500
 _OBJECT_COLUMNS = ("coll", "stix_id", "type", "spec_version", "version", "version_us", "added_us",
                    "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body", "ends_rank")
-_ENDPOINTS = ("source_ref", "target_ref", "sighting_of_ref")  # release.ENDPOINTS (imported later there)
+_ENDPOINT_PROPS = ", ".join(f"'{p}'" for p in ENDPOINTS)
 # objects.ends_rank recomputed from what the collection holds, in SQL (migration 0008 and _refresh_ends)
 ENDS_RANK = (
     "COALESCE((SELECT MAX(COALESCE((SELECT MIN(t.tlp) FROM objects t WHERE t.coll = objects.coll "
     "AND t.stix_id = r.target_id), -1)) FROM refs r WHERE r.added_us = objects.added_us "
-    "AND r.prop IN ('source_ref', 'target_ref', 'sighting_of_ref')), -1)"
+    f"AND r.prop IN ({_ENDPOINT_PROPS})), -1)"
 )
 _REF_COLUMNS = ("added_us", "coll", "prop", "target_id")
 
@@ -398,7 +398,7 @@ class Store:
             ))
             new_refs.extend((added, coll, path, target) for path, _prop, target in edges)
             new_recipients.extend((added, name) for name in item.recipients)
-            new_ends.append(tuple(target for path, _prop, target in edges if path in _ENDPOINTS))
+            new_ends.append(tuple(target for path, _prop, target in edges if path in ENDPOINTS))
         for stix_id, versions in existing.items():
             lo, hi = span[stix_id]
             for v, was_first, was_latest in versions:
@@ -450,7 +450,7 @@ class Store:
             conn.exec_driver_sql(
                 f"UPDATE objects SET ends_rank = {ENDS_RANK} WHERE coll = {mark} AND added_us IN "
                 f"(SELECT r2.added_us FROM refs r2 WHERE r2.coll = {mark} AND r2.target_id IN "
-                f"({', '.join(mark for _ in chunk)}) AND r2.prop IN ('source_ref', 'target_ref', 'sighting_of_ref')"
+                f"({', '.join(mark for _ in chunk)}) AND r2.prop IN ({_ENDPOINT_PROPS})"
                 + (f" AND r2.added_us < {mark})" if before is not None else ")"),
                 (coll, coll, *chunk, *((before,) if before is not None else ())))
 

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import release
-from ..auth import authenticate
 from .. import leak
 from ..guard import RateLimiter
 from ..config import Settings
@@ -24,6 +23,7 @@ from ..release import Collection, Member
 from ..stix import format_us
 from ..store import Page, Store
 from ..store.schema import objects
+from ..web import caller
 from . import media, query
 
 DATE_FIRST = "X-TAXII-Date-Added-First"
@@ -49,9 +49,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     api = APIRouter()
 
     def member_for(request: Request, kind: str) -> Member:
-        member = authenticate(store, request.headers.get("authorization"))
-        request.state.audit_member = member  # the audit trail records who, even if the request is then refused
-        limiter.check(member, kind)
+        member = caller.member_for(store, limiter, request, kind)
         media.check_accept(request.headers.get("accept"))
         return member
 

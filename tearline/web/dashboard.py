@@ -32,7 +32,7 @@ from ..errors import BadRequest, Forbidden, NotFound, TearlineError
 from ..guard import RateLimiter
 from ..release import Member
 from ..store import Store
-from . import charts
+from . import caller, charts
 
 COOKIE = "tearline_session"
 SESSION_SECONDS = 8 * 3600
@@ -107,9 +107,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         if member is None:  # token rotated or member removed since sign-in
             sessions.close(request.cookies.get(COOKIE))
             raise SignedOut()
-        request.state.audit_member = member
-        limiter.check(member, kind)
-        return member, session
+        return caller.admitted(request, member, limiter, kind), session
 
     def operator_of(request: Request) -> dict[str, Any]:
         session = sessions.get(request.cookies.get(COOKIE))
@@ -319,8 +317,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         from .. import audit
 
         report = await run_in_threadpool(audit.verify, store)
-        entries = await run_in_threadpool(_latest_audit, store, 100)
-        return page(request, "audit.html", report=report, entries=entries)
+        entries = await run_in_threadpool(audit.latest, store, 100)
+        return page(request, "audit.html", report=report, entries=[e | {"at": _when(e["at_us"])} for e in entries])
 
     @api.get("/ui/operator/alerts/", response_class=HTMLResponse)
     @guarded
@@ -350,18 +348,6 @@ def _latest_forecasts(settings: Settings, actors: tuple[str, ...]) -> dict[str, 
         return current.latest_run(con, actors)
     finally:
         con.close()
-
-
-def _latest_audit(store: Store, limit: int) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from ..store.schema import audit
-
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(audit.c.seq, audit.c.at_us, audit.c.actor, audit.c.api_root, audit.c.method,
-                                   audit.c.path, audit.c.status, audit.c.reason, audit.c.count)
-                            .order_by(audit.c.seq.desc()).limit(limit)).all()
-    return [dict(r._mapping) | {"at": _when(r.at_us)} for r in rows]
 
 
 def _when(at_us: int) -> str:

@@ -4,19 +4,15 @@ hub); everything else is JSON."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Request, Response
 
-from ..auth import authenticate
 from ..guard import RateLimiter
 from ..matching import mailbox
 from ..release import Member
 from ..store import Store
 from ..taxii.api import read_body
+from . import caller
 
-JSON = "application/json"
 BYTES = "application/octet-stream"
 
 
@@ -24,13 +20,7 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     api = APIRouter(prefix="/tearline/match")
 
     def member_for(request: Request) -> Member:
-        member = authenticate(store, request.headers.get("authorization"))
-        request.state.audit_member = member
-        limiter.check(member, "match")
-        return member
-
-    def as_json(body: Any, status: int = 200) -> Response:
-        return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+        return caller.member_for(store, limiter, request, "match")
 
     async def body_of(request: Request, rules: mailbox.Rules) -> bytes:
         return await read_body(request, mailbox.max_body(rules))
@@ -39,18 +29,18 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     async def open_request(request: Request, to: str, type: str, results: str = "asker") -> Response:
         member = member_for(request)
         rules = mailbox.rules_for(store, member)
-        return as_json(mailbox.open_request(store, member, to, type, results, await body_of(request, rules), rules), 201)
+        return caller.as_json(mailbox.open_request(store, member, to, type, results, await body_of(request, rules), rules), 201)
 
     @api.get("/inbox/")
     def inbox(request: Request) -> Response:
-        return as_json(mailbox.inbox(store, member_for(request)))
+        return caller.as_json(mailbox.inbox(store, member_for(request)))
 
     @api.get("/requests/{request_id}/")
     def show(request_id: str, request: Request) -> Response:
         member = member_for(request)
         found = mailbox.show(store, member, request_id)
         found["asked_back"] = mailbox.reverse_of(store, member, request_id)
-        return as_json(found)
+        return caller.as_json(found)
 
     @api.get("/requests/{request_id}/request/")
     def request_body(request_id: str, request: Request) -> Response:
@@ -60,17 +50,17 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     async def answer(request_id: str, request: Request) -> Response:
         member = member_for(request)
         rules = mailbox.rules_for(store, member)
-        return as_json(mailbox.answer(store, member, request_id, await body_of(request, rules), rules))
+        return caller.as_json(mailbox.answer(store, member, request_id, await body_of(request, rules), rules))
 
     @api.post("/requests/{request_id}/decline/")
     def decline(request_id: str, request: Request) -> Response:
-        return as_json(mailbox.decline(store, member_for(request), request_id))
+        return caller.as_json(mailbox.decline(store, member_for(request), request_id))
 
     @api.post("/requests/{request_id}/ask-back/")
     async def ask_back(request_id: str, request: Request) -> Response:
         member = member_for(request)
         body = await body_of(request, mailbox.rules_for(store, member))
-        return as_json(mailbox.ask_back(store, member, request_id, body), 201)
+        return caller.as_json(mailbox.ask_back(store, member, request_id, body), 201)
 
     @api.get("/requests/{request_id}/answer/")
     def collect(request_id: str, request: Request) -> Response:

@@ -14,14 +14,13 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import warn
-from ..auth import authenticate
 from ..errors import BadRequest, Forbidden
 from ..guard import RateLimiter
 from ..release import Member
 from ..store import Store
 from ..taxii.api import read_body
+from . import caller
 
-JSON = "application/json"
 MAX_BODY = 256 * 1024
 
 
@@ -29,13 +28,7 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
     api = APIRouter(prefix="/tearline/warnings")
 
     def member_for(request: Request, kind: str) -> Member:
-        member = authenticate(store, request.headers.get("authorization"))
-        request.state.audit_member = member
-        limiter.check(member, kind)
-        return member
-
-    def as_json(body: Any, status: int = 200) -> Response:
-        return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+        return caller.member_for(store, limiter, request, kind)
 
     async def fields(request: Request, required: tuple[str, ...]) -> dict[str, Any]:
         raw = await read_body(request, MAX_BODY)
@@ -53,12 +46,12 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
     @api.get("/")
     def inbox(request: Request) -> Response:
         member = member_for(request, "meta")
-        return as_json({"warnings": warn.for_member_list(store, member.api_root, member.name)})
+        return caller.as_json({"warnings": warn.for_member_list(store, member.api_root, member.name)})
 
     @api.get("/{warning_id}/")
     def one(warning_id: str, request: Request) -> Response:
         member = member_for(request, "meta")
-        return as_json(warn.show_for_member(store, member.api_root, member.name, warning_id))
+        return caller.as_json(warn.show_for_member(store, member.api_root, member.name, warning_id))
 
     @api.post("/")
     async def draft(request: Request) -> Response:
@@ -71,7 +64,7 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
             target, (str(window[0]), str(window[1])), body.get("confidence"), body["ask"], str(body.get("text") or ""),
             body.get("from_report"), member)
         request.state.audit_ids = [w["report"]["id"]]
-        return as_json(w, 201)
+        return caller.as_json(w, 201)
 
     @api.post("/{warning_id}/{action}/")
     async def step(warning_id: str, action: str, request: Request) -> Response:
@@ -93,6 +86,6 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
             done = await run_in_threadpool(warn.move, store, warning_id, action, f"{member.name}:{body['by']}", note,
                                            None, signer)
         request.state.audit_ids = [current["report"]["id"]]
-        return as_json(warn.for_member(done, member.name))
+        return caller.as_json(warn.for_member(done, member.name))
 
     return api
