@@ -130,21 +130,19 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
             raise NotFound(f"compact {member.api_root} has no intel collection")
         return coll
 
-    def copies(member: Member, types: tuple[str, ...] = (), ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def copies(member: Member, coll: Any, types: tuple[str, ...] = (), ids: list[str] | None = None
+               ) -> list[dict[str, Any]]:
         """The member's copies, as TAXII sends them (of these types, or these ids in this order)."""
         if ids is not None and not ids:
             return []
-        found = list(release.released(store, member, intel(member), leak_key, dt.date.today(), types, ids or ()))
+        found = list(release.released(store, member, coll, leak_key, dt.date.today(), types, ids or ()))
         if ids:
             order = {i: n for n, i in enumerate(ids)}
             found.sort(key=lambda o: order.get(o["id"], len(order)))
         return found
 
     def seen(member: Member, types: tuple[str, ...]) -> views.Seen:
-        return views.Seen.of(copies(member, types))
-
-    def gate(member: Member) -> release.Gate:
-        return release.gate_for(member, intel(member), dt.date.today())
+        return views.Seen.of(copies(member, intel(member), types))
 
     def guarded(render: Any) -> Any:
         """Sign-in when signed out; a TearlineError as a page with its status (never a 500 for a client's mistake)."""
@@ -214,12 +212,13 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def overview(request: Request) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
-        g = await run_in_threadpool(gate, member)
+        coll = await run_in_threadpool(intel, member)
+        g = release.gate_for(member, coll, dt.date.today())
         counts = await run_in_threadpool(store.type_counts, g)
         newest = await run_in_threadpool(store.newest_ids, g, 12, ("marking-definition", "relationship"))
-        latest = await run_in_threadpool(copies, member, (), newest)
+        latest = await run_in_threadpool(copies, member, coll, (), newest)
         root = store.api_root(member.api_root)
-        policy = store.collection(member.api_root, "intel").rules  # type: ignore[union-attr]
+        policy = coll.rules
         with store.engine.connect() as conn:
             others = store.member_names(conn, member.api_root) if policy.members_visible else None
         return page(request, "overview.html", member=member, root=root, policy=policy, members=others,
@@ -266,14 +265,16 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def detail(request: Request, object_id: str) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
-        found = await run_in_threadpool(copies, member, (), [object_id])
+        coll = await run_in_threadpool(intel, member)
+        found = await run_in_threadpool(copies, member, coll, (), [object_id])
         if not found:  # the same answer for what does not exist and what the member may not see
             raise NotFound(f"no object {object_id!r}")
         obj = found[0]
-        referrers = await run_in_threadpool(store.newest_ids, gate(member), 200, (), object_id)
-        near = await run_in_threadpool(copies, member, (), [*views.references(obj), *referrers])
+        referrers = await run_in_threadpool(store.newest_ids, release.gate_for(member, coll, dt.date.today()), 200,
+                                            (), object_id)
+        near = await run_in_threadpool(copies, member, coll, (), [*views.references(obj), *referrers])
         far = [e for o in near if o["type"] in ("relationship", "sighting") and (e := views.other_end(o, object_id))]
-        near += await run_in_threadpool(copies, member, (), far)
+        near += await run_in_threadpool(copies, member, coll, (), far)
         return page(request, "object.html", member=member, obj=obj, **views.links(views.Seen.of([obj, *near]), obj))
 
     @api.get("/ui/warnings/", response_class=HTMLResponse)
@@ -303,7 +304,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def forecasts(request: Request) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
-        policy = store.collection(member.api_root, "intel").rules  # type: ignore[union-attr]
+        policy = (await run_in_threadpool(intel, member)).rules
         run = await run_in_threadpool(_latest_forecasts, settings, policy.actor_names)
         return page(request, "forecasts.html", member=member, run=run, events_db=bool(settings.events_db),
                     country_name=views.country_name)
