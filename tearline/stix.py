@@ -151,8 +151,15 @@ def format_us(us: int) -> str:
 
 def id_type(identifier: Any) -> str | None:
     """The type part of a STIX identifier, or None if it is not one (type--UUID)."""
-    if not isinstance(identifier, str):
+    if type(identifier) is not str:
         return None
+    return _id_type(identifier)
+
+
+# Most references name a few objects over and over (the TLP definitions, the compact's actors,
+# authors' identities); an LRU keeps those and lets the one-off ids pass through.
+@functools.lru_cache(maxsize=4096)
+def _id_type(identifier: str) -> str | None:
     m = _IDENTIFIER.match(identifier)
     return m.group(1) if m else None
 
@@ -173,28 +180,53 @@ def refs_of(obj: Any) -> list[tuple[str, str, Any]]:
     """Every reference an object makes: (property path, property name, value) for each *_ref and
     each item of each *_refs, at any depth (extensions, granular markings, embedded objects)."""
     found: list[tuple[str, str, Any]] = []
-    _collect_refs(obj, "", found)
+    if isinstance(obj, dict):
+        _refs_in_dict(obj, "", found)
+    elif isinstance(obj, list):
+        _refs_in_list(obj, "", found)
     return found
 
 
-def _collect_refs(obj: Any, path: str, found: list[tuple[str, str, Any]]) -> None:
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                continue
-            if key.endswith("_ref"):
-                found.append((f"{path}.{key}" if path else key, key, value))
-            elif key.endswith("_refs") and isinstance(value, list):
+# How a property name takes part in references — 1 a *_ref, 2 a *_refs, 0 neither — kept per name,
+# since this runs over every property of every object written and feeds reuse a few hundred names.
+_REF_KIND: dict[str, int] = {}
+
+
+def _ref_kind(key: Any) -> int:
+    if type(key) is not str:
+        return 0
+    kind = 1 if key.endswith("_ref") else 2 if key.endswith("_refs") else 0
+    if len(_REF_KIND) < 100_000:
+        _REF_KIND[key] = kind
+    return kind
+
+
+def _refs_in_dict(obj: dict[Any, Any], path: str, found: list[tuple[str, str, Any]]) -> None:
+    for key, value in obj.items():
+        kind = _REF_KIND.get(key)
+        if kind is None:
+            kind = _ref_kind(key)
+        if kind == 1:
+            found.append((f"{path}.{key}" if path else key, key, value))
+        elif kind == 2:
+            if type(value) is list:
                 here = f"{path}.{key}" if path else key
                 found.extend((here, key, item) for item in value)
-            elif isinstance(value, (dict, list)):
-                _collect_refs(value, f"{path}.{key}" if path else key, found)
-    elif isinstance(obj, list):
-        for item in obj:
-            if isinstance(item, (dict, list)):  # a list of strings (labels, aliases) holds no reference
-                _collect_refs(item, path, found)
+        elif type(value) is dict:
+            _refs_in_dict(value, f"{path}.{key}" if path else key, found)
+        elif type(value) is list:
+            _refs_in_list(value, f"{path}.{key}" if path else key, found)
 
 
+def _refs_in_list(items: list[Any], path: str, found: list[tuple[str, str, Any]]) -> None:
+    for item in items:  # a list of strings (labels, aliases) holds no reference
+        if type(item) is dict:
+            _refs_in_dict(item, path, found)
+        elif type(item) is list:
+            _refs_in_list(item, path, found)
+
+
+@functools.lru_cache(maxsize=1024)
 def _ref_allowed(prop: str, target: str) -> bool:
     allowed = REF_TARGETS.get(prop)
     if allowed is None:
@@ -212,46 +244,66 @@ def validate(obj: Any) -> list[str]:
     return inspect(obj)[0]
 
 
+# Per type name already seen: (kind, the properties it requires). Only well-formed names get here.
+_TYPE_RULES: dict[str, tuple[str, tuple[Any, ...]]] = {}
+
+
+def _type_rules(stix_type: str) -> tuple[str, tuple[Any, ...]]:
+    kind = kind_of(stix_type)
+    if kind == "SCO":
+        required: tuple[Any, ...] = SCO_REQUIRED[stix_type]
+    elif kind in ("SDO", "SRO"):
+        required = ("created", "modified") + (SDO_REQUIRED.get(stix_type) or SRO_REQUIRED[stix_type])
+    elif kind == "META":
+        required = META_REQUIRED[stix_type]
+    else:
+        required = ("created", "modified")
+    if len(_TYPE_RULES) < 10_000:
+        _TYPE_RULES[stix_type] = (kind, required)
+    return kind, required
+
+
 def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
-    """(problems, references) of one object: validation and the edges the store indexes, in one pass."""
+    """(problems, references) of one object: validation and the edges the store indexes, in one pass.
+
+    This runs on every object written, so the common case is kept short: what was already seen to be
+    well formed (type names, property names, recurring identifiers) is remembered."""
     if not isinstance(obj, dict):
         return [f"an object must be a JSON object, got {type(obj).__name__}"], []
     problems: list[str] = []
     stix_type = obj.get("type")
-    if not isinstance(stix_type, str) or not _TYPE_NAME.match(stix_type):
-        return [f"type: {stix_type!r} is not a STIX type name (3-250 characters, a-z, 0-9 and '-')"], []
-    kind = kind_of(stix_type)
+    rules = _TYPE_RULES.get(stix_type) if type(stix_type) is str else None
+    if rules is None:
+        if not isinstance(stix_type, str) or not _TYPE_NAME.match(stix_type):
+            return [f"type: {stix_type!r} is not a STIX type name (3-250 characters, a-z, 0-9 and '-')"], []
+        rules = _type_rules(stix_type)
+    kind, required = rules
     identifier = obj.get("id")
     if identifier is None:
         problems.append("id: required property is missing")
-    elif id_type(identifier) is None:
-        problems.append(f"id: {identifier!r} is not an identifier of the form {stix_type}--<UUID>")
-    elif id_type(identifier) != stix_type:
-        problems.append(f"id: {identifier!r} does not start with the object's type '{stix_type}--'")
-
-    if kind == "SCO":
-        required: tuple[Any, ...] = SCO_REQUIRED[stix_type]
-        if "spec_version" in obj and obj["spec_version"] != SPEC_VERSION:
-            problems.append(f"spec_version: must be '2.1', got {obj['spec_version']!r}")
     else:
-        if obj.get("spec_version") != SPEC_VERSION:
-            if "spec_version" not in obj:
-                problems.append("spec_version: required property is missing (STIX 2.1 objects carry '2.1')")
-            else:
-                problems.append(f"spec_version: must be '2.1', got {obj['spec_version']!r}")
-        if kind in ("SDO", "SRO"):
-            required = ("created", "modified") + (SDO_REQUIRED.get(stix_type) or SRO_REQUIRED[stix_type])
-        elif kind == "META":
-            required = META_REQUIRED[stix_type]
+        own = id_type(identifier)
+        if own is None:
+            problems.append(f"id: {identifier!r} is not an identifier of the form {stix_type}--<UUID>")
+        elif own != stix_type:
+            problems.append(f"id: {identifier!r} does not start with the object's type '{stix_type}--'")
+
+    spec = obj.get("spec_version")
+    if kind == "SCO":
+        if spec != SPEC_VERSION and "spec_version" in obj:
+            problems.append(f"spec_version: must be '2.1', got {spec!r}")
+    elif spec != SPEC_VERSION:
+        if "spec_version" not in obj:
+            problems.append("spec_version: required property is missing (STIX 2.1 objects carry '2.1')")
         else:
-            required = ("created", "modified")
-            if not (stix_type.startswith("x-") or "extensions" in obj):
-                problems.append(
-                    f"type: '{stix_type}' is not a STIX 2.1 type; custom types start with 'x-' "
-                    "or are declared by an extension"
-                )
+            problems.append(f"spec_version: must be '2.1', got {spec!r}")
+    if kind == "CUSTOM" and not (stix_type.startswith("x-") or "extensions" in obj):
+        problems.append(
+            f"type: '{stix_type}' is not a STIX 2.1 type; custom types start with 'x-' "
+            "or are declared by an extension"
+        )
     for req in required:
-        if isinstance(req, tuple):
+        if type(req) is tuple:
             if not any(name in obj for name in req):
                 problems.append(f"{' / '.join(req)}: at least one of these properties is required for {stix_type}")
         elif req not in obj:
@@ -265,18 +317,18 @@ def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
                 _GOOD_NAMES.add(name)
         if value is None:
             problems.append(f"{name}: null is not allowed; leave the property out instead")
-        elif value == [] or value == {}:
+        elif not value and (type(value) is list or type(value) is dict):
             problems.append(f"{name}: empty lists and objects are not allowed; leave the property out instead")
 
     stamps: dict[str, datetime] = {}
     for prop in _TIMESTAMP_PROPS.intersection(obj):
-            try:
-                stamps[prop] = parse_timestamp(obj[prop])
-            except ValueError as exc:
-                problems.append(f"{prop}: {exc}")
+        try:
+            stamps[prop] = parse_timestamp(obj[prop])
+        except ValueError as exc:
+            problems.append(f"{prop}: {exc}")
     if "created" in stamps and "modified" in stamps and stamps["modified"] < stamps["created"]:
         problems.append("modified: must be later than or equal to created")
-    for early, late in (("first_seen", "last_seen"), ("valid_from", "valid_until"), ("first_observed", "last_observed")):
+    for early, late in _ORDERED_STAMPS:
         if early in stamps and late in stamps and stamps[late] < stamps[early]:
             problems.append(f"{late}: must be later than or equal to {early}")
 
@@ -284,34 +336,35 @@ def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
         problems.append("name: required when is_family is true")
     if stix_type == "location" and ("latitude" in obj) != ("longitude" in obj):
         problems.append("latitude / longitude: each requires the other")
-    for coord, bound in (("latitude", 90), ("longitude", 180)):
+    for coord, bound in _COORDINATES:
         if coord in obj and (not isinstance(obj[coord], (int, float)) or isinstance(obj[coord], bool) or abs(obj[coord]) > bound):
             problems.append(f"{coord}: must be a number between -{bound} and {bound}")
     if "confidence" in obj and (
         not isinstance(obj["confidence"], int) or isinstance(obj["confidence"], bool) or not 0 <= obj["confidence"] <= 100
     ):
         problems.append("confidence: must be an integer from 0 to 100")
-    for list_prop in ("labels", "object_refs", "object_marking_refs", "external_references", "granular_markings"):
-        if list_prop in obj and (not isinstance(obj[list_prop], list) or not obj[list_prop]):
+    for list_prop in _NONEMPTY_LISTS:
+        if list_prop in obj and (type(obj[list_prop]) is not list or not obj[list_prop]):
             problems.append(f"{list_prop}: must be a non-empty list")
-    for i, ref in enumerate(obj.get("external_references") or []):
-        if not isinstance(ref, dict) or not isinstance(ref.get("source_name"), str):
-            problems.append(f"external_references[{i}]: must be an object with a source_name")
-    for i, gm in enumerate(obj.get("granular_markings") or []):
-        if not isinstance(gm, dict):
-            problems.append(f"granular_markings[{i}]: must be an object")
-            continue
-        sel = gm.get("selectors")
-        if not isinstance(sel, list) or not sel or not all(isinstance(s, str) for s in sel):
-            problems.append(f"granular_markings[{i}].selectors: must be a non-empty list of strings")
-        if ("marking_ref" in gm) == ("lang" in gm):
-            problems.append(f"granular_markings[{i}]: exactly one of marking_ref or lang is required")
-    if isinstance(obj.get("granular_markings"), list):
+    if type(obj.get("external_references")) is list:
+        for i, ref in enumerate(obj["external_references"]):
+            if not isinstance(ref, dict) or not isinstance(ref.get("source_name"), str):
+                problems.append(f"external_references[{i}]: must be an object with a source_name")
+    if type(obj.get("granular_markings")) is list:
+        for i, gm in enumerate(obj["granular_markings"]):
+            if not isinstance(gm, dict):
+                problems.append(f"granular_markings[{i}]: must be an object")
+                continue
+            sel = gm.get("selectors")
+            if not isinstance(sel, list) or not sel or not all(isinstance(s, str) for s in sel):
+                problems.append(f"granular_markings[{i}].selectors: must be a non-empty list of strings")
+            if ("marking_ref" in gm) == ("lang" in gm):
+                problems.append(f"granular_markings[{i}]: exactly one of marking_ref or lang is required")
         from .granular import selector_problems
 
         problems.extend(selector_problems(obj))
-    for prop in ("name", "description", "relationship_type", "pattern", "pattern_type"):
-        if prop in obj and not isinstance(obj[prop], str):
+    for prop in _STRING_PROPS:
+        if prop in obj and type(obj[prop]) is not str:
             problems.append(f"{prop}: must be a string")
 
     refs = refs_of(obj)
@@ -321,10 +374,17 @@ def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
             problems.append(f"{path}: {value!r} is not a STIX identifier (type--UUID)")
         elif not _ref_allowed(prop, target):
             problems.append(f"{path}: may not refer to a {target}")
-    for prop in ("object_refs", "object_marking_refs", "where_sighted_refs", "observed_data_refs"):
-        if prop in obj and not isinstance(obj[prop], list):
+    for prop in _ID_LISTS:
+        if prop in obj and type(obj[prop]) is not list:
             problems.append(f"{prop}: must be a list of identifiers")
     return problems, refs
+
+
+_ORDERED_STAMPS = (("first_seen", "last_seen"), ("valid_from", "valid_until"), ("first_observed", "last_observed"))
+_COORDINATES = (("latitude", 90), ("longitude", 180))
+_NONEMPTY_LISTS = ("labels", "object_refs", "object_marking_refs", "external_references", "granular_markings")
+_STRING_PROPS = ("name", "description", "relationship_type", "pattern", "pattern_type")
+_ID_LISTS = ("where_sighted_refs", "observed_data_refs")  # the others are checked as non-empty lists above
 
 
 def version_of(obj: dict[str, Any]) -> str | None:

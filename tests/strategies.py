@@ -66,7 +66,7 @@ def broken_objects(draw: Any) -> Any:
     """A valid object with one defect that STIX 2.1 forbids."""
     obj = draw(stix_objects())
     defect = draw(st.sampled_from(["drop", "bad_id", "bad_time", "wrong_type_id", "bad_ref", "spec", "not_object",
-                                   "modified_before_created", "bad_confidence"]))
+                                   "modified_before_created", "bad_confidence", "not_a_list"]))
     if defect == "drop":
         obj.pop(draw(st.sampled_from(["id", "created", "modified", "spec_version", "type"])))
     elif defect == "bad_id":
@@ -85,4 +85,9 @@ def broken_objects(draw: Any) -> Any:
         obj["created"], obj["modified"] = "2024-01-02T00:00:00.000Z", "2024-01-01T00:00:00.000Z"
     elif defect == "bad_confidence":
         obj["confidence"] = draw(st.sampled_from([101, -1, "high", 5.5]))
+    elif defect == "not_a_list":
+        # a list property given as a scalar used to be walked item by item (a string's characters),
+        # and a number or true raised
+        prop = draw(st.sampled_from(["external_references", "granular_markings", "object_marking_refs", "labels"]))
+        obj[prop] = draw(st.sampled_from([True, 7, "x", "source_name", {"source_name": "x"}]))
     return obj
