@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
 
 from . import markings
 
@@ -81,10 +80,10 @@ def _graph_edges(edges: list[tuple[str, str, Any]]) -> tuple[list[str], list[str
     return links, carried
 
 
-def distances(conn: Connection, coll: int, policy: Policy,
-              envelope: Sequence[tuple[dict[str, Any], list[tuple[str, str, Any]]]]) -> dict[str, int]:
-    """Hop distance from the compact's actors of every object in the envelope (UNREACHED if none)."""
-    from .store import rows_for_ids
+def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[tuple[str, str, Any]]]],
+              near: Any) -> dict[str, int]:
+    """Hop distance from the compact's actors of every object in the envelope (UNREACHED if none).
+    ``near`` is what the collection holds around the envelope (``tearline.store.Around``)."""
 
     dist: dict[str, int] = {}
 
@@ -94,25 +93,12 @@ def distances(conn: Connection, coll: int, policy: Policy,
             return True
         return False
 
-    ids = {obj["id"] for obj, _ in envelope}
-    referenced = {t for _, edges in envelope for _, _, t in edges if isinstance(t, str)}
     # stored versions keep the distance they were admitted at
-    for stix_id, hop in rows_for_ids(
-        conn, "SELECT stix_id, min(hop) FROM objects WHERE coll = {coll} AND stix_id IN ({ids}) GROUP BY stix_id",
-        coll, sorted(ids | referenced),
-    ):
-        lower(stix_id, int(hop))
-    # stored objects that link to the new ones (a relationship that arrived before its indicator);
-    # '%%' is one '%' to psycopg and the same pattern as '%' to SQLite's LIKE
-    carry = " AND ".join(f"r.prop <> '{p}'" for p in _CARRY_ONLY)
-    for target, hop in rows_for_ids(
-        conn,
-        "SELECT r.target_id, min(o.hop) FROM refs r JOIN objects o ON o.coll = r.coll AND o.added_us = r.added_us "
-        f"WHERE r.coll = {{coll}} AND r.target_id IN ({{ids}}) AND {carry} AND r.prop NOT LIKE '%%.marking_ref' "
-        "GROUP BY r.target_id",
-        coll, sorted(ids),
-    ):
-        lower(target, int(hop) + 1)
+    for stix_id, versions in near.held.items():
+        lower(stix_id, min(v[3] for v in versions))
+    # stored objects that link to the new ones (a relationship that arrived before its indicator)
+    for target, hop in near.linked.items():
+        lower(target, hop + 1)
     for obj, _ in envelope:
         if obj["type"] in ("threat-actor", "intrusion-set"):
             names = {str(obj.get("name", "")).lower(), *(str(a).lower() for a in obj.get("aliases") or ())}

@@ -57,8 +57,8 @@ def test_an_envelope_that_fails_mid_write_leaves_nothing(store: Store, tokens: d
     before = store.count([objects.c.coll == coll.num])
     original = Store._write
 
-    def failing(self, conn, coll, valid, author):  # type: ignore[no-untyped-def]
-        original(self, conn, coll, valid, author)
+    def failing(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(Store, "_write", failing)

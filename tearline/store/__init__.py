@@ -41,6 +41,22 @@ from ..taxii.query import TaxiiQuery
 from .schema import api_roots, collections, hub_clock, members, objects, recipients, refs, statuses
 
 Edges = list[tuple[str, str, Any]]
+Held = dict[str, list[tuple[int, bool, bool, int, int]]]
+
+
+@dataclasses.dataclass
+class Around:
+    """What the collection holds around an envelope, read once inside the envelope's transaction and
+    shared by the scope's distances, the write's versioning and the upkeep of ends_rank.
+
+    ``held``: per id the envelope names (its objects and every id they refer to), each stored version
+    as (version_us, is_first, is_latest, hop, tlp). ``linked``: per envelope id that stored objects
+    link to, the lowest hop among them (a relationship that arrived before its indicator).
+    ``ended``: the envelope ids that stored versions have at an end (a relationship's source or
+    target, a sighting's sighting_of_ref), whose ends_rank a new version may change."""
+    held: Held
+    linked: dict[str, int]
+    ended: set[str]
 
 
 @dataclasses.dataclass
@@ -76,9 +92,46 @@ def rows_for_ids(conn: Connection, sql: str, coll: int, ids: Sequence[str]) -> I
         yield from conn.exec_driver_sql(sql.format(coll=mark, ids=", ".join(mark for _ in chunk)), (coll, *chunk))
 
 
-def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
+# references that only carry a distance (tearline.scope) and so do not link a stored object to a new one;
+# '%%' is one '%' to psycopg and the same pattern as '%' to SQLite's LIKE
+_LINKING = (" AND ".join(f"r.prop <> '{p}'" for p in ("created_by_ref", "object_marking_refs", "marking_ref"))
+            + " AND r.prop NOT LIKE '%%.marking_ref'")
+
+
+def around(conn: Connection, coll: int, envelope: Sequence[tuple[dict[str, Any], Edges]]) -> Around:
+    """Read what the collection holds around an envelope (see ``Around``)."""
+    ids = {obj["id"] for obj, _ in envelope}
+    named = ids | {t for _, edges in envelope for _, _, t in edges if isinstance(t, str)}
+    held: Held = {}
+    for stix_id, version_us, is_first, is_latest, hop, tlp in rows_for_ids(
+        conn, "SELECT stix_id, version_us, is_first, is_latest, hop, tlp FROM objects "
+              "WHERE coll = {coll} AND stix_id IN ({ids})", coll, sorted(named),
+    ):
+        held.setdefault(stix_id, []).append((int(version_us), bool(is_first), bool(is_latest), int(hop), int(tlp)))
+    linked: dict[str, int] = {}
+    ended: set[str] = set()
+    for target, hop, at_end in rows_for_ids(
+        conn,
+        f"SELECT r.target_id, MIN(o.hop), MAX(CASE WHEN r.prop IN ({_ENDPOINT_PROPS}) THEN 1 ELSE 0 END) "
+        "FROM refs r JOIN objects o ON o.coll = r.coll AND o.added_us = r.added_us "
+        f"WHERE r.coll = {{coll}} AND r.target_id IN ({{ids}}) AND {_LINKING} GROUP BY r.target_id",
+        coll, sorted(ids),
+    ):
+        linked[target] = int(hop)
+        if at_end:
+            ended.add(target)
+    return Around(held, linked, ended)
+
+
+def _bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert many rows through the driver's executemany, inside ``conn``'s transaction. On bulk
+    envelopes SQLAlchemy's per-row parameter handling cost more than the inserts themselves."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})", rows)
+    finally:
+        cursor.close()
 
 
 def token_hash(token: str) -> str:
@@ -202,11 +255,13 @@ class Store:
         if bad:
             raise ValueError(f"the hub built invalid STIX: {bad}")
         envelope = [(obj, edges) for obj, _, edges in checked]
-        hops = scope.distances(conn, coll, policy, envelope)
+        base = self._claim_clock(conn, len(envelope))
+        near = around(conn, coll, envelope)
+        hops = scope.distances(policy, envelope, near)
         self._write(conn, coll, [
             Admitted(obj, edges, scope.tlp_rank(obj, policy), min(hops[obj["id"]], scope.UNREACHED),
                      tuple(obj.get("x_tearline_recipients") or ()))
-            for obj, edges in envelope], author=None)
+            for obj, edges in envelope], author=None, base=base, near=near)
 
     def add_member(
         self, conn: Connection, api_root: str, name: str, *, can_read: bool = True, can_write: bool = False,
@@ -321,7 +376,11 @@ class Store:
                 valid.append((obj, edges))
         status_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            hops = scope.distances(conn, collection.num, policy, valid) if valid else {}
+            # The clock first: its UPDATE serialises writers, so what is read below is what the
+            # write will land on (no other envelope can slip in between on either database).
+            base = self._claim_clock(conn, len(valid)) if valid else 0
+            near = around(conn, collection.num, valid) if valid else Around({}, {}, set())
+            hops = scope.distances(policy, valid, near) if valid else {}
             admitted: list[Admitted] = []
             for obj, edges in valid:
                 reason = scope.refusal(obj, hops[obj["id"]], policy) if policy.actor_names else None
@@ -330,7 +389,7 @@ class Store:
                     continue
                 admitted.append(Admitted(obj, edges, scope.tlp_rank(obj, policy), min(hops[obj["id"]], scope.UNREACHED),
                                          tuple(obj.get("x_tearline_recipients") or ())))
-            successes = self._write(conn, collection.num, admitted, author=member.id)
+            successes = self._write(conn, collection.num, admitted, author=member.id, base=base, near=near)
             status = {
                 "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": member.id,
                 "request_us": request_us, "total_count": len(envelope_objects), "success_count": len(successes),
@@ -342,7 +401,8 @@ class Store:
         return status_resource(status | {"successes": successes, "failures": failures, "pendings": []})
 
     def _claim_clock(self, conn: Connection, count: int) -> int:
-        """Reserve ``count`` consecutive date_added microseconds; the UPDATE serialises writers."""
+        """Reserve ``count`` consecutive date_added microseconds (some may go unused: a gap in
+        date_added is harmless); the UPDATE serialises writers."""
         now = now_us()
         conn.execute(
             update(hub_clock).where(hub_clock.c.id == 1).values(
@@ -354,51 +414,61 @@ class Store:
         last = conn.execute(select(hub_clock.c.last_us).where(hub_clock.c.id == 1)).scalar_one()
         return int(last) - count + 1
 
-    def _write(self, conn: Connection, coll: int, valid: list[Admitted], author: int | None) -> list[dict[str, Any]]:
-        """Insert admitted objects (with their references) as new versions; return the success records."""
+    def _write(self, conn: Connection, coll: int, valid: list[Admitted], author: int | None,
+               base: int, near: Around) -> list[dict[str, Any]]:
+        """Insert admitted objects (with their references) as new versions; return the success records.
+        ``base`` is the first of the date_added values claimed for them; ``near`` what ``around``
+        read in the same transaction."""
         if not valid:
             return []
-        entries: dict[tuple[str, int], Admitted] = {}
+        # This loop runs once per object written; it is kept free of per-object helper calls.
+        entries: dict[tuple[str, int], tuple[Admitted, str | None]] = {}
         successes: list[dict[str, Any]] = []
+        to_us, parse = stix.to_us, stix.parse_timestamp
         for item in valid:
             obj = item.obj
+            stix_id = obj["id"]
             version = stix.version_of(obj)
-            key = (obj["id"], stix.to_us(stix.parse_timestamp(version)) if version else -1)
-            successes.append({"id": obj["id"], "version": version} if version else {"id": obj["id"]})
-            entries[key] = item  # the same version twice in one envelope is stored once
-        ids = sorted({stix_id for stix_id, _ in entries})
-        existing: dict[str, list[tuple[int, bool, bool]]] = {}
-        for stix_id, version_us, is_first, is_latest in rows_for_ids(
-            conn, "SELECT stix_id, version_us, is_first, is_latest FROM objects WHERE coll = {coll} AND stix_id IN ({ids})",
-            coll, ids,
-        ):
-            existing.setdefault(stix_id, []).append((int(version_us), bool(is_first), bool(is_latest)))
-        base = self._claim_clock(conn, len(entries))
-        new_rows: list[tuple[Any, ...]] = []
+            if version:
+                successes.append({"id": stix_id, "version": version})
+                entries[(stix_id, to_us(parse(version)))] = (item, version)
+            else:
+                successes.append({"id": stix_id})
+                entries[(stix_id, -1)] = (item, None)  # the same version twice in one envelope is stored once
+        held = near.held
+        existing = {stix_id: [v[:3] for v in held[stix_id]] for stix_id, _ in entries if stix_id in held}
+        new_rows: list[list[Any]] = []
         new_refs: list[tuple[Any, ...]] = []
         new_recipients: list[tuple[int, str]] = []
         new_ends: list[tuple[str, ...]] = []  # per new row, the ids at its ends
         span: dict[str, tuple[int, int]] = {}  # stix id → (first, last) version over old and new
         for stix_id, versions in existing.items():
             span[stix_id] = (min(v for v, _, _ in versions), max(v for v, _, _ in versions))
-        for offset, ((stix_id, version_us), item) in enumerate(entries.items()):
+        dumps, spec_default, no_ends = orjson.dumps, stix.SPEC_VERSION, ()
+        for offset, ((stix_id, version_us), (item, version)) in enumerate(entries.items()):
             obj, edges = item.obj, item.edges
             added = base + offset
             if version_us == -1:
                 # No modified or created (SCOs): TAXII versions such objects by date_added.
                 version_us = added
-            if any(v == version_us for v, _, _ in existing.get(stix_id, ())):
+            old = existing.get(stix_id)
+            if old is not None and any(v == version_us for v, _, _ in old):
                 continue  # already held: a success, nothing to write
-            lo, hi = span.get(stix_id, (version_us, version_us))
-            span[stix_id] = (min(lo, version_us), max(hi, version_us))
-            new_rows.append((
-                coll, stix_id, obj["type"], obj.get("spec_version", stix.SPEC_VERSION),
-                stix.version_of(obj) or stix.format_us(added), version_us, added, obj.get("created_by_ref"),
-                item.tlp, author, item.hop, orjson.dumps(obj).decode(),
-            ))
-            new_refs.extend((added, coll, path, target) for path, _prop, target in edges)
-            new_recipients.extend((added, name) for name in item.recipients)
-            new_ends.append(tuple(target for path, _prop, target in edges if path in ENDPOINTS))
+            lo_hi = span.get(stix_id)
+            span[stix_id] = (version_us, version_us) if lo_hi is None else \
+                (min(lo_hi[0], version_us), max(lo_hi[1], version_us))
+            new_rows.append([
+                coll, stix_id, obj["type"], obj.get("spec_version", spec_default),
+                version or stix.format_us(added), version_us, added, obj.get("created_by_ref"),
+                item.tlp, author, item.hop, None, None, dumps(obj).decode(), None,
+            ])
+            if edges:
+                new_refs.extend([(added, coll, path, target) for path, _prop, target in edges])
+                new_ends.append(tuple([target for path, _prop, target in edges if path in ENDPOINTS]))
+            else:
+                new_ends.append(no_ends)
+            if item.recipients:
+                new_recipients.extend((added, name) for name in item.recipients)
         for stix_id, versions in existing.items():
             lo, hi = span[stix_id]
             for v, was_first, was_latest in versions:
@@ -407,35 +477,28 @@ class Store:
                         objects.c.coll == coll, objects.c.stix_id == stix_id, objects.c.version_us == v
                     ).values(is_first=v == lo, is_latest=v == hi))
         if new_rows:
-            ranks = self._ends_ranks(conn, coll, new_rows, new_ends)
-            # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost
-            # more than the insert itself on bulk envelopes.
-            conn.exec_driver_sql(
-                _insert_sql(conn, "objects", _OBJECT_COLUMNS),
-                [row[:11] + (span[row[1]][0] == row[5], span[row[1]][1] == row[5], row[11], rank)
-                 for row, rank in zip(new_rows, ranks)],
-            )
+            for row, rank in zip(new_rows, self._ends_ranks(held, new_rows, new_ends)):
+                lo, hi = span[row[1]]
+                row[11], row[12], row[14] = lo == row[5], hi == row[5], rank
+            _bulk_insert(conn, "objects", _OBJECT_COLUMNS, new_rows)
         if new_refs:
-            conn.exec_driver_sql(_insert_sql(conn, "refs", _REF_COLUMNS), new_refs)
+            _bulk_insert(conn, "refs", _REF_COLUMNS, new_refs)
         if new_recipients:
-            conn.exec_driver_sql(_insert_sql(conn, "recipients", ("added_us", "member")), new_recipients)
+            _bulk_insert(conn, "recipients", ("added_us", "member"), new_recipients)
         if new_rows:
             # versions already held whose ends were just written (an end arriving late, a new version of
             # an end) may see their ends_rank change
-            self._refresh_ends(conn, coll, sorted({row[1] for row in new_rows}), before=base)
+            ended = sorted({row[1] for row in new_rows} & near.ended)
+            if ended:
+                self._refresh_ends(conn, coll, ended, before=base)
         return successes
 
     @staticmethod
-    def _ends_ranks(conn: Connection, coll: int, new_rows: list[tuple[Any, ...]],
-                    new_ends: list[tuple[str, ...]]) -> list[int]:
+    def _ends_ranks(held: Held, new_rows: list[list[Any]], new_ends: list[tuple[str, ...]]) -> list[int]:
         """ends_rank of each new row, from the versions held and the ones being written."""
         targets = {t for ends in new_ends for t in ends}
-        lowest: dict[str, int] = {}
+        lowest: dict[str, int] = {t: min(v[4] for v in held[t]) for t in targets if t in held}
         if targets:
-            for stix_id, tlp in rows_for_ids(
-                    conn, "SELECT stix_id, MIN(tlp) FROM objects WHERE coll = {coll} AND stix_id IN ({ids}) "
-                          "GROUP BY stix_id", coll, sorted(targets)):
-                lowest[stix_id] = int(tlp)
             for row in new_rows:
                 if row[1] in targets:
                     lowest[row[1]] = min(lowest.get(row[1], row[8]), row[8])
