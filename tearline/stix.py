@@ -211,7 +211,8 @@ def _refs_in_dict(obj: dict[Any, Any], path: str, found: list[tuple[str, str, An
         elif kind == 2:
             if type(value) is list:
                 here = f"{path}.{key}" if path else key
-                found.extend((here, key, item) for item in value)
+                for item in value:
+                    found.append((here, key, item))
         elif type(value) is dict:
             _refs_in_dict(value, f"{path}.{key}" if path else key, found)
         elif type(value) is list:
@@ -282,7 +283,7 @@ def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
     if identifier is None:
         problems.append("id: required property is missing")
     else:
-        own = id_type(identifier)
+        own = _id_type(identifier) if type(identifier) is str else None
         if own is None:
             problems.append(f"id: {identifier!r} is not an identifier of the form {stix_type}--<UUID>")
         elif own != stix_type:
@@ -369,7 +370,7 @@ def inspect(obj: Any) -> tuple[list[str], list[tuple[str, str, Any]]]:
 
     refs = refs_of(obj)
     for path, prop, value in refs:
-        target = id_type(value)
+        target = _id_type(value) if type(value) is str else None
         if target is None:
             problems.append(f"{path}: {value!r} is not a STIX identifier (type--UUID)")
         elif not _ref_allowed(prop, target):
