@@ -28,6 +28,7 @@ TLP1_IDS: dict[str, str] = {
 }
 LEVEL_OF_ID: dict[str, str] = {ident: level for level, (ident, _) in TLP2.items()} | TLP1_IDS
 LEVELS = tuple(TLP2)
+RANK_OF_ID: dict[str, int] = {ident: TLP2[level][1] for ident, level in LEVEL_OF_ID.items()}
 
 
 def rank(level: str) -> int:

@@ -66,17 +66,31 @@ class Policy:
 
 
 def tlp_rank(obj: dict[str, Any], policy: Policy) -> int:
+    """The rank of the most restrictive TLP marking on an object (markings.tlp_of), else the
+    compact's default; written out because it runs for every object admitted."""
     if obj.get("type") == "marking-definition":
         return 0
-    level = markings.tlp_of(obj)
-    return markings.rank(level or policy.default_tlp)
+    best = -1
+    for ref in obj.get("object_marking_refs") or ():
+        rank = markings.RANK_OF_ID.get(ref, -1) if isinstance(ref, str) else -1
+        if rank > best:
+            best = rank
+    return best if best >= 0 else markings.rank(policy.default_tlp)
+
+
+_CARRIES: dict[str, bool] = {}  # per reference path: does it only carry a distance? (feeds reuse a few)
 
 
 def _graph_edges(edges: list[tuple[str, str, Any]]) -> tuple[list[str], list[str]]:
     """(links, carried): references that link both ways, and those that only carry a distance."""
     links, carried = [], []
     for path, prop, target in edges:
-        (carried if prop in _CARRY_ONLY or path.endswith(_CARRY_ONLY) else links).append(target)
+        carries = _CARRIES.get(path)
+        if carries is None:
+            carries = prop in _CARRY_ONLY or path.endswith(_CARRY_ONLY)
+            if len(_CARRIES) < 10_000:
+                _CARRIES[path] = carries
+        (carried if carries else links).append(target)
     return links, carried
 
 
