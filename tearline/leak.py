@@ -84,7 +84,9 @@ def mark_text(mkey: bytes, text: str) -> str:
     return "".join(chars)
 
 
-@functools.lru_cache(maxsize=200_000)
+# Bounded well below a collection's size: at 200,000 entries a walk through a million objects grew the
+# hub by 26 MB between 100k and 1M objects (bench/RESULTS.md), for re-reads that are rarely that far apart.
+@functools.lru_cache(maxsize=20_000)
 def _marked_json_string(mkey: bytes, raw: str) -> str:
     """A JSON string's content, marked: decoded first, so the words are the ones a reader sees (an
     escaped quote or newline must not change which bits a gap gets), then encoded again."""
