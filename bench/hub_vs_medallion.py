@@ -1,6 +1,6 @@
 """Tearline's hub and OASIS medallion (memory backend) side by side, on loopback, in one run.
 
-    .venv/bin/python bench/hub_vs_medallion.py [--side-by-side 10000] [--alone 100000 1000000]
+    .venv/bin/python bench/hub_vs_medallion.py [--side-by-side 10000] [--alone 100000 1000000] [--ingest-runs 5]
 
 Medallion is installed from PyPI into its own virtual environment (bench/.medallion-venv) the first
 time. Both servers get the same objects and the same requests; the script prints medians and p99s per
@@ -451,6 +451,32 @@ def side_by_side(n: int, budget: float) -> dict[str, dict[str, Measure]]:
     return results
 
 
+def ingest_runs(n: int, runs: int) -> list[dict[str, float]]:
+    """The ingest half of the side-by-side run, repeated on fresh servers: the ratio moves with the
+    machine's load, so one run is not a figure. Each run posts n objects in envelopes of 1000, then
+    2,000 in envelopes of 100, to both servers in turn."""
+    objs, extra = make_objects(n, seed=1), make_objects(2000, seed=2)
+    out: list[dict[str, float]] = []
+    for run in range(runs):
+        servers: list[Server] = []
+        works = [Path(tempfile.mkdtemp(prefix="bench-ingest-")) for _ in range(2)]
+        try:
+            servers += [Tearline(works[0]), Medallion(works[1])]
+            with _progress() as progress:
+                big = ingest_interleaved(servers, objs, 1000, progress, f"run {run + 1}/{runs}: {n} ×1000")
+                small = ingest_interleaved(servers, extra, 100, progress, f"run {run + 1}/{runs}: 2000 ×100")
+        finally:
+            for server in servers:
+                server.stop()
+            for work in works:
+                shutil.rmtree(work, ignore_errors=True)
+        out.append({"tearline ×1000": big[0], "medallion ×1000": big[1], "ratio ×1000": big[0] / big[1],
+                    "tearline ×100": small[0], "medallion ×100": small[1], "ratio ×100": small[0] / small[1]})
+        console.print(f"run {run + 1}: envelopes of 1000 {big[0]:,.0f} vs {big[1]:,.0f} obj/s = {big[0] / big[1]:.1f}×; "
+                      f"of 100 {small[0]:,.0f} vs {small[1]:,.0f} = {small[0] / small[1]:.1f}×")
+    return out
+
+
 def alone(sizes: list[int]) -> dict[int, dict[str, Measure]]:
     results: dict[int, dict[str, Measure]] = {}
     for n in sizes:
@@ -506,9 +532,21 @@ def main() -> None:
     parser.add_argument("--side-by-side", type=int, default=10_000, help="objects for the side-by-side run (0: skip)")
     parser.add_argument("--alone", type=int, nargs="*", default=[100_000, 1_000_000], help="sizes for Tearline alone")
     parser.add_argument("--budget", type=float, default=90.0, help="seconds allowed per slow medallion workload")
+    parser.add_argument("--ingest-runs", type=int, default=0,
+                        help="also repeat the side-by-side ingest this many times on fresh servers and print the median")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "hub_vs_medallion.json")
     args = parser.parse_args()
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    if args.ingest_runs:
+        runs = ingest_runs(args.side_by_side or 10_000, args.ingest_runs)
+        report["ingest_runs"] = runs
+        table = Table(title=f"Ingest, Tearline vs medallion, {len(runs)} runs on fresh servers: medians")
+        for col in ("measure", "median", "runs"):
+            table.add_column(col, justify="right")
+        for key in runs[0]:
+            values = [r[key] for r in runs]
+            table.add_row(escape(key), f"{statistics.median(values):,.1f}", ", ".join(f"{v:,.1f}" for v in values))
+        console.print(table)
     if args.side_by_side:
         sbs = side_by_side(args.side_by_side, args.budget)
         report["side_by_side"] = {"objects": args.side_by_side, **sbs}
