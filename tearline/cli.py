@@ -115,13 +115,22 @@ def serve(
 
 
 def _serve(settings: config.Settings) -> None:
+    import gc
+
     import uvicorn
 
     from .web.app import create_app
 
     store = _run(_store, settings)
+    application = create_app(settings, store)
+    # What is alive now (modules, the app, the engine) lives as long as the hub: frozen, the cyclic
+    # collector stops walking it on every pass. A higher first threshold lets an envelope's thousand
+    # freshly parsed objects be freed by reference counting before a collection looks at them. On the
+    # benchmark's feed the collector's time per object written fell from 13-21 µs to nothing.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db})")
-    uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 
 @app.command()
