@@ -67,3 +67,46 @@ def test_an_envelope_that_fails_mid_write_leaves_nothing(store: Store, tokens: d
     except RuntimeError:
         pass
     assert store.count([objects.c.coll == coll.num]) == before
+
+
+def test_concurrent_envelopes_keep_ends_rank_exact(store: Store, tokens: dict[str, str]) -> None:
+    """A relationship and the RED indicator at its end, written by two writers at the same time, in
+    either order: the relationship's ends_rank must end up what the collection says, or the gate's
+    shortcut would release it to members who may not see its end. (Each envelope claims the clock
+    before reading what it depends on, so no other envelope lands between its read and its write.)"""
+    import threading
+    import uuid
+
+    from tearline import markings
+    from tearline.store import ENDS_RANK
+    from tests.stixgen import ACTOR_ID, TS
+
+    coll, member = _intel(store)
+    red = [markings.TLP2["red"][0]]
+    pairs = []
+    for _ in range(30):
+        ind = indicator(0, object_marking_refs=red, x_tearline_recipients=["state-a"]) | {"id": f"indicator--{uuid.uuid4()}"}
+        rel = {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}", "created": TS,
+               "modified": TS, "relationship_type": "indicates", "source_ref": ind["id"], "target_ref": ACTOR_ID}
+        pairs.append((ind, rel))
+    start = threading.Barrier(2)
+
+    def write(kind: int) -> None:
+        start.wait()
+        for pair in pairs:
+            status = store.add_objects(coll, member, [pair[kind]], coll.rules)
+            assert status["success_count"] == 1, status["failures"]
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            f"SELECT stix_id, ends_rank, {ENDS_RANK} FROM objects WHERE type = 'relationship' AND coll = {coll.num}"
+        ).all()
+    ours = {rel["id"] for _, rel in pairs}
+    checked = [(stix_id, kept, truth) for stix_id, kept, truth in rows if stix_id in ours]
+    assert len(checked) == len(pairs)
+    assert all(kept == truth == markings.rank("red") for _, kept, truth in checked), checked
