@@ -253,20 +253,8 @@ def timed_get(c: httpx.Client, path: str, params: dict[str, str], deadline: floa
 
 
 def ingest(server: Server, objs: list[dict], size: int, progress: Progress, label: str) -> float:
-    task = progress.add_task(f"{server.name}: {label}", total=len(objs))
-    batches = [(len(objs[i : i + size]), orjson.dumps({"objects": objs[i : i + size]})) for i in range(0, len(objs), size)]
-    bodies = [body for _, body in batches]
-    with server.client() as c:
-        start = time.perf_counter()
-        for count, body in batches:
-            r = c.post(server.objects_path, content=body, headers={"Content-Type": TAXII})
-            assert r.status_code == 202, r.text[:300]
-            assert f'"success_count":{count},'.encode() in r.content.replace(b" ", b""), r.text[:300]
-            progress.advance(task, count)
-        elapsed = time.perf_counter() - start
-    server.loaded += bodies
-    progress.remove_task(task)
-    return len(objs) / elapsed
+    """One server's ingest rate: the interleaved measurement with nobody to interleave with."""
+    return ingest_interleaved([server], objs, size, progress, f"{server.name}: {label}")[0]
 
 
 def ingest_interleaved(servers: list[Server], objs: list[dict], size: int, progress: Progress,

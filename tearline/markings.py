@@ -27,7 +27,7 @@ TLP1_IDS: dict[str, str] = {
     "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed": "red",
 }
 LEVEL_OF_ID: dict[str, str] = {ident: level for level, (ident, _) in TLP2.items()} | TLP1_IDS
-LEVELS = tuple(TLP2)
+LEVELS = tuple(TLP2)  # in rank order: LEVELS[rank] is the level
 RANK_OF_ID: dict[str, int] = {ident: TLP2[level][1] for ident, level in LEVEL_OF_ID.items()}
 
 
@@ -52,7 +52,18 @@ def definitions() -> list[dict[str, Any]]:
     return [definition(level) for level in TLP2]
 
 
+def tlp_rank_of(obj: dict[str, Any]) -> int | None:
+    """The rank of the most restrictive TLP level among an object's object_marking_refs, or None if
+    unmarked. Written as a plain loop: the store runs it for every object admitted."""
+    best = -1
+    for ref in obj.get("object_marking_refs") or ():
+        found = RANK_OF_ID.get(ref, -1) if isinstance(ref, str) else -1
+        if found > best:
+            best = found
+    return best if best >= 0 else None
+
+
 def tlp_of(obj: dict[str, Any]) -> str | None:
     """The most restrictive TLP level among an object's object_marking_refs, or None if unmarked."""
-    levels = [LEVEL_OF_ID[ref] for ref in obj.get("object_marking_refs") or () if ref in LEVEL_OF_ID]
-    return max(levels, key=rank) if levels else None
+    found = tlp_rank_of(obj)
+    return None if found is None else LEVELS[found]

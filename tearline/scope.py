@@ -66,16 +66,10 @@ class Policy:
 
 
 def tlp_rank(obj: dict[str, Any], policy: Policy) -> int:
-    """The rank of the most restrictive TLP marking on an object (markings.tlp_of), else the
-    compact's default; written out because it runs for every object admitted."""
     if obj.get("type") == "marking-definition":
         return 0
-    best = -1
-    for ref in obj.get("object_marking_refs") or ():
-        rank = markings.RANK_OF_ID.get(ref, -1) if isinstance(ref, str) else -1
-        if rank > best:
-            best = rank
-    return best if best >= 0 else markings.rank(policy.default_tlp)
+    found = markings.tlp_rank_of(obj)
+    return markings.rank(policy.default_tlp) if found is None else found
 
 
 _CARRIES: dict[str, bool] = {}  # per reference path: does it only carry a distance? (feeds reuse a few)
@@ -109,7 +103,7 @@ def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[tupl
 
     # stored versions keep the distance they were admitted at
     for stix_id, versions in near.held.items():
-        lower(stix_id, min(v[3] for v in versions))
+        lower(stix_id, min(v.hop for v in versions))
     # stored objects that link to the new ones (a relationship that arrived before its indicator)
     for target, hop in near.linked.items():
         lower(target, hop + 1)

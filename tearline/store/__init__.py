@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -41,7 +41,13 @@ from ..taxii.query import TaxiiQuery
 from .schema import api_roots, collections, hub_clock, members, objects, recipients, refs, statuses
 
 Edges = list[tuple[str, str, Any]]
-Held = dict[str, list[tuple[int, bool, bool, int, int]]]
+class Held(NamedTuple):
+    """One stored version of an id an envelope names."""
+    version_us: int
+    is_first: bool
+    is_latest: bool
+    hop: int
+    tlp: int
 
 
 @dataclasses.dataclass
@@ -49,12 +55,12 @@ class Around:
     """What the collection holds around an envelope, read once inside the envelope's transaction and
     shared by the scope's distances, the write's versioning and the upkeep of ends_rank.
 
-    ``held``: per id the envelope names (its objects and every id they refer to), each stored version
-    as (version_us, is_first, is_latest, hop, tlp). ``linked``: per envelope id that stored objects
+    ``held``: per id the envelope names (its objects and every id they refer to), its stored versions.
+    ``linked``: per envelope id that stored objects
     link to, the lowest hop among them (a relationship that arrived before its indicator).
     ``ended``: the envelope ids that stored versions have at an end (a relationship's source or
     target, a sighting's sighting_of_ref), whose ends_rank a new version may change."""
-    held: Held
+    held: dict[str, list[Held]]
     linked: dict[str, int]
     ended: set[str]
 
@@ -102,12 +108,12 @@ def around(conn: Connection, coll: int, envelope: Sequence[tuple[dict[str, Any],
     """Read what the collection holds around an envelope (see ``Around``)."""
     ids = {obj["id"] for obj, _ in envelope}
     named = ids | {t for _, edges in envelope for _, _, t in edges if isinstance(t, str)}
-    held: Held = {}
+    held: dict[str, list[Held]] = {}
     for stix_id, version_us, is_first, is_latest, hop, tlp in rows_for_ids(
         conn, "SELECT stix_id, version_us, is_first, is_latest, hop, tlp FROM objects "
               "WHERE coll = {coll} AND stix_id IN ({ids})", coll, sorted(named),
     ):
-        held.setdefault(stix_id, []).append((int(version_us), bool(is_first), bool(is_latest), int(hop), int(tlp)))
+        held.setdefault(stix_id, []).append(Held(int(version_us), bool(is_first), bool(is_latest), int(hop), int(tlp)))
     linked: dict[str, int] = {}
     ended: set[str] = set()
     for target, hop, at_end in rows_for_ids(
@@ -436,14 +442,14 @@ class Store:
                 successes.append({"id": stix_id})
                 entries[(stix_id, -1)] = (item, None)  # the same version twice in one envelope is stored once
         held = near.held
-        existing = {stix_id: [v[:3] for v in held[stix_id]] for stix_id, _ in entries if stix_id in held}
+        existing = {stix_id: held[stix_id] for stix_id, _ in entries if stix_id in held}
         new_rows: list[list[Any]] = []
         new_refs: list[tuple[Any, ...]] = []
         new_recipients: list[tuple[int, str]] = []
         new_ends: list[tuple[str, ...]] = []  # per new row, the ids at its ends
         span: dict[str, tuple[int, int]] = {}  # stix id → (first, last) version over old and new
         for stix_id, versions in existing.items():
-            span[stix_id] = (min(v for v, _, _ in versions), max(v for v, _, _ in versions))
+            span[stix_id] = (min(v.version_us for v in versions), max(v.version_us for v in versions))
         dumps, spec_default, no_ends = orjson.dumps, stix.SPEC_VERSION, ()
         for offset, ((stix_id, version_us), (item, version)) in enumerate(entries.items()):
             obj, edges = item.obj, item.edges
@@ -452,7 +458,7 @@ class Store:
                 # No modified or created (SCOs): TAXII versions such objects by date_added.
                 version_us = added
             old = existing.get(stix_id)
-            if old is not None and any(v == version_us for v, _, _ in old):
+            if old is not None and any(v.version_us == version_us for v in old):
                 continue  # already held: a success, nothing to write
             lo_hi = span.get(stix_id)
             span[stix_id] = (version_us, version_us) if lo_hi is None else \
@@ -471,7 +477,7 @@ class Store:
                 new_recipients.extend((added, name) for name in item.recipients)
         for stix_id, versions in existing.items():
             lo, hi = span[stix_id]
-            for v, was_first, was_latest in versions:
+            for v, was_first, was_latest, _hop, _tlp in versions:
                 if was_first != (v == lo) or was_latest != (v == hi):
                     conn.execute(update(objects).where(
                         objects.c.coll == coll, objects.c.stix_id == stix_id, objects.c.version_us == v
@@ -494,10 +500,10 @@ class Store:
         return successes
 
     @staticmethod
-    def _ends_ranks(held: Held, new_rows: list[list[Any]], new_ends: list[tuple[str, ...]]) -> list[int]:
+    def _ends_ranks(held: dict[str, list[Held]], new_rows: list[list[Any]], new_ends: list[tuple[str, ...]]) -> list[int]:
         """ends_rank of each new row, from the versions held and the ones being written."""
         targets = {t for ends in new_ends for t in ends}
-        lowest: dict[str, int] = {t: min(v[4] for v in held[t]) for t in targets if t in held}
+        lowest: dict[str, int] = {t: min(v.tlp for v in held[t]) for t in targets if t in held}
         if targets:
             for row in new_rows:
                 if row[1] in targets:
