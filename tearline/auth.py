@@ -6,7 +6,7 @@ import base64
 import binascii
 
 from .errors import Unauthorized
-from .release import Member
+from .model import Member
 from .store import Store
 
 

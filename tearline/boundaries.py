@@ -106,3 +106,22 @@ def neighbours() -> dict[str, frozenset[str]]:
             out[a].add(b)
             out[b].add(a)
     return {k: frozenset(v) for k, v in out.items()}
+
+
+def locate(latitude: float, longitude: float) -> tuple[str, str] | None:
+    """(ISO 3166-1 alpha-3 country, province name) of the bundled province whose outline holds the point,
+    or None when none does (the outlines cover Afghanistan, Pakistan, Iran, Tajikistan and Uzbekistan)."""
+    for f in features():
+        for ring in rings(f["properties"]["iso_3166_2"]):
+            if _inside(longitude, latitude, ring):
+                return f["properties"]["adm0_a3"], f["properties"]["name"]
+    return None
+
+
+def _inside(x: float, y: float, ring: list[tuple[float, float]]) -> bool:
+    """Even-odd rule: a ray from the point crosses the ring an odd number of times when it is inside."""
+    inside = False
+    for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1]):
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside

@@ -59,8 +59,12 @@ def _fail(exc: TearlineError) -> None:
 
 
 def _store(settings: config.Settings) -> Store:
+    from . import keys, write
+
     store = Store(settings.db)
     store.migrate()
+    if store.upkeep_due("release"):
+        write.upkeep(store, keys.load(settings))
     return store
 
 
@@ -181,7 +185,7 @@ def _seed_demo_events(store: Store, spec: compacts.CompactSpec, settings: config
     con = events.connect(events_db)
     objs = _events_objects(con, spec.actors[0].name, None, None, actors.with_compact(spec))
     con.close()
-    added = _run(_push, store, spec.name, objs)
+    added = _run(_push, store, spec.name, objs, settings)
     err.print(f"demo: real events from UCDP and the curated ISKP list in {events_db}; "
               f"{len(objs)} STIX objects shared in {spec.name}/intel ({added} new)")
     return events_db
@@ -220,10 +224,8 @@ def compact_show(name: str, db: DbOpt = None) -> None:
     table = Table(title="collections")
     for col in ("alias", "id", "objects (versions)"):
         table.add_column(col)
-    from .store.schema import objects
-
     for c in colls:
-        table.add_row(c.alias, c.id, str(store.count([objects.c.coll == c.num])))
+        table.add_row(c.alias, c.id, str(store.version_count(c.num)))
     out.print(table)
     with store.engine.connect() as conn:
         from sqlalchemy import select
@@ -237,7 +239,7 @@ def compact_show(name: str, db: DbOpt = None) -> None:
             mt.add_row(m.name, str(m.can_read), str(m.can_write), m.tlp_max)
     out.print(mt)
     from .matching.mailbox import Rules
-    from .scope import Policy
+    from .model import Policy
 
     rules = Rules.of(Policy.loads(row.policy))
     out.print(f"matching: results to {rules.results}; {rules.min_items:,} to {rules.max_items:,} values a request; "
@@ -450,7 +452,7 @@ def events_to_stix(
         return
     settings = _run(config.load, {"db": db})
     store = _run(_store, settings)
-    added = _run(_push, store, compact_name, objs)
+    added = _run(_push, store, compact_name, objs, settings)
     out.print(f"{len(objs)} STIX objects for {actor} pushed to {compact_name}/intel ({added} new versions)")
 
 
@@ -464,16 +466,16 @@ def _events_objects(con: Any, actor: str, country: str | None, source: str | Non
     return tostix.bundle_objects(rows, compacts.Actor(resolved.name, resolved.aliases))
 
 
-def _push(store: Store, compact_name: str, objs: list[dict[str, Any]]) -> int:
-    from .store.schema import objects
+def _push(store: Store, compact_name: str, objs: list[dict[str, Any]], settings: config.Settings) -> int:
+    from . import keys, write
 
     intel = store.collection(compact_name, "intel")
     if intel is None:
         raise ConfigError(f"--compact: no compact named {compact_name!r}")
-    before = store.count([objects.c.coll == intel.num])
+    before = store.version_count(intel.num)
     with store.engine.begin() as conn:
-        store.write_objects(conn, intel.num, objs, intel.rules)
-    return store.count([objects.c.coll == intel.num]) - before
+        write.hub_write(store, conn, intel, objs, keys.load(settings))
+    return store.version_count(intel.num) - before
 
 
 @events_app.command("actors")

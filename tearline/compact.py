@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from . import markings, scope, stix
+from . import markings, stix, write
+from .model import Policy
 from .errors import ConfigError
 from .store import Store
 
@@ -67,10 +68,10 @@ class CompactSpec:
     matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # tearline.matching.mailbox.Rules
     escalate_after_hours: int = 24  # an unacknowledged warning goes to the addressee's next contact
 
-    def policy(self) -> "scope.Policy":
+    def policy(self) -> "Policy":
         names = tuple(sorted({n.lower() for a in self.actors for n in (a.name, *a.aliases)}))
         label = " / ".join(a.name for a in self.actors)
-        return scope.Policy(actor_names=names, actor_label=label, hops=self.hops, types=self.types,
+        return Policy(actor_names=names, actor_label=label, hops=self.hops, types=self.types,
                             default_tlp=self.default_tlp, expires=self.expires.isoformat() if self.expires else None,
                             grace_days=self.grace_days, region=self.region, window=self.window,
                             members_visible=self.members_visible, matching=self.matching,
@@ -147,7 +148,7 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
             problem(("scope", "hops"), f"must be an integer from 0 to 6, got {hops!r}")
             hops = 2
         types = scope_.get("types", [])
-        if not isinstance(types, list) or not all(isinstance(t, str) and stix._TYPE_NAME.match(t) for t in types):
+        if not isinstance(types, list) or not all(isinstance(t, str) and stix.TYPE_NAME.match(t) for t in types):
             problem(("scope", "types"), "must be a list of STIX type names")
             types = []
         region = _region(scope_.get("region", []), problem)
@@ -357,21 +358,28 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
     tokens: dict[str, str] = {}
     with store.engine.begin() as conn:
         store.ensure_api_root(conn, spec.name, spec.title, spec.description, spec.policy().dumps())
-        intel = store.ensure_collection(conn, spec.name, "intel", f"{spec.title}: intelligence",
-                                        "Objects shared within the compact's scope")
+        store.ensure_collection(conn, spec.name, "intel", f"{spec.title}: intelligence",
+                                "Objects shared within the compact's scope")
         store.ensure_collection(conn, spec.name, "warnings", f"{spec.title}: warnings",
                                 "Duty-to-warn notices, each visible only to its addressee", member_writable=False)
-        existing = set(store.member_names(conn, spec.name))
-        wanted = {m.name for m in spec.members}
+        existing = {m.name: m for m in store.members_of(conn, spec.name)}
+        changed = []
         for m in spec.members:
-            values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max,
-                      "profile": {"redact": list(m.redact), "rate_limits": dict(m.rate_limits),
-                                  "contacts": list(m.contacts)}}
-            if m.name in existing:
+            profile = {"redact": list(m.redact), "rate_limits": dict(m.rate_limits), "contacts": list(m.contacts)}
+            values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max, "profile": profile}
+            before = existing.get(m.name)
+            if before is not None:
                 store.update_member(conn, spec.name, m.name, **values)
+                if (before.tlp_max, before.can_read, before.hides_authors) != (m.tlp_max, m.read, "created_by_ref" in m.redact):
+                    changed.append(m.name)
             else:
                 tokens[m.name] = store.add_member(conn, spec.name, m.name, **values)  # type: ignore[arg-type]
-        for gone in sorted(existing - wanted):
+                changed.append(m.name)
+        for gone in sorted(set(existing) - {m.name for m in spec.members}):
             store.drop_member(conn, spec.name, gone)
-        store.write_objects(conn, intel, [actor_object(a) for a in spec.actors], spec.policy())
+        for coll in store.collections(spec.name, conn):
+            # clients resolving object_marking_refs find the TLP 2.0 definitions in every collection
+            objs = markings.definitions() + ([actor_object(a) for a in spec.actors] if coll.alias == "intel" else [])
+            write.hub_write(store, conn, coll, objs, None)
+        write.settle_members(store, conn, spec.name, changed)
     return tokens

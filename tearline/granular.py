@@ -6,12 +6,12 @@ tear line" for it. A granular marking names parts by selector (STIX 2.1 §7.2.3.
 ``external_references.[1]``, ``external_references.[0].url``. Cutting parts out of an object must leave
 a valid object, so:
 
+- the write path refuses markings on what a valid copy cannot lose (the common properties, those its
+  type requires, the references it cannot do without: tearline.stix.selectors), so no cut ever takes them;
 - a list item that is cut is removed, and the selectors of the markings that remain are re-indexed to
-  the shorter list (``object_refs.[3]`` becomes ``object_refs.[2]`` when item 1 went);
+  the shorter list (``external_references.[3]`` becomes ``external_references.[2]`` when item 1 went);
 - a list left empty is removed (STIX forbids empty lists), and an external reference or kill-chain
-  phase that loses a field it cannot do without is removed whole; a report (or grouping, note,
-  opinion) whose every reference is withheld refers to itself, which tells nothing;
-- a required top-level text property (a report's ``name``) is replaced by ``WITHHELD`` instead;
+  phase that loses a field it cannot do without is removed whole;
 - markings whose parts are gone are dropped, so no selector points at nothing.
 
 The same cutting serves the gate's other removals (references to hidden objects, redaction profiles),
@@ -24,50 +24,11 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from . import markings, stix
+from . import markings
+from .stix import selectors
 
-Path = tuple[str | int, ...]
-WITHHELD = "[withheld]"
-
-
-def parse(selector: str) -> Path:
-    """``external_references.[0].url`` → ("external_references", 0, "url")."""
-    out: list[str | int] = []
-    for token in selector.split("."):
-        if token.startswith("[") and token.endswith("]") and token[1:-1].isdigit():
-            out.append(int(token[1:-1]))
-        else:
-            out.append(token)
-    return tuple(out)
-
-
-def render(path: Path) -> str:
-    return ".".join(f"[{t}]" if isinstance(t, int) else t for t in path)
-
-
-def resolves(obj: Any, path: Path) -> bool:
-    """The selector names a part that exists in ``obj``."""
-    node = obj
-    for token in path:
-        if isinstance(token, int):
-            if not isinstance(node, list) or token >= len(node):
-                return False
-        elif not isinstance(node, dict) or token not in node:
-            return False
-        node = node[token]
-    return True
-
-
-def selector_problems(obj: dict[str, Any]) -> list[str]:
-    """STIX requires every selector to name a part of the object it marks."""
-    problems = []
-    for i, gm in enumerate(obj.get("granular_markings") or ()):
-        if not isinstance(gm, dict):
-            continue
-        for selector in gm.get("selectors") or ():
-            if isinstance(selector, str) and not resolves(obj, parse(selector)):
-                problems.append(f"granular_markings[{i}].selectors: {selector!r} names no part of this object")
-    return problems
+Path = selectors.Path
+parse, render, resolves = selectors.parse, selectors.render, selectors.resolves
 
 
 def withheld(obj: dict[str, Any], may_read: Callable[[str], bool]) -> list[Path]:
@@ -78,13 +39,6 @@ def withheld(obj: dict[str, Any], may_read: Callable[[str], bool]) -> list[Path]
         if level is not None and not may_read(level):
             out.extend(parse(s) for s in gm.get("selectors") or () if isinstance(s, str))
     return out
-
-
-def _required(stix_type: str) -> set[str]:
-    names: set[str] = set()
-    for req in stix.SDO_REQUIRED.get(stix_type, ()) + stix.SRO_REQUIRED.get(stix_type, ()):
-        names.update(req if isinstance(req, tuple) else (req,))
-    return names
 
 
 def _key(path: Path) -> tuple[tuple[int, Any], ...]:
@@ -114,7 +68,6 @@ def cut(obj: dict[str, Any], paths: Iterable[Path]) -> dict[str, Any]:
     if not paths:
         return obj
     out = copy.deepcopy(obj)
-    required = _required(obj.get("type", ""))
     removed_items: list[Path] = []
     for path in paths:  # children before parents, and later items before earlier ones of one list
         if not resolves(out, path):
@@ -126,16 +79,11 @@ def cut(obj: dict[str, Any], paths: Iterable[Path]) -> dict[str, Any]:
         if isinstance(last, int):
             del parent[last]
             removed_items.append(path)
-        elif len(path) == 1 and last in required and isinstance(parent[last], str):
-            parent[last] = WITHHELD
         else:
             del parent[last]
     for parent_path in sorted({r[:-1] for r in removed_items}, key=_key, reverse=True):
         if resolves(out, parent_path) and _at(out, parent_path) == []:
-            if parent_path[0] in required and len(parent_path) == 1 and parent_path[0].endswith("_refs"):
-                out[parent_path[0]] = [obj["id"]]  # the copy must refer to something: itself says nothing
-            else:
-                del _at(out, parent_path[:-1])[parent_path[-1]]
+            del _at(out, parent_path[:-1])[parent_path[-1]]
     if "granular_markings" in obj:
         kept = []
         for gm in out.get("granular_markings") or ():

@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import TooManyRequests
-
-if TYPE_CHECKING:  # release imports the store, which imports release: only the type is needed here
-    from .release import Member
+from .model import Member
 
 # Endpoint classes and their default limits (requests per minute per member)
 CLASSES = {
@@ -52,7 +50,7 @@ class RateLimiter:
         self._buckets: dict[tuple[str, int, str], tuple[float, float]] = {}  # → (tokens, last refill)
         self._lock = threading.Lock()
 
-    def check(self, member: "Member", kind: str) -> None:
+    def check(self, member: Member, kind: str) -> None:
         per_minute = (member.profile.get("rate_limits") or {}).get(kind, CLASSES[kind])
         rate = per_minute / 60.0
         capacity = max(1.0, rate * BURST_SECONDS)

@@ -1,274 +1,491 @@
-"""The one outbound gate: what a member may see, compiled to SQL.
+"""The one outbound gate: every copy of anything a member receives is made here, and nowhere else.
 
-Every read path (objects, object by id, versions, manifest, the date headers, ``more``/``next``) asks
-``visible`` for its WHERE clauses and never filters rows by hand afterwards, so paging, counts and
-headers agree with what is released. Deny by default: without a readable membership of the
-collection's API root there is no clause that lets a row through.
+Reads. Each read (TAXII objects, object, versions, manifest, status; the dashboard's pages and counts;
+the warnings API and inbox; a warning drafted from a shared report) selects rows through ``gate_for`` —
+the rules of tearline.visibility compiled to SQL, deny by default — so paging, ``more``/``next``, the
+date headers, counts and 404s agree with what is released: an object a member may not see answers
+exactly like one that does not exist. No other module reads member-facing rows
+(tests/test_architecture.py).
+
+Copies. ``Copier.copy`` makes every member's copy of a stored version: the author gets it back exactly;
+anyone else gets it with the references to what it may not see cut, the parts below its tear line cut
+(tearline.granular), its redaction profile applied, authors named by pseudonym where its profile hides
+them, the compact's default TLP marking added where the version carries none, and its leak fingerprint
+(tearline.leak). Every copy stays valid STIX: what a copy cannot lose is either refused on the way in
+(tearline.stix.selectors) or withholds the whole version (tearline.visibility).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-import uuid
-from collections.abc import Sequence
-
 import orjson
-from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, false, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, false, func, or_, select
 
-from . import granular, leak, markings
-from .scope import Policy
-from .store.schema import objects, recipients, refs
+from . import boundaries, granular, leak, markings, stix
+from .errors import BadRequest, Forbidden, NotFound
+from .keys import HubKeys
+from .model import Collection, Member, can_read
+from .store import Store
+from .store import objects as rows
+from .store import warnings as stored_warnings
+from .store.schema import objects, refs, warning_events, warnings
+from .taxii.query import TaxiiQuery
+from .visibility import Reader, hidden_sql, receives_sql
 
-# A relationship or sighting whose end the member may not see is withheld whole: its mere existence
-# would say that the hidden object exists.
-ENDPOINTS = ("source_ref", "target_ref", "sighting_of_ref")
-# The gate's self-joins, made once: building an alias copies every column, and did so on every read
-# (it was most of the gate's cost, far more than the SQL it produces).
-_HELD = objects.alias("held")
-_SEEN = objects.alias("seen")
 _OTHER = objects.alias("other")
-_END = refs.alias("endpoint")
-_PSEUDONYMS = uuid.UUID("2d0f8b7e-9c1a-4e55-b7a3-5c8e1f6a4d21")
+_PAGE_COLUMNS = (objects.c.stix_id, objects.c.version, objects.c.body, objects.c.author, objects.c.created_by_ref,
+                 objects.c.marked, objects.c.type)
 
 
-@dataclasses.dataclass(frozen=True)
-class Member:
-    id: int
-    api_root: str
-    name: str
-    can_read: bool
-    can_write: bool
-    tlp_max: str
-    profile: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class Collection:
-    id: str
-    api_root: str
-    alias: str
-    title: str
-    description: str
-    member_writable: bool
-    num: int  # the store's key of the collection
-    policy: str = "{}"  # its compact's policy, as stored (read with the collection: one query, not two)
-
-    @property
-    def rules(self) -> "Policy":
-        return Policy.loads(self.policy)
-
-
-def can_read(member: Member, collection: Collection) -> bool:
-    return member.api_root == collection.api_root and member.can_read
-
-
-def can_write(member: Member, collection: Collection) -> bool:
-    return member.api_root == collection.api_root and member.can_write and collection.member_writable
-
-
-def _addressed(member: Member, table: Table) -> ColumnElement[bool]:
-    """The version names the member among its recipients."""
-    return exists(select(recipients.c.added_us).where(recipients.c.added_us == table.c.added_us,
-                                                      recipients.c.member == member.name))
-
-
-def _may_see(member: Member, table: Table, addressed_only: bool = False) -> ColumnElement[bool]:
-    """The TLP rule for one version in ``table`` (objects or an alias of it). In the warnings
-    collection the rule is the addressee's alone: a warning reaches the member it is addressed to,
-    whatever that member's TLP ceiling, and nobody else (tearline.warn)."""
-    if addressed_only:
-        return or_(table.c.author == member.id, _addressed(member, table))
-    ceiling = markings.rank(member.tlp_max)
-    shared = min(ceiling, markings.rank("amber"))  # AMBER+STRICT never leaves its author's organisation
-    may_see = [table.c.author == member.id, table.c.tlp <= shared]
-    if ceiling >= markings.rank("red"):
-        may_see.append(and_(table.c.tlp == markings.rank("red"), _addressed(member, table)))
-    return or_(*may_see)
-
-
-def _warnings(collection: Collection) -> bool:
-    return collection.alias == "warnings" and not collection.member_writable
-
-
-def _hidden(member: Member, collection: Collection, target: ColumnElement[str]) -> ColumnElement[bool]:
-    """``target`` names an object the collection holds but none of whose versions the member may see."""
-    held, seen = _HELD, _SEEN
-    return and_(
-        exists(select(held.c.pk).where(held.c.coll == collection.num, held.c.stix_id == target)),
-        ~exists(select(seen.c.pk).where(seen.c.coll == collection.num, seen.c.stix_id == target,
-                                        _may_see(member, seen, _warnings(collection)))),
-    )
-
+# --- the gate ----------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class Gate:
-    """The WHERE clauses of what one member may read in one collection (iterate it to use them), and
-    the version rules that depend on them."""
+    """The WHERE clauses of what one member may read in one collection, and the version rules that
+    depend on them."""
 
     where: tuple[ColumnElement[bool], ...]
-    member: Member
-    collection: Collection
-
-    def __iter__(self) -> Any:
-        return iter(self.where)
+    reader: Reader
+    coll: int
+    addressed_only: bool
 
     def edge(self, newest: bool) -> ColumnElement[bool]:
-        """This version is the newest (or oldest) one the member may see: match[version]=last|first
-        must not lose an object because a newer version is beyond the member's reach."""
+        """This version is the newest (or oldest) one the member receives: match[version]=last|first must
+        not lose an object because a newer version is beyond the member's reach."""
         flag = objects.c.is_latest if newest else objects.c.is_first
         other = _OTHER
         beyond = other.c.version_us > objects.c.version_us if newest else other.c.version_us < objects.c.version_us
         return or_(flag.is_(True), ~exists(select(other.c.pk).where(
             other.c.coll == objects.c.coll, other.c.stix_id == objects.c.stix_id, beyond,
-            _may_see(self.member, other, _warnings(self.collection)))))
-
-
-def visible(member: Member, collection: Collection) -> Gate:
-    """The gate selecting the object versions ``member`` may read in ``collection``. Made once per
-    member and collection as they stand (building the expression on every read cost more than its SQL)."""
-    return _visible(*_keys(member, collection))
-
-
-def _keys(member: Member, collection: Collection) -> tuple["_Who", "_Where"]:
-    return (_Who(member.id, member.api_root, member.name, member.can_read, member.tlp_max),
-            _Where(collection.id, collection.api_root, collection.alias, collection.member_writable, collection.num))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Who:
-    """What the gate depends on of a member (its redaction profile does not enter the SQL)."""
-
-    id: int
-    api_root: str
-    name: str
-    can_read: bool
-    tlp_max: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _Where:
-    id: str
-    api_root: str
-    alias: str
-    member_writable: bool
-    num: int
-
-
-def _rebuilt(who: _Who, where: _Where) -> tuple[Member, Collection]:
-    return (Member(who.id, who.api_root, who.name, who.can_read, False, who.tlp_max),
-            Collection(where.id, where.api_root, where.alias, "", "", where.member_writable, where.num))
+            receives_sql(self.reader, other, self.addressed_only))))
 
 
 @functools.lru_cache(maxsize=4096)
-def _visible(who: _Who, where: _Where) -> Gate:
-    member, collection = _rebuilt(who, where)
-    if not can_read(member, collection):
-        return Gate((false(),), member, collection)
-    end = _END
-    hidden_end = exists(select(end.c.added_us).where(
-        end.c.added_us == objects.c.added_us, end.c.prop.in_(ENDPOINTS), _hidden(member, collection, end.c.target_id)))
-    ends_seen = ~hidden_end
-    if not _warnings(collection):
-        # fast path: every end has a version at or under the member's shared ceiling, so none is hidden
-        # (ends_rank is kept by the store; NULL falls through to the full check)
-        shared = min(markings.rank(member.tlp_max), markings.rank("amber"))
-        ends_seen = or_(objects.c.ends_rank <= shared, ends_seen)
-    return Gate((objects.c.coll == collection.num, _may_see(member, objects, _warnings(collection)), ends_seen),
-                member, collection)
+def _gate(reader: Reader, coll: int, addressed_only: bool) -> Gate:
+    # made once per reader and collection as they stand: building the expression cost more than its SQL
+    return Gate((objects.c.coll == coll, receives_sql(reader, objects, addressed_only)), reader, coll, addressed_only)
 
 
-def gate_for(member: Member, collection: Collection, today: Any) -> Gate:
-    """The gate of a read, after the checks every read makes first: the member may read this
-    collection, and the compact is not closed. Raises Forbidden otherwise."""
-    from .errors import Forbidden
-
+def gate_for(member: Member, collection: Collection, today: dt.date) -> Gate:
+    """The gate of a read, after the checks every read makes first: the member may read this collection,
+    and the compact is not closed. Raises Forbidden otherwise."""
     if not can_read(member, collection):
         raise Forbidden(f"member {member.name!r} may not read collection {collection.alias!r}")
     policy = collection.rules
     if policy.state(today) == "closed":
         raise Forbidden(f"compact {collection.api_root!r} closed after its expiry ({policy.expires}) and grace period")
-    return visible(member, collection)
+    return _gate(Reader.of(member), collection.num, collection.addressed_only)
 
 
-def released(store: Any, member: Member, collection: Collection, leak_key: bytes, today: Any,
-             types: Sequence[str] = (), ids: Sequence[str] = (), batch: int = 1000) -> Any:
-    """Every object the member may read in the collection, newest visible version, as the member's
-    own copies — exactly what TAXII would send it, page after page (the dashboard reads through this)."""
-    from .taxii.query import TaxiiQuery
+def _filters(gate: Gate, q: TaxiiQuery, after_us: int | None) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = list(gate.where)
+    if q.ids:
+        clauses.append(objects.c.stix_id.in_(q.ids))
+    if q.types:
+        clauses.append(objects.c.type.in_(q.types))
+    if "all" not in q.versions:
+        pick: list[ColumnElement[bool]] = []
+        if "last" in q.versions:
+            pick.append(gate.edge(newest=True))
+        if "first" in q.versions:
+            pick.append(gate.edge(newest=False))
+        if q.version_us:
+            pick.append(objects.c.version_us.in_(q.version_us))
+        clauses.append(or_(*pick) if pick else false())
+    if q.spec_versions:
+        clauses.append(objects.c.spec_version.in_(q.spec_versions))
+    if q.added_after_us is not None:
+        # added_us is at or after date_added_us: the first clause lets the index find the start
+        clauses.extend((objects.c.added_us > q.added_after_us, objects.c.date_added_us > q.added_after_us))
+    if after_us is not None:
+        clauses.append(objects.c.added_us > after_us)
+    return clauses
 
+
+# --- copies ------------------------------------------------------------------------------------------
+
+class Copier:
+    """Makes one member's copies of the versions of one page (what they refer to that it may not see,
+    and the pseudonyms it receives, read once for the page)."""
+
+    def __init__(self, conn: Connection | None, gate: Gate | None, member: Member, collection: Collection,
+                 keys: HubKeys, page: Sequence[Any], mark: bool = True):
+        self.member, self.collection, self.keys = member, collection, keys
+        self.mark = leak.member_key(keys.leak, member.api_root, member.name) if mark else None
+        self.profile = member.redactions
+        self.members_visible = collection.rules.members_visible
+        default = collection.rules.default_tlp
+        self.default_marking = markings.TLP2[default][0]
+        others = [r for r in page if r.author != member.id]
+        self.hidden: dict[int, set[str]] = {}
+        if others and conn is not None and gate is not None:
+            stmt = _hidden_refs(gate, member.hides_authors)
+            for added, target in conn.execute(stmt, {"added": [r.added_us for r in others]}):
+                self.hidden.setdefault(int(added), set()).add(target)
+        self.stand_ins: dict[str, str | None] = {}
+        if member.hides_authors and conn is not None and gate is not None:
+            authors = sorted({r.created_by_ref for r in others if r.created_by_ref})
+            self.stand_ins = _stand_ins(conn, gate, collection.api_root, keys, authors)
+
+    def copy(self, row: Any) -> bytes:
+        """The member's copy of one stored version (``row``: stix_id, body, author, created_by_ref, marked,
+        type, added_us …), as JSON."""
+        body: str = row.body
+        if row.author is not None and row.author == self.member.id:
+            return body.encode()  # its own, exactly as it sent it: it cannot leak its own objects from the hub
+        hidden = self.hidden.get(row.added_us)
+        if not (hidden or self.profile or not row.marked or (row.created_by_ref and self.stand_ins)
+                or '"granular_markings"' in body or '"x_tearline_recipients"' in body):
+            return (leak.mark_body(self.mark, body) if self.mark else body).encode()
+        return self.copy_object(orjson.loads(body), hidden or set())
+
+    def copy_object(self, obj: dict[str, Any], hidden: set[str] | None = None) -> bytes:
+        """The member's copy of an object that is not its own (a warning delivered to it, say)."""
+        out = self.shape(obj, hidden or set())
+        return orjson.dumps(leak.mark_object(self.mark, out) if self.mark else out)
+
+    def shape(self, obj: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
+        """One cut does it all, so the selectors of the markings that remain still name the right parts."""
+        kind = str(obj.get("type"))
+        paths: list[granular.Path] = list(_paths_to(obj, hidden)) if hidden else []
+        dropped = {key for key in obj if key != "created_by_ref" and (
+            key in self.profile or ("x_" in self.profile and key.startswith("x_"))
+            or ("coordinates" in self.profile and key in ("latitude", "longitude", "precision"))
+            or (key == "x_tearline_recipients" and not self.members_visible))}
+        if dropped:
+            needed = stix.required_properties(kind)
+            for group in stix.one_of_groups(kind):
+                # a member of an "at least one of" group may go while another stays (a redacted location's
+                # coordinates give way to the place they lie in: _coarse_place)
+                if not any(g in obj and g not in dropped for g in group) and not (
+                        kind == "location" and "coordinates" in self.profile):
+                    needed = needed | set(group)
+                else:
+                    needed = needed - set(group)
+            paths.extend((key,) for key in dropped if key not in needed)
+        recipient = self.member.name in (obj.get("x_tearline_recipients") or ())
+        paths.extend(granular.withheld(obj, granular.reader(self.member.tlp_max, recipient)))
+        out = granular.cut(obj, paths)
+        if "created_by_ref" in out and self.member.hides_authors:
+            named = self.stand_ins.get(out["created_by_ref"], None)
+            out = dict(out, created_by_ref=named) if named else {k: v for k, v in out.items() if k != "created_by_ref"}
+        if kind == "location" and "coordinates" in self.profile and not ({"region", "country"} & set(out)):
+            out = dict(out, **_coarse_place(obj))
+        if kind != "marking-definition" and markings.tlp_rank_of(out) is None:
+            out = dict(out, object_marking_refs=[*(out.get("object_marking_refs") or ()), self.default_marking])
+        return out
+
+
+def _paths_to(obj: Any, hidden: set[str], at: granular.Path = ()) -> Iterator[granular.Path]:
+    """Every reference, at any depth, to one of ``hidden``."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key.endswith("_ref") and value in hidden:
+                yield (*at, key)
+            elif key.endswith("_refs") and isinstance(value, list):
+                yield from ((*at, key, i) for i, v in enumerate(value) if isinstance(v, str) and v in hidden)
+            elif isinstance(value, (dict, list)):
+                yield from _paths_to(value, hidden, (*at, key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            if isinstance(value, (dict, list)):
+                yield from _paths_to(value, hidden, (*at, i))
+
+
+def _coarse_place(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a location keeps when its coordinates are redacted and it had nothing else to stand on: the
+    province and country its point lies in, else the point to the whole degree (about 111 km)."""
+    lat, lon = obj.get("latitude"), obj.get("longitude")
+    found = boundaries.locate(float(lat), float(lon)) if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) else None
+    if found:
+        import pycountry
+
+        country = pycountry.countries.get(alpha_3=found[0])
+        return {"country": country.alpha_2 if country else found[0], "administrative_area": found[1]}
+    return {"latitude": float(round(float(lat or 0))), "longitude": float(round(float(lon or 0))), "precision": 111_000.0}
+
+
+@functools.lru_cache(maxsize=4096)
+def _hidden_refs(gate: Gate, skip_authors: bool) -> Any:
+    """Per version (by added_us), the ids it refers to that the member receives no version of. Made once
+    per gate; a marking definition is never hidden (every version of one is TLP rank 0)."""
+    where = [refs.c.added_us.in_(bindparam("added", expanding=True)),
+             ~refs.c.target_id.startswith("marking-definition--"),
+             hidden_sql(gate.reader, gate.coll, refs.c.target_id, gate.addressed_only)]
+    if skip_authors:  # named by pseudonym instead (Copier.stand_ins)
+        where.append(refs.c.prop != "created_by_ref")
+    return select(refs.c.added_us, refs.c.target_id).where(*where)
+
+
+def _stand_ins(conn: Connection, gate: Gate, api_root: str, keys: HubKeys, authors: Sequence[str]) -> dict[str, str | None]:
+    """For a member that does not see authors: each author id → itself where the member sees that identity
+    (its own), else its pseudonymous stand-in where the member receives that, else None (dropped)."""
+    if not authors:
+        return {}
+    pseudo = {a: keys.pseudonym(api_root, a) for a in authors}
+    wanted = [*authors, *pseudo.values()]
+    received = set(conn.scalars(select(objects.c.stix_id).distinct().where(
+        *gate.where, objects.c.stix_id.in_(wanted))))
+    return {a: a if a in received else (pseudo[a] if pseudo[a] in received else None) for a in authors}
+
+
+# --- TAXII reads -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Released:
+    """A TAXII resource as released to one member: its JSON, the date_added of its first and last rows
+    (the X-TAXII-Date-Added headers) and the ids it holds (for the audit trail)."""
+
+    body: bytes
+    first: int | None
+    last: int | None
+    ids: list[str]
+
+
+def _page(store: Store, gate: Gate, q: TaxiiQuery, keys: HubKeys, columns: Sequence[Any] = _PAGE_COLUMNS) -> rows.Page:
+    after = keys.read_token(gate.coll, q.next) if q.next else None
+    with store.engine.connect() as conn:
+        return rows.page(conn, columns, _filters(gate, q, after), q.limit, by_id=bool(q.ids))
+
+
+def _more(page: rows.Page, gate: Gate, keys: HubKeys) -> bytes:
+    if page.more:
+        return b'"more":true,"next":' + orjson.dumps(keys.next_token(gate.coll, page.rows[-1].added_us))
+    return b'"more":false'
+
+
+def _released(page: rows.Page, body: bytes, ids: list[str]) -> Released:
+    first = page.rows[0].date_added_us if page.rows else None
+    last = page.rows[-1].date_added_us if page.rows else None
+    return Released(body, first, last, ids)
+
+
+def _envelope(store: Store, gate: Gate, member: Member, collection: Collection, keys: HubKeys,
+              page: rows.Page) -> Released:
+    if not page.rows:
+        return _released(page, b"{" + _more(page, gate, keys) + b"}", [])
+    with store.engine.connect() as conn:
+        copier = Copier(conn, gate, member, collection, keys, page.rows)
+    bodies = b",".join(copier.copy(r) for r in page.rows)
+    return _released(page, b"{" + _more(page, gate, keys) + b',"objects":[' + bodies + b"]}",
+                     [r.stix_id for r in page.rows])
+
+
+def objects_page(store: Store, member: Member, collection: Collection, q: TaxiiQuery, keys: HubKeys,
+                 today: dt.date) -> Released:
+    """GET …/objects/ (TAXII 2.1 §5.3): an envelope of the member's copies."""
     gate = gate_for(member, collection, today)
-    mark = leak.member_key(leak_key, member.api_root, member.name)
+    return _envelope(store, gate, member, collection, keys, _page(store, gate, q, keys))
+
+
+def object_page(store: Store, member: Member, collection: Collection, object_id: str, q: TaxiiQuery,
+                keys: HubKeys, today: dt.date) -> Released:
+    """GET …/objects/{id}/ (§5.5); 404, as for an object that does not exist, when the member receives no
+    version of it."""
+    gate = gate_for(member, collection, today)
+    page = _page(store, gate, dataclasses.replace(q, ids=(object_id,)), keys)
+    if not page.rows and q.next is None and not _page(store, gate, _any_version(object_id, q), keys).rows:
+        raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
+    return _envelope(store, gate, member, collection, keys, page)
+
+
+def manifest_page(store: Store, member: Member, collection: Collection, q: TaxiiQuery, keys: HubKeys,
+                  today: dt.date) -> Released:
+    """GET …/manifest/ (§5.6)."""
+    gate = gate_for(member, collection, today)
+    page = _page(store, gate, q, keys, (objects.c.stix_id, objects.c.version, objects.c.spec_version))
+    records = [{"id": r.stix_id, "date_added": stix.format_us(r.date_added_us), "version": r.version,
+                "media_type": f"application/stix+json;version={r.spec_version}"} for r in page.rows]
+    body = b"{" + _more(page, gate, keys) + (b',"objects":' + orjson.dumps(records) if records else b"") + b"}"
+    return _released(page, body, [r.stix_id for r in page.rows])
+
+
+def versions_page(store: Store, member: Member, collection: Collection, object_id: str, q: TaxiiQuery,
+                  keys: HubKeys, today: dt.date) -> Released:
+    """GET …/objects/{id}/versions/ (§5.8)."""
+    gate = gate_for(member, collection, today)
+    page = _page(store, gate, _any_version(object_id, q), keys, (objects.c.stix_id, objects.c.version))
+    if not page.rows and q.next is None and q.added_after_us is None:
+        raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
+    body = b"{" + _more(page, gate, keys) + b',"versions":' + orjson.dumps([r.version for r in page.rows]) + b"}"
+    return _released(page, body, [object_id] * len(page.rows))
+
+
+def _any_version(object_id: str, q: TaxiiQuery) -> TaxiiQuery:
+    return TaxiiQuery(ids=(object_id,), versions=("all",), spec_versions=q.spec_versions,
+                      added_after_us=q.added_after_us, next=q.next, limit=q.limit)
+
+
+def deletable(store: Store, member: Member, collection: Collection, object_id: str, q: TaxiiQuery,
+              keys: HubKeys, today: dt.date) -> list[int]:
+    """The versions of ``object_id`` a DELETE by ``member`` removes (§5.7): those matching the filters that
+    it wrote. 404 when it receives none of them (as for an object that does not exist); 403 when it
+    receives some but wrote none."""
+    gate = gate_for(member, collection, today)
+    seen = _page(store, gate, dataclasses.replace(q, ids=(object_id,), limit=100_000, next=None), keys,
+                 (objects.c.stix_id, objects.c.author))
+    if not seen.rows:
+        raise NotFound(f"no object {object_id!r} (matching the filters) in this collection",
+                       details={"object_id": object_id})
+    own = [r.added_us for r in seen.rows if r.author == member.id]
+    if not own:
+        raise Forbidden(f"{object_id} was shared by another member; only it can delete it",
+                        details={"object_id": object_id})
+    return own
+
+
+def status(store: Store, member: Member, api_root: str, status_id: str) -> dict[str, Any]:
+    """GET …/status/{id}/ (§4.3): only the member that posted sees a status; others' answer as missing."""
+    with store.engine.connect() as conn:
+        row = rows.status_row(conn, api_root, status_id, member.id)
+    if row is None:
+        raise NotFound(f"no status {status_id!r} in this API root", details={"status_id": status_id})
+    return status_resource(row._asdict())
+
+
+def status_resource(row: dict[str, Any]) -> dict[str, Any]:
+    """The TAXII 2.1 status resource (§4.3.1) from a stored status row."""
+    def load(value: Any) -> Any:
+        return orjson.loads(value) if isinstance(value, str) else value
+
+    return {
+        "id": row["id"],
+        "status": "complete" if row["pending_count"] == 0 else "pending",
+        "request_timestamp": stix.format_us(row["request_us"]),
+        "total_count": row["total_count"],
+        "success_count": row["success_count"],
+        "successes": load(row["successes"]),
+        "failure_count": row["failure_count"],
+        "failures": load(row["failures"]),
+        "pending_count": row["pending_count"],
+        "pendings": load(row["pendings"]),
+    }
+
+
+# --- the dashboard's reads -------------------------------------------------------------------------------
+
+def released(store: Store, member: Member, collection: Collection, keys: HubKeys, today: dt.date,
+             types: Sequence[str] = (), ids: Sequence[str] = (), batch: int = 1000,
+             mark: bool = True) -> Iterator[dict[str, Any]]:
+    """Every object the member may read in the collection, newest version it receives, as its own copies:
+    exactly what TAXII would send it, page after page (without its fingerprint when ``mark`` is false: a
+    warning's draft takes its text this way, and is fingerprinted for its addressee when delivered)."""
+    gate = gate_for(member, collection, today)
     after = None
     while True:
-        page = store.page(gate, TaxiiQuery(ids=tuple(ids), types=tuple(types), versions=("last",), limit=batch,
-                                           after_us=after))
-        if not page.rows:
-            return
-        hidden = store.grouped(*hidden_targets(member, collection, [r.added_us for r in page.rows]))
+        q = TaxiiQuery(ids=tuple(ids), types=tuple(types), versions=("last",), limit=batch)
+        with store.engine.connect() as conn:
+            page = rows.page(conn, _PAGE_COLUMNS, _filters(gate, q, after), batch, by_id=bool(ids))
+            copier = Copier(conn, gate, member, collection, keys, page.rows, mark)
         for row in page.rows:
-            own = row.author == member.id
-            yield orjson.loads(release_body(member, row.body, hidden.get(row.added_us, set()), None if own else mark, own))
+            yield orjson.loads(copier.copy(row))
         if not page.more:
             return
         after = page.rows[-1].added_us
 
 
-def hidden_targets(member: Member, collection: Collection, added: Sequence[int]) -> tuple[Any, dict[str, Any]]:
-    """The statement (and its parameters) listing, per released version (by date_added), the ids it
-    refers to that the member may not see: they are cut out of the copies it receives."""
-    return _hidden_refs(*_keys(member, collection)), {"added": list(added)}
+def type_counts(store: Store, member: Member, collection: Collection, today: dt.date) -> dict[str, int]:
+    """Objects per type the member receives, each once."""
+    gate = gate_for(member, collection, today)
+    stmt = select(objects.c.type, func.count()).where(*gate.where, gate.edge(newest=True)).group_by(objects.c.type)
+    with store.engine.connect() as conn:
+        return {str(t): int(n) for t, n in conn.execute(stmt)}
 
 
-@functools.lru_cache(maxsize=4096)
-def _hidden_refs(who: _Who, where: _Where) -> Any:
-    member, collection = _rebuilt(who, where)
-    # made once per member and collection, like the gate; a marking definition is never hidden (every
-    # version of one is TLP rank 0), so its many references (every object's object_marking_refs) need no check
-    return select(refs.c.added_us, refs.c.target_id).where(
-        refs.c.added_us.in_(bindparam("added", expanding=True)), refs.c.prop.notin_(ENDPOINTS),
-        ~refs.c.target_id.startswith("marking-definition--"), _hidden(member, collection, refs.c.target_id))
+def newest_ids(store: Store, member: Member, collection: Collection, today: dt.date, limit: int,
+               exclude_types: Sequence[str] = (), referring_to: str | None = None) -> list[str]:
+    """Ids the member receives, most recently added first; with ``referring_to``, only objects that refer
+    to that id."""
+    gate = gate_for(member, collection, today)
+    where = [*gate.where, gate.edge(newest=True)]
+    if exclude_types:
+        where.append(objects.c.type.notin_(exclude_types))
+    if referring_to is not None:
+        where.append(objects.c.added_us.in_(select(refs.c.added_us).where(
+            refs.c.coll == objects.c.coll, refs.c.target_id == referring_to)))
+    with store.engine.connect() as conn:
+        found = rows.select_rows(conn, (objects.c.stix_id,), where, objects.c.added_us.desc(), limit)
+    return [str(r.stix_id) for r in found]
 
 
-def redact(member: Member, obj: dict[str, Any], hidden: set[str], own: bool = False) -> dict[str, Any]:
-    """The member's copy of one object: references to what it may not see removed, the parts granular
-    markings keep from it cut (its tear line; not for its own objects), and its redaction profile
-    applied (created_by_ref → a pseudonym per author, where_sighted_refs and custom x_ properties
-    dropped, coordinates coarsened to the administrative area). One cut does it all, so the selectors
-    of the markings that remain still name the right parts (tearline.granular)."""
-    rules = set(member.profile.get("redact") or ())
-    paths: list[granular.Path] = []
-    for key, value in obj.items():
-        if ((key in rules and key != "created_by_ref") or ("x_" in rules and key.startswith("x_"))
-                or ("coordinates" in rules and key in ("latitude", "longitude", "precision"))):
-            paths.append((key,))
-        elif key.endswith("_refs") and isinstance(value, list):
-            paths.extend((key, i) for i, v in enumerate(value) if v in hidden)
-        elif key.endswith("_ref") and value in hidden:
-            paths.append((key,))
-    if not own:
-        recipient = member.name in (obj.get("x_tearline_recipients") or ())
-        paths.extend(granular.withheld(obj, granular.reader(member.tlp_max, recipient)))
-    out = granular.cut(obj, paths)
-    if "created_by_ref" in rules and "created_by_ref" in obj:
-        # the same author always gets the same pseudonym within a compact, and no other author shares it
-        out = dict(out, created_by_ref=f"identity--{uuid.uuid5(_PSEUDONYMS, member.api_root + '|' + obj['created_by_ref'])}")
-    if "coordinates" in rules and obj.get("type") == "location" and not ({"region", "country"} & set(out)):
-        out = dict(out, region="southern-asia")  # a location must keep something to stand on
-    return out
+# --- warnings ----------------------------------------------------------------------------------------
+
+def _warnings_gate(member: Member) -> list[ColumnElement[bool]]:
+    """The warnings a member may read, as SQL: those it drafted, and those delivered to it (an outside
+    party's are never a member's)."""
+    delivered = exists(select(warning_events.c.id).where(warning_events.c.warning_id == warnings.c.id,
+                                                        warning_events.c.action == "deliver"))
+    return [warnings.c.api_root == member.api_root,
+            or_(warnings.c.author_member == member.name,
+                and_(warnings.c.addressee == member.name, warnings.c.outside.is_(False), delivered))]
 
 
-def needs_copy(member: Member) -> bool:
-    return bool(member.profile.get("redact"))
+# what an addressee is shown of a warning's history
+_ADDRESSEE_STEPS = ("deliver", "acknowledge", "escalate", "expire")
 
 
-def release_body(member: Member, body: str, hidden: set[str], mark: bytes | None = None, own: bool = False) -> bytes:
-    """Raw stored JSON when nothing is to change (``hidden``: what this object refers to that the member
-    may not see; ``own``: the member wrote this version), else the member's redacted copy; with ``mark``
-    (the member's leak key), its descriptions carry the member's fingerprint (tearline.leak)."""
-    if not hidden and not needs_copy(member) and (own or '"granular_markings"' not in body):
-        return (leak.mark_body(mark, body) if mark else body).encode()
-    copy = redact(member, orjson.loads(body), hidden, own)
-    return orjson.dumps(leak.mark_object(mark, copy) if mark else copy)
+def _warning_view(member: Member, record: dict[str, Any], copier: "Copier") -> dict[str, Any]:
+    if record["author_member"] == member.name:
+        return record  # its own draft: the author reads all of it (its text was its own release)
+    return {"id": record["id"], "compact": record["compact"], "addressee": member.name, "outside": False,
+            "state": record["state"], "window_end": record["window_end"],
+            "report": orjson.loads(copier.copy_object(record["report"])),
+            "history": [e for e in record["history"] if e["action"] in _ADDRESSEE_STEPS]}
+
+
+def warnings_for(store: Store, member: Member, keys: HubKeys) -> list[dict[str, Any]]:
+    """The member's warnings: its drafts in full, and those delivered to it as its copy (its redaction
+    profile and its fingerprint, like every copy), without their author."""
+    collection = store.collection(member.api_root, "warnings")
+    with store.engine.connect() as conn:
+        records = [stored_warnings.load(conn, wid) for wid in stored_warnings.ids(conn, _warnings_gate(member))]
+    copier = Copier(None, None, member, collection, keys, []) if collection else None
+    return [_warning_view(member, r, copier) for r in records if r is not None and copier is not None]
+
+
+def warning_for(store: Store, member: Member, wid: str, keys: HubKeys) -> dict[str, Any]:
+    """One warning as the member may read it; 404, as for one that does not exist, otherwise."""
+    collection = store.collection(member.api_root, "warnings")
+    with store.engine.connect() as conn:
+        found = stored_warnings.ids(conn, [*_warnings_gate(member), warnings.c.id == wid])
+        record = stored_warnings.load(conn, wid) if found else None
+    if record is None or collection is None:
+        raise NotFound(f"no warning {wid!r}")
+    return _warning_view(member, record, Copier(None, None, member, collection, keys, []))
+
+
+def draft_text(store: Store, compact: str, source: str, addressee: str, ceiling: str, recipient_name: str | None,
+               author: Member | None, keys: HubKeys | None, today: dt.date) -> str:
+    """The description of report ``source`` that a warning may carry: as the drafting member receives it
+    (``author``; the hub's own record when an operator drafts), and only if the addressee — whose ceiling
+    is ``ceiling``, named ``recipient_name`` if it may be a RED recipient — may read that part by the tear
+    line (the part's own granular TLP marking when it has one, else the report's)."""
+    coll = store.collection(compact, "intel")
+    if coll is None:
+        raise NotFound(f"no compact named {compact!r}")
+    if author is not None:
+        if keys is None:
+            raise ValueError("a member's release needs the hub's keys")
+        found = [o for o in released(store, author, coll, keys, today, ids=[source], mark=False)]
+        obj = found[0] if found else None
+    else:
+        with store.engine.connect() as conn:
+            body = conn.scalar(select(objects.c.body).where(objects.c.coll == coll.num, objects.c.stix_id == source,
+                                                            objects.c.is_latest.is_(True)))
+        obj = orjson.loads(body) if body else None
+    if obj is None or obj.get("type") != "report":
+        raise NotFound(f"source {source!r}: no such report in {compact}'s intel collection")
+    if not obj.get("description"):
+        # the same answer whether the report has none or the drafter's tear line cut it
+        raise BadRequest(f"source {source}: it has no description you may release; write the text with --text")
+    level = granular.part_level(obj, "description", coll.rules.default_tlp)
+    recipient = recipient_name is not None and recipient_name in (obj.get("x_tearline_recipients") or ())
+    if not granular.reader(ceiling, recipient)(level):
+        raise BadRequest(f"source {source}: its description is TLP:{level.upper()}, above the tear line for "
+                         f"{addressee}; mark a releasable part or write the text with --text")
+    return str(obj["description"])

@@ -15,54 +15,18 @@ deletion orphans nothing retroactively (what was shared stays shared, and stays 
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from . import markings
+from .model import Policy
+from .stix import SCO_TYPES, Ref
 
 UNREACHED = 99
 SRO = frozenset({"relationship", "sighting"})
 # types a compact always admits: they carry no intelligence of their own
 SUPPORT = frozenset({"marking-definition", "extension-definition", "language-content"})
 _CARRY_ONLY = ("created_by_ref", "object_marking_refs", "marking_ref")
-
-
-@dataclasses.dataclass(frozen=True)
-class Policy:
-    actor_names: tuple[str, ...] = ()  # the scope actors' names and aliases, lower-case
-    actor_label: str = "the compact's actors"
-    hops: int = 2
-    types: tuple[str, ...] = ()  # allow-list; empty admits every type
-    default_tlp: str = "amber"  # for objects with no TLP marking
-    expires: str | None = None  # ISO date: read-only after it
-    grace_days: int = 30  # closed this many days after expiry
-    members_visible: bool = False  # may members learn who else is in the compact?
-    region: tuple[str, ...] = ()  # ISO 3166 alpha-2 countries a location may lie in; empty: anywhere
-    window: tuple[str, ...] = ()  # (first day, last day) an object's own date must fall in; empty: any time
-    matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # private matching rules (compact file)
-    escalate_after_hours: int = 24  # duty to warn: when an unacknowledged warning goes to the next contact
-
-    def dumps(self) -> str:
-        return orjson.dumps(dataclasses.asdict(self)).decode()
-
-    @classmethod
-    def loads(cls, text: str) -> "Policy":
-        raw = orjson.loads(text or "{}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields})
-
-    def state(self, today: dt.date) -> str:
-        """open, read-only (past expiry) or closed (past the grace period)."""
-        if not self.expires:
-            return "open"
-        ends = dt.date.fromisoformat(self.expires)
-        if today <= ends:
-            return "open"
-        return "read-only" if today <= ends + dt.timedelta(days=self.grace_days) else "closed"
 
 
 def tlp_rank(obj: dict[str, Any], policy: Policy) -> int:
@@ -72,67 +36,86 @@ def tlp_rank(obj: dict[str, Any], policy: Policy) -> int:
     return markings.rank(policy.default_tlp) if found is None else found
 
 
-_CARRIES: dict[str, bool] = {}  # per reference path: does it only carry a distance? (feeds reuse a few)
+_CARRIES: dict[tuple[str, str, bool], bool] = {}  # per (path, prop, observable?): only carries a distance?
 
 
-def _graph_edges(edges: list[tuple[str, str, Any]]) -> tuple[list[str], list[str]]:
-    """(links, carried): references that link both ways, and those that only carry a distance."""
-    links, carried = [], []
-    for path, prop, target in edges:
-        carries = _CARRIES.get(path)
-        if carries is None:
-            carries = prop in _CARRY_ONLY or path.endswith(_CARRY_ONLY)
-            if len(_CARRIES) < 10_000:
-                _CARRIES[path] = carries
-        (carried if carries else links).append(target)
-    return links, carried
+def _carries(stix_type: str, path: str, prop: str) -> bool:
+    """A reference that only carries its object's distance to its target: an author's identity and markings
+    (the identity of an author that wrote about everything must not connect everything), and what an
+    observation is made of (the observables an observed-data lists, and the observables they name, come in
+    with it: they are its content, not separate intelligence)."""
+    observable = stix_type == "observed-data" and prop == "object_refs" or stix_type in SCO_TYPES
+    key = (path, prop, observable)
+    found = _CARRIES.get(key)
+    if found is None:
+        found = observable or prop in _CARRY_ONLY or path.endswith(_CARRY_ONLY)
+        if len(_CARRIES) < 10_000:
+            _CARRIES[key] = found
+    return found
 
 
-def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[tuple[str, str, Any]]]],
-              near: Any) -> dict[str, int]:
+def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[Ref]]],
+              held: Mapping[str, int], linked: Mapping[str, int]) -> dict[str, int]:
     """Hop distance from the compact's actors of every object in the envelope (UNREACHED if none).
-    ``near`` is what the collection holds around the envelope (``tearline.store.Around``)."""
 
-    dist: dict[str, int] = {}
+    ``held``: the lowest hop of each stored id the writer may see (stored versions keep the distance they
+    were admitted at); ``linked``: for envelope ids that stored objects the writer may see link to, the
+    lowest hop among those objects. The graph's edges, with their weights: a relationship or sighting
+    takes the distance of its nearest end (weight 0) and puts its ends within one hop of each other;
+    any other reference links two objects both ways (weight 1); a carrying reference passes its object's
+    distance to its target (weight 0). A shortest-path search over them, in time linear in the envelope."""
+    start: dict[str, int] = dict(held)
+    for target, hop in linked.items():
+        start[target] = min(start.get(target, UNREACHED), hop + 1)
+    edges: dict[str, list[tuple[str, int]]] = {}
 
-    def lower(node: str, value: int) -> bool:
-        if value < dist.get(node, UNREACHED):
-            dist[node] = value
-            return True
-        return False
+    def edge(a: str, b: str, weight: int) -> None:
+        edges.setdefault(a, []).append((b, weight))
 
-    # stored versions keep the distance they were admitted at
-    for stix_id, versions in near.held.items():
-        lower(stix_id, min(v.hop for v in versions))
-    # stored objects that link to the new ones (a relationship that arrived before its indicator)
-    for target, hop in near.linked.items():
-        lower(target, hop + 1)
-    for obj, _ in envelope:
-        if obj["type"] in ("threat-actor", "intrusion-set"):
-            names = {str(obj.get("name", "")).lower(), *(str(a).lower() for a in obj.get("aliases") or ())}
-            if names & set(policy.actor_names):
-                lower(obj["id"], 0)
-    # Relax until nothing changes; distances only shrink and are bounded, so this ends.
-    graph = [(obj["id"], obj["type"] in SRO, *_graph_edges(edges)) for obj, edges in envelope]
-    for _ in range(len(envelope) + 2):
-        changed = False
-        for me, is_sro, links, carried in graph:
-            if is_sro:
-                ends = [t for t in links if isinstance(t, str)]
-                if ends:
-                    changed |= lower(me, min(dist.get(t, UNREACHED) for t in ends))
-                    for a in ends:
-                        for b in ends:
-                            if a != b:
-                                changed |= lower(a, dist.get(b, UNREACHED) + 1)
+    names = set(policy.actor_names)
+    for obj, refs in envelope:
+        me, kind = obj["id"], obj["type"]
+        if kind in ("threat-actor", "intrusion-set") and names:
+            aliases = {str(obj.get("name", "")).lower(), *(str(a).lower() for a in obj.get("aliases") or ())}
+            if aliases & names:
+                start[me] = 0
+        links = []
+        for path, prop, target in refs:
+            if not isinstance(target, str):
+                continue
+            if _carries(kind, path, prop):
+                edge(me, target, 0)
             else:
-                for t in links:
-                    changed |= lower(t, dist.get(me, UNREACHED) + 1)
-                    changed |= lower(me, dist.get(t, UNREACHED) + 1)
-            for t in carried:
-                changed |= lower(t, dist.get(me, UNREACHED))
-        if not changed:
-            break
+                links.append(target)
+        if kind in SRO:
+            for a in links:
+                edge(a, me, 0)
+                for b in links:
+                    if a != b:
+                        edge(a, b, 1)
+        else:
+            for t in links:
+                edge(me, t, 1)
+                edge(t, me, 1)
+    # Dijkstra with buckets: weights are 0 or 1 and distances stop at UNREACHED
+    dist: dict[str, int] = {}
+    buckets: list[list[str]] = [[] for _ in range(UNREACHED + 1)]
+    for node, d in start.items():
+        if d < UNREACHED:
+            buckets[d].append(node)
+    best = dict(start)
+    for d in range(UNREACHED):
+        bucket = buckets[d]
+        while bucket:
+            node = bucket.pop()
+            if node in dist or best.get(node, UNREACHED) != d:
+                continue
+            dist[node] = d
+            for nxt, weight in edges.get(node, ()):
+                nd = d + weight
+                if nd < best.get(nxt, UNREACHED) and nxt not in dist:
+                    best[nxt] = nd
+                    buckets[nd].append(nxt)
     return {obj["id"]: dist.get(obj["id"], UNREACHED) for obj, _ in envelope}
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 
 from tearline import compact
 from tearline.config import Settings
+from tearline.keys import HubKeys
 from tearline.store import Store
 from tearline.web.app import create_app
 
@@ -78,6 +79,11 @@ def store(db_url: str) -> Iterator[Store]:
     s.migrate()
     yield s
     s.close()
+
+
+@pytest.fixture
+def keys() -> HubKeys:
+    return HubKeys(os.urandom(32))
 
 
 @pytest.fixture

@@ -42,7 +42,8 @@ def stix_objects(draw: Any) -> dict[str, Any]:
     elif kind == "malware":
         obj |= {"is_family": True, "name": draw(text)}
     elif kind == "report":
-        obj |= {"name": draw(text), "published": created, "object_refs": [f"threat-actor--{draw(uuids)}"]}
+        # what a report refers to must be in the collection (the compact's actor always is)
+        obj |= {"name": draw(text), "published": created, "object_refs": [ACTOR_ID]}
     else:
         obj["name"] = draw(text)
     obj["x_tearline_about_ref"] = ACTOR_ID  # in the demo compact's scope

@@ -59,27 +59,36 @@ def test_an_indicator_arriving_with_its_relationship_is_admitted(alice: httpx.Cl
     assert status["success_count"] == 2 and status["failure_count"] == 0
 
 
-def test_a_relationship_may_arrive_before_its_indicator(alice: httpx.Client) -> None:
+def test_a_relationship_cannot_arrive_before_its_indicator(alice: httpx.Client) -> None:
+    # what is stored is closed under the references an object cannot do without: a relationship to nothing
+    # would reach members as a reference to nothing
     ind = sdo("indicator")
-    assert post(alice, [rel(ind, "indicates", ACTOR_ID)])["success_count"] == 1
-    assert post(alice, [ind])["success_count"] == 1
+    link = rel(ind, "indicates", ACTOR_ID)
+    status = post(alice, [link])
+    assert refused(status) == {link["id"]: f"source_ref: {ind['id']} is not in this collection; send it in the "
+                                           "same envelope"}
+    assert post(alice, [ind, link])["success_count"] == 2
 
 
 def test_hops_count_from_the_actor(alice: httpx.Client) -> None:
     malware = sdo("malware")
     ind = sdo("indicator")
     far = sdo("infrastructure")
-    status = post(alice, [rel(malware, "uses", ACTOR_ID), malware, rel(ind, "indicates", malware), ind,
-                          rel(far, "related-to", ind), far])
-    # malware 1 hop, indicator 2 hops: in; the infrastructure is 3 hops away: out
-    assert set(refused(status)) == {far["id"]}
+    link = rel(far, "related-to", ind)
+    status = post(alice, [rel(malware, "uses", ACTOR_ID), malware, rel(ind, "indicates", malware), ind, link, far])
+    # malware 1 hop, indicator 2 hops: in; the infrastructure is 3 hops away: out, and with it the
+    # relationship that would point at it
+    assert set(refused(status)) == {far["id"], link["id"]}
     assert "within 2 hops (3 hops away)" in refused(status)[far["id"]]
+    assert refused(status)[link["id"]] == (f"source_ref: {far['id']} was refused in this envelope, and this cannot "
+                                           "stand without it")
 
 
 def test_an_actor_is_recognised_by_its_aliases_and_a_stranger_is_not(alice: httpx.Client) -> None:
     alias = sdo("intrusion-set", name="Wilayat Khorasan")
     stranger = sdo("threat-actor", name="Lashkar-e-Taiba")
-    status = post(alice, [alias, stranger, rel(sdo("indicator"), "indicates", alias)])
+    ind = sdo("indicator")
+    status = post(alice, [alias, stranger, ind, rel(ind, "indicates", alias)])
     assert set(refused(status)) == {stranger["id"]}
 
 

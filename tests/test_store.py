@@ -1,15 +1,21 @@
-"""The store on its own: migrations match the tables, versions and flags, one-transaction writes."""
+"""The store on its own: migrations match the tables, versions and flags, one-transaction writes, and the
+withheld rows the write path keeps exact even when writers race."""
 
 from __future__ import annotations
+
+import threading
+import uuid
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from tearline.release import Collection, Member
+from tearline import markings, visibility, write
+from tearline.keys import HubKeys
+from tearline.model import Collection, Member
 from tearline.store import Store
-from tearline.store.schema import metadata, objects
-from tests.stixgen import indicator
+from tearline.store.schema import metadata, objects, withheld
+from tests.stixgen import ACTOR_ID, TS, indicator
 
 
 def test_alembic_migrations_build_exactly_the_declared_schema(store: Store) -> None:
@@ -23,17 +29,19 @@ def test_migrate_twice_is_harmless(store: Store) -> None:
     store.migrate()
 
 
-def _intel(store: Store) -> tuple[Collection, Member]:
+def _intel(store: Store, name: str = "state-a") -> tuple[Collection, Member]:
     coll = store.collection("isis-k", "intel")
     assert coll is not None
-    return coll, Member(id=1, api_root="isis-k", name="state-a", can_read=True, can_write=True, tlp_max="amber")
+    with store.engine.connect() as conn:
+        member = next(m for m in store.members_of(conn, "isis-k") if m.name == name)
+    return coll, member
 
 
-def test_first_and_last_flags_follow_versions_in_any_order(store: Store, tokens: dict[str, str]) -> None:
+def test_first_and_last_flags_follow_versions_in_any_order(store: Store, tokens: dict[str, str], keys: HubKeys) -> None:
     coll, member = _intel(store)
     stamps = ["2024-01-03T00:00:00.000Z", "2024-01-01T00:00:00.000Z", "2024-01-05T00:00:00.000Z", "2024-01-02T00:00:00.000Z"]
     for stamp in stamps:
-        store.add_objects(coll, member, [indicator(1, modified=stamp, created="2023-01-01T00:00:00.000Z")])
+        write.add_envelope(store, coll, member, [indicator(1, modified=stamp, created="2023-01-01T00:00:00.000Z")], keys)
     with store.engine.connect() as conn:
         rows = conn.execute(select(objects.c.version, objects.c.is_first, objects.c.is_latest).where(
             objects.c.stix_id == indicator(1)["id"])).all()
@@ -43,70 +51,69 @@ def test_first_and_last_flags_follow_versions_in_any_order(store: Store, tokens:
     assert sum(f for f, _ in flags.values()) == 1 and sum(latest for _, latest in flags.values()) == 1
 
 
-def test_date_added_is_unique_and_increasing_across_envelopes(store: Store, tokens: dict[str, str]) -> None:
+def test_an_envelope_shares_one_date_added_and_envelopes_follow_each_other(store: Store, tokens: dict[str, str],
+                                                                           keys: HubKeys) -> None:
     coll, member = _intel(store)
     for e in range(5):
-        store.add_objects(coll, member, [indicator(100 * e + i) for i in range(50)])
+        write.add_envelope(store, coll, member, [indicator(100 * e + i) for i in range(50)], keys)
     with store.engine.connect() as conn:
-        added = list(conn.scalars(select(objects.c.added_us).order_by(objects.c.pk)))
-    assert added == sorted(added) and len(set(added)) == len(added)
+        rows = conn.execute(select(objects.c.added_us, objects.c.date_added_us).where(
+            objects.c.coll == coll.num, objects.c.type == "indicator").order_by(objects.c.added_us)).all()
+    added = [r.added_us for r in rows]
+    assert added == sorted(added) and len(set(added)) == len(added)  # the internal order: unique, increasing
+    shown = [r.date_added_us for r in rows]
+    assert shown == sorted(shown) and len(set(shown)) == 5  # one date_added an envelope, strictly after the last
+    assert all(r.added_us >= r.date_added_us for r in rows)
 
 
-def test_an_envelope_that_fails_mid_write_leaves_nothing(store: Store, tokens: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_envelope_that_fails_mid_write_leaves_nothing(store: Store, tokens: dict[str, str], keys: HubKeys,
+                                                         monkeypatch) -> None:  # type: ignore[no-untyped-def]
     coll, member = _intel(store)
-    before = store.count([objects.c.coll == coll.num])
-    original = Store._write
+    before = store.version_count(coll.num)
 
-    def failing(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        original(self, *args, **kwargs)
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Store, "_write", failing)
+    monkeypatch.setattr(visibility, "settle", failing)  # after every row is inserted
     try:
-        store.add_objects(coll, member, [indicator(i) for i in range(300)])
+        write.add_envelope(store, coll, member, [indicator(i) for i in range(300)], keys)
     except RuntimeError:
         pass
-    assert store.count([objects.c.coll == coll.num]) == before
+    assert store.version_count(coll.num) == before
 
 
-def test_concurrent_envelopes_keep_ends_rank_exact(store: Store, tokens: dict[str, str]) -> None:
-    """A relationship and the RED indicator at its end, written by two writers at the same time, in
-    either order: the relationship's ends_rank must end up what the collection says, or the gate's
-    shortcut would release it to members who may not see its end. (Each envelope claims the clock
-    before reading what it depends on, so no other envelope lands between its read and its write.)"""
-    import threading
-    import uuid
-
-    from tearline import markings
-    from tearline.store import ENDS_RANK
-    from tests.stixgen import ACTOR_ID, TS
-
+def test_concurrent_writers_keep_what_each_member_may_not_receive_exact(store: Store, tokens: dict[str, str],
+                                                                        keys: HubKeys) -> None:
+    """Relationships to RED indicators, and GREEN versions of those indicators, written by two writers at
+    the same time: afterwards the withheld rows are exactly what rebuilding them from nothing gives (each
+    write claims the clock before reading what it depends on, so nothing lands between its read and its
+    write)."""
     coll, member = _intel(store)
-    red = [markings.TLP2["red"][0]]
-    pairs = []
-    for _ in range(30):
-        ind = indicator(0, object_marking_refs=red, x_tearline_recipients=["state-a"]) | {"id": f"indicator--{uuid.uuid4()}"}
-        rel = {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}", "created": TS,
-               "modified": TS, "relationship_type": "indicates", "source_ref": ind["id"], "target_ref": ACTOR_ID}
-        pairs.append((ind, rel))
+    red, green = markings.TLP2["red"][0], markings.TLP2["green"][0]
+    inds = [indicator(0, object_marking_refs=[red], x_tearline_recipients=["state-a"]) | {"id": f"indicator--{uuid.uuid4()}"}
+            for _ in range(30)]
+    assert write.add_envelope(store, coll, member, inds, keys)["success_count"] == 30
+    rels = [{"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}", "created": TS,
+             "modified": TS, "relationship_type": "indicates", "source_ref": i["id"], "target_ref": ACTOR_ID,
+             "object_marking_refs": [green]} for i in inds]
+    greener = [i | {"modified": "2024-04-01T00:00:00.000Z", "object_marking_refs": [green]} for i in inds]
+    greener = [{k: v for k, v in g.items() if k != "x_tearline_recipients"} for g in greener]
     start = threading.Barrier(2)
 
-    def write(kind: int) -> None:
+    def post(batch: list[dict]) -> None:
         start.wait()
-        for pair in pairs:
-            status = store.add_objects(coll, member, [pair[kind]], coll.rules)
+        for obj in batch:
+            status = write.add_envelope(store, coll, member, [obj], keys)
             assert status["success_count"] == 1, status["failures"]
 
-    threads = [threading.Thread(target=write, args=(k,)) for k in (0, 1)]
+    threads = [threading.Thread(target=post, args=(batch,)) for batch in (rels, greener)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    with store.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            f"SELECT stix_id, ends_rank, {ENDS_RANK} FROM objects WHERE type = 'relationship' AND coll = {coll.num}"
-        ).all()
-    ours = {rel["id"] for _, rel in pairs}
-    checked = [(stix_id, kept, truth) for stix_id, kept, truth in rows if stix_id in ours]
-    assert len(checked) == len(pairs)
-    assert all(kept == truth == markings.rank("red") for _, kept, truth in checked), checked
+    with store.engine.begin() as conn:
+        kept = set(conn.execute(select(withheld.c.member, withheld.c.added_us)))
+        for m in store.members_of(conn, "isis-k"):
+            visibility.recompute(conn, coll.num, visibility.Reader.of(m), False)
+        rebuilt = set(conn.execute(select(withheld.c.member, withheld.c.added_us)))
+    assert kept == rebuilt == set()  # every indicator has a GREEN version now: nobody is withheld a relationship

@@ -29,8 +29,8 @@ import orjson
 from sqlalchemy import and_, func, insert, select, update
 
 from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
-from ..release import Member
-from ..scope import Policy
+from ..model import Member
+from ..model import Policy
 from ..store import Store, now_us
 from ..store.schema import match_log, match_requests
 from . import protocol

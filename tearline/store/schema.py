@@ -10,6 +10,7 @@ lookup instead of a GROUP BY over every version.
 from __future__ import annotations
 
 from sqlalchemy import (
+    true,
     BigInteger,
     Boolean,
     Column,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -38,7 +40,7 @@ api_roots = Table(
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("created_us", BigInteger, nullable=False),
-    # the compact's scope and dates as JSON (tearline.scope.Policy)
+    # the compact's scope and dates as JSON (tearline.model.Policy)
     Column("policy", Text, nullable=False, server_default="{}"),
 )
 
@@ -92,11 +94,17 @@ objects = Table(
     Column("tlp", SmallInteger, nullable=False, server_default="0"),
     Column("author", BigInteger, nullable=True),
     Column("hop", SmallInteger, nullable=False, server_default="0"),
-    # For a relationship or sighting: the highest, over its ends, of the lowest TLP rank among that end's
-    # versions in the collection (-1 for an end not held, and for a version without ends). A member whose
-    # shared ceiling is at least this sees every end, so the gate need not look (tearline.release);
-    # NULL means "look".
-    Column("ends_rank", SmallInteger, nullable=True),
+    # The date_added a client is shown: the same for every object of one envelope (a gap between two
+    # values then counts envelopes, never the objects between them a member may not see); added_us
+    # stays unique and orders pages. Every version's added_us is at or after its date_added_us.
+    Column("date_added_us", BigInteger, nullable=False),
+    # Authorship for members whose profile hides authors (tearline.visibility): 0 an ordinary version;
+    # 1 an identity some object names as its author (such members never see it); 2 the pseudonymous
+    # stand-in of such an identity (only they see it); 3 the stand-in of an identity no object names yet.
+    Column("persona", SmallInteger, nullable=False, server_default="0"),
+    # whether the version carries a TLP marking of its own (else the compact's default governs it, and
+    # readers' copies say so)
+    Column("marked", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("coll", "stix_id", "version_us", name="uq_objects_version"),
     Index("ix_objects_added", "coll", "added_us"),
     Index("ix_objects_type_added", "coll", "type", "added_us"),
@@ -111,6 +119,9 @@ refs = Table(
     Column("coll", Integer, nullable=False),
     Column("prop", String(300), nullable=False),
     Column("target_id", String(300), nullable=False),
+    # how the reference counts for closure (tearline.stix.REQ_*): 0 optional, 1 needed, 2 one of a list
+    # of which at least one is needed
+    Column("req", SmallInteger, nullable=False, server_default="0"),
     Index("ix_refs_added", "added_us"),
     Index("ix_refs_target", "coll", "target_id"),
 )
@@ -145,7 +156,27 @@ hub_clock = Table(
     "hub_clock",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("last_us", BigInteger, nullable=False),
+    Column("last_us", BigInteger, nullable=False),  # the last added_us handed out
+    Column("exposed_us", BigInteger, nullable=False, server_default="0"),  # the last date_added shown
+)
+
+# The versions a member may not receive although their own TLP would let it: every target of one of
+# their required references is out of its sight (tearline.visibility keeps this exact as objects come
+# and go, and as members change).
+withheld = Table(
+    "withheld",
+    metadata,
+    Column("member", BigInteger, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("added_us", BigInteger, nullable=False),
+    PrimaryKeyConstraint("member", "added_us", name="pk_withheld"),
+)
+
+# Work the hub owes the store once it opens it with its keys (after a migration that needs them).
+upkeep = Table(
+    "upkeep",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 # Private matching: the mailbox through which two members' PSI messages pass. The hub keeps only

@@ -1,12 +1,11 @@
 """The TAXII 2.1 endpoints (OASIS TAXII 2.1, §4 and §5), thin: parse → gate → store → resource.
 
-Every read goes through ``release.visible``; a collection, object or status the member may not see
+Every read goes through tearline.release; a collection, object or status the member may not see
 answers exactly as one that does not exist.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from typing import Any
 
@@ -14,15 +13,14 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from .. import release
-from .. import leak
-from ..guard import RateLimiter
+from .. import release, write
 from ..config import Settings
-from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
-from ..release import Collection, Member
+from ..errors import BadRequest, NotFound, PayloadTooLarge
+from ..guard import RateLimiter
+from ..keys import HubKeys
+from ..model import Collection, Member, can_read, can_write
 from ..stix import format_us
-from ..store import Page, Store
-from ..store.schema import objects
+from ..store import Store
 from ..web import caller
 from . import media, query
 
@@ -30,22 +28,22 @@ DATE_FIRST = "X-TAXII-Date-Added-First"
 DATE_LAST = "X-TAXII-Date-Added-Last"
 
 
-def taxii_response(body: bytes | dict[str, Any], status: int = 200, page: Page | None = None) -> Response:
+def taxii_response(body: bytes | dict[str, Any], status: int = 200,
+                   released: release.Released | None = None) -> Response:
     headers = {}
-    if page is not None and page.rows:
-        headers[DATE_FIRST] = format_us(page.first_added)  # type: ignore[arg-type]
-        headers[DATE_LAST] = format_us(page.last_added)  # type: ignore[arg-type]
+    if released is not None and released.first is not None and released.last is not None:
+        headers[DATE_FIRST] = format_us(released.first)
+        headers[DATE_LAST] = format_us(released.last)
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return Response(content=content, status_code=status, media_type=media.TAXII, headers=headers)
 
 
-def _more_next(page: Page) -> bytes:
-    if page.more:
-        return b'"more":true,"next":' + orjson.dumps(query.encode_next(page.last_added))  # type: ignore[arg-type]
-    return b'"more":false'
+def _answer(request: Request, released: release.Released) -> Response:
+    request.state.audit_ids = released.ids
+    return taxii_response(released.body, released=released)
 
 
-def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: bytes) -> APIRouter:
+def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys) -> APIRouter:
     api = APIRouter()
 
     def member_for(request: Request, kind: str) -> Member:
@@ -66,9 +64,6 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         if coll is None:
             raise NotFound(f"no collection {collection_id!r} in API root {api_root!r}", details={"collection": collection_id})
         return coll
-
-    def readable(member: Member, coll: Collection) -> release.Gate:
-        return release.gate_for(member, coll, datetime.date.today())
 
     def params(request: Request, endpoint: str) -> query.TaxiiQuery:
         qp = request.query_params
@@ -101,7 +96,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     def collection_resource(member: Member, coll: Collection) -> dict[str, Any]:
         return {
             "id": coll.id, "title": coll.title, "description": coll.description, "alias": coll.alias,
-            "can_read": release.can_read(member, coll), "can_write": release.can_write(member, coll),
+            "can_read": can_read(member, coll), "can_write": can_write(member, coll),
             "media_types": [media.STIX],
         }
 
@@ -123,20 +118,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         member = member_for(request, "read")
         q = params(request, "objects")
         coll = collection_for(member, api_root, collection_id)
-        page = store.page(readable(member, coll), q)
-        request.state.audit_ids = [r.stix_id for r in page.rows]
-        return _envelope(page, member, coll)
-
-    def _envelope(page: Page, member: Member, coll: Collection) -> Response:
-        hidden = store.grouped(*release.hidden_targets(member, coll, [r.added_us for r in page.rows])) if page.rows else {}
-        mark = leak.member_key(leak_key, member.api_root, member.name)
-        # a member's own objects come back exactly as it sent them: it cannot leak them from the compact
-        bodies = b",".join(release.release_body(member, row.body, hidden.get(row.added_us, set()),
-                                                None if row.author == member.id else mark, row.author == member.id)
-                           for row in page.rows)
-        if not page.rows:
-            return taxii_response(b"{" + _more_next(page) + b"}", page=page)
-        return taxii_response(b"{" + _more_next(page) + b',"objects":[' + bodies + b"]}", page=page)
+        return _answer(request, release.objects_page(store, member, coll, q, keys, datetime.date.today()))
 
     @api.post("/taxii2/{api_root}/collections/{collection_id}/objects/")
     async def add_objects(api_root: str, collection_id: str, request: Request) -> Response:
@@ -144,62 +126,37 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         params(request, "none")
         media.check_content_type(request.headers.get("content-type"))
         coll = await run_in_threadpool(collection_for, member, api_root, collection_id)
-        if not release.can_write(member, coll):
-            raise Forbidden(f"member {member.name!r} may not write to collection {coll.alias!r}")
-        policy = coll.rules
-        state = policy.state(datetime.date.today())
-        if state != "open":
-            raise Forbidden(f"compact {api_root!r} expired on {policy.expires}: it is {state}; nothing more can be added")
         body = await read_body(request, settings.max_content_length)
         envelope = _parse_envelope(body)
-        status = await run_in_threadpool(store.add_objects, coll, member, envelope, policy)
-        request.state.audit_ids = [s["id"] for s in status.get("successes", [])]
-        if status.get("failure_count"):
+        status = await run_in_threadpool(write.add_envelope, store, coll, member, envelope, keys)
+        request.state.audit_ids = [s["id"] for s in status["successes"]]
+        if status["failure_count"]:
             request.state.audit_reason = f"{status['failure_count']} of {status['total_count']} objects refused"
-        return taxii_response(status, status=202)
+        return taxii_response(release.status_resource(status), status=202)
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/manifest/")
     def get_manifest(api_root: str, collection_id: str, request: Request) -> Response:
         member = member_for(request, "read")
         q = params(request, "manifest")
-        gate = readable(member, collection_for(member, api_root, collection_id))
-        page = store.page(gate, q, columns=(objects.c.stix_id, objects.c.version, objects.c.spec_version))
-        request.state.audit_ids = [r.stix_id for r in page.rows]
-        records = [
-            {"id": r.stix_id, "date_added": format_us(r.added_us), "version": r.version,
-             "media_type": f"application/stix+json;version={r.spec_version}"}
-            for r in page.rows
-        ]
-        if not records:
-            return taxii_response(b"{" + _more_next(page) + b"}", page=page)
-        return taxii_response(b"{" + _more_next(page) + b',"objects":' + orjson.dumps(records) + b"}", page=page)
+        coll = collection_for(member, api_root, collection_id)
+        return _answer(request, release.manifest_page(store, member, coll, q, keys, datetime.date.today()))
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/")
     def get_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
         member = member_for(request, "read")
         q = params(request, "object")
         coll = collection_for(member, api_root, collection_id)
-        gate = readable(member, coll)
-        page = store.page(gate, _with_id(q, object_id))
-        if not page.rows and q.after_us is None and not store.page(gate, _any_version(object_id, q)).rows:
-            raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
-        request.state.audit_ids = [r.stix_id for r in page.rows]
-        return _envelope(page, member, coll)
+        return _answer(request, release.object_page(store, member, coll, object_id, q, keys, datetime.date.today()))
 
     @api.delete("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/")
     def delete_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
         member = member_for(request, "write")
         q = params(request, "delete")
         coll = collection_for(member, api_root, collection_id)
-        gate = readable(member, coll)
-        if not release.can_write(member, coll):
-            raise Forbidden(f"member {member.name!r} may not delete from collection {coll.alias!r}")
         if "match[version]" not in request.query_params:
             q = query.TaxiiQuery(versions=("all",), spec_versions=q.spec_versions)
-        # a member deletes only what it wrote
-        mine = dataclasses.replace(gate, where=(*gate.where, objects.c.author == member.id))
-        if store.delete_versions(mine, coll.num, object_id, q) == 0:
-            raise NotFound(f"no object {object_id!r} (matching the filters) in this collection", details={"object_id": object_id})
+        chosen = release.deletable(store, member, coll, object_id, q, keys, datetime.date.today())
+        write.delete_versions(store, coll, member, object_id, chosen, keys)
         request.state.audit_ids = [object_id]
         return Response(status_code=200, media_type=media.TAXII)
 
@@ -207,36 +164,17 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     def get_versions(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
         member = member_for(request, "read")
         q = params(request, "versions")
-        gate = readable(member, collection_for(member, api_root, collection_id))
-        page = store.page(gate, _any_version(object_id, q))
-        if not page.rows and q.after_us is None and q.added_after_us is None:
-            raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
-        request.state.audit_ids = [object_id] * len(page.rows)
-        versions = orjson.dumps([r.version for r in page.rows])
-        return taxii_response(b"{" + _more_next(page) + b',"versions":' + versions + b"}", page=page)
+        coll = collection_for(member, api_root, collection_id)
+        return _answer(request, release.versions_page(store, member, coll, object_id, q, keys, datetime.date.today()))
 
     @api.get("/taxii2/{api_root}/status/{status_id}/")
     def get_status(api_root: str, status_id: str, request: Request) -> Response:
         member = member_for(request, "meta")
         params(request, "none")
         root_for(member, api_root)
-        return taxii_response(store.status(api_root, status_id, member))
+        return taxii_response(release.status(store, member, api_root, status_id))
 
     return api
-
-
-def _with_id(q: query.TaxiiQuery, object_id: str) -> query.TaxiiQuery:
-    return query.TaxiiQuery(
-        ids=(object_id,), versions=q.versions, version_us=q.version_us, spec_versions=q.spec_versions,
-        added_after_us=q.added_after_us, after_us=q.after_us, limit=q.limit,
-    )
-
-
-def _any_version(object_id: str, q: query.TaxiiQuery) -> query.TaxiiQuery:
-    return query.TaxiiQuery(
-        ids=(object_id,), versions=("all",), spec_versions=q.spec_versions,
-        added_after_us=q.added_after_us, after_us=q.after_us, limit=q.limit,
-    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from ..errors import BadRequest
-from ..stix import id_type, parse_timestamp, to_us
+from ..stix import TYPE_NAME, id_type, parse_timestamp, to_us
 
 ALLOWED = {
     "objects": {"match[id]", "match[type]", "match[version]", "match[spec_version]", "added_after", "limit", "next"},
@@ -32,21 +32,8 @@ class TaxiiQuery:
     version_us: tuple[int, ...] = ()
     spec_versions: tuple[str, ...] = ()
     added_after_us: int | None = None
-    after_us: int | None = None  # from `next`
+    next: str | None = None  # opaque: only the release module, which issued it, can read it
     limit: int = 0
-
-
-def encode_next(added_us: int) -> str:
-    return f"n{added_us:x}"
-
-
-def decode_next(token: str) -> int:
-    if not token.startswith("n") or len(token) > 20:
-        raise BadRequest(f"next: {token!r} is not a paging token this server issued", details={"parameter": "next"})
-    try:
-        return int(token[1:], 16)
-    except ValueError:
-        raise BadRequest(f"next: {token!r} is not a paging token this server issued", details={"parameter": "next"}) from None
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -73,8 +60,9 @@ def parse(params: Mapping[str, str], endpoint: str, page_size: int, *, multi: Ma
         fields["ids"] = ids
     if "match[type]" in params:
         types = _split(params["match[type]"])
-        if not types:
-            problems.append("match[type]: empty")
+        bad = [t for t in types if not TYPE_NAME.match(t)]
+        if bad or not types:
+            problems.append(f"match[type]: not STIX type names: {', '.join(bad) or '(empty)'}")
         fields["types"] = types
     if "match[version]" in params:
         words: list[str] = []
@@ -103,15 +91,13 @@ def parse(params: Mapping[str, str], endpoint: str, page_size: int, *, multi: Ma
             problems.append(f"added_after: {exc}")
     if "limit" in params:
         raw = params["limit"]
-        if not raw.isdigit() or int(raw) < 1:
+        # str.isdigit() also takes '²' and other digits int() refuses
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
             problems.append(f"limit: {raw!r} is not a positive integer")
         else:
             fields["limit"] = min(int(raw), page_size)
     if "next" in params:
-        try:
-            fields["after_us"] = decode_next(params["next"])
-        except BadRequest as exc:
-            problems.append(str(exc))
+        fields["next"] = params["next"]
     if problems:
         raise BadRequest("; ".join(problems), details={"problems": problems})
     fields.setdefault("limit", page_size)

@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import audit, leak
+from .. import audit, stix, write
+from .. import keys as hub_keys
 from ..guard import RateLimiter
 from ..taxii import api as taxii
 from ..config import Settings
@@ -113,12 +114,14 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
                   lifespan=_scanner(store, settings, log))
     errors.install(app)
     limiter = RateLimiter()
-    leak_key = leak.load_or_create_key(leak.key_path(settings.leak_key, settings.db))
-    app.include_router(taxii.router(store, settings, limiter, leak_key))
+    keys = hub_keys.load(settings)
+    write.upkeep(store, keys)
+    stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
+    app.include_router(taxii.router(store, settings, limiter, keys))
     app.include_router(match.router(store, limiter))
-    app.include_router(warn.router(store, limiter, log))
+    app.include_router(warn.router(store, limiter, log, keys))
     app.include_router(admin.router(store, settings))
-    app.include_router(dashboard.router(store, settings, limiter, leak_key, log))
+    app.include_router(dashboard.router(store, settings, limiter, keys, log))
     app.state.store = store
     app.state.settings = settings
     app.state.audit = log

@@ -10,7 +10,7 @@ from fastapi import Request, Response
 
 from ..auth import authenticate
 from ..guard import RateLimiter
-from ..release import Member
+from ..model import Member
 from ..store import Store
 
 

@@ -30,7 +30,8 @@ from .. import release, views, warn
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, NotFound, TearlineError
 from ..guard import RateLimiter
-from ..release import Member
+from ..keys import HubKeys
+from ..model import Member
 from ..store import Store
 from . import caller, charts
 
@@ -80,7 +81,7 @@ class SignedOut(Exception):
     """No valid session: the page answers with the sign-in form."""
 
 
-def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: bytes, signer: warn.Signer) -> APIRouter:
+def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys, signer: warn.Signer) -> APIRouter:
     api = APIRouter()
     sessions = Sessions()
     env = _templates()
@@ -135,7 +136,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         """The member's copies, as TAXII sends them (of these types, or these ids in this order)."""
         if ids is not None and not ids:
             return []
-        found = list(release.released(store, member, coll, leak_key, dt.date.today(), types, ids or ()))
+        found = list(release.released(store, member, coll, keys, dt.date.today(), types, ids or ()))
         if ids:
             order = {i: n for n, i in enumerate(ids)}
             found.sort(key=lambda o: order.get(o["id"], len(order)))
@@ -213,9 +214,10 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     async def overview(request: Request) -> Response:
         member, _ = await run_in_threadpool(member_of, request)
         coll = await run_in_threadpool(intel, member)
-        g = release.gate_for(member, coll, dt.date.today())
-        counts = await run_in_threadpool(store.type_counts, g)
-        newest = await run_in_threadpool(store.newest_ids, g, 12, ("marking-definition", "relationship"))
+        today = dt.date.today()
+        counts = await run_in_threadpool(release.type_counts, store, member, coll, today)
+        newest = await run_in_threadpool(release.newest_ids, store, member, coll, today, 12,
+                                         ("marking-definition", "relationship"))
         latest = await run_in_threadpool(copies, member, coll, (), newest)
         root = store.api_root(member.api_root)
         policy = coll.rules
@@ -270,8 +272,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         if not found:  # the same answer for what does not exist and what the member may not see
             raise NotFound(f"no object {object_id!r}")
         obj = found[0]
-        referrers = await run_in_threadpool(store.newest_ids, release.gate_for(member, coll, dt.date.today()), 200,
-                                            (), object_id)
+        referrers = await run_in_threadpool(release.newest_ids, store, member, coll, dt.date.today(), 200, (),
+                                            object_id)
         near = await run_in_threadpool(copies, member, coll, (), [*views.references(obj), *referrers])
         far = [e for o in near if o["type"] in ("relationship", "sighting") and (e := views.other_end(o, object_id))]
         near += await run_in_threadpool(copies, member, coll, (), far)
@@ -281,7 +283,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
     @guarded
     async def inbox(request: Request) -> Response:
         member, session = await run_in_threadpool(member_of, request, "meta")
-        found = await run_in_threadpool(warn.for_member_list, store, member.api_root, member.name)
+        await run_in_threadpool(warn.expire, store)
+        found = await run_in_threadpool(release.warnings_for, store, member, keys)
         return page(request, "warnings.html", member=member, warnings=found, csrf=session["csrf"],
                     done=request.query_params.get("done"))
 
@@ -293,7 +296,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, leak_key: byt
         by = fields.get("by", "").strip()
         if not by:
             raise BadRequest("say who acknowledges (your name), for the record")
-        current = await run_in_threadpool(warn.show_for_member, store, member.api_root, member.name, warning_id)
+        current = await run_in_threadpool(release.warning_for, store, member, warning_id, keys)
         if current["addressee"] != member.name:
             raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
         await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {by} (dashboard)")

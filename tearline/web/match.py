@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from ..guard import RateLimiter
 from ..matching import mailbox
-from ..release import Member
+from ..model import Member
 from ..store import Store
 from ..taxii.api import read_body
 from . import caller

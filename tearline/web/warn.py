@@ -13,10 +13,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from .. import warn
+from .. import release, warn
 from ..errors import BadRequest, Forbidden
 from ..guard import RateLimiter
-from ..release import Member
+from ..keys import HubKeys
+from ..model import Member
 from ..store import Store
 from ..taxii.api import read_body
 from . import caller
@@ -24,7 +25,7 @@ from . import caller
 MAX_BODY = 256 * 1024
 
 
-def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter:
+def router(store: Store, limiter: RateLimiter, signer: warn.Signer, keys: HubKeys) -> APIRouter:
     api = APIRouter(prefix="/tearline/warnings")
 
     def member_for(request: Request, kind: str) -> Member:
@@ -46,12 +47,14 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
     @api.get("/")
     def inbox(request: Request) -> Response:
         member = member_for(request, "meta")
-        return caller.as_json({"warnings": warn.for_member_list(store, member.api_root, member.name)})
+        warn.expire(store)
+        return caller.as_json({"warnings": release.warnings_for(store, member, keys)})
 
     @api.get("/{warning_id}/")
     def one(warning_id: str, request: Request) -> Response:
         member = member_for(request, "meta")
-        return caller.as_json(warn.show_for_member(store, member.api_root, member.name, warning_id))
+        warn.expire(store)
+        return caller.as_json(release.warning_for(store, member, warning_id, keys))
 
     @api.post("/")
     async def draft(request: Request) -> Response:
@@ -62,9 +65,10 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
         w = await run_in_threadpool(
             warn.draft, store, member.api_root, f"{member.name}:{body['by']}", body["to"], bool(body.get("outside")),
             target, (str(window[0]), str(window[1])), body.get("confidence"), body["ask"], str(body.get("text") or ""),
-            body.get("from_report"), member)
-        request.state.audit_ids = [w["report"]["id"]]
-        return caller.as_json(w, 201)
+            body.get("from_report"), member, keys)
+        shown = await run_in_threadpool(release.warning_for, store, member, w["id"], keys)
+        request.state.audit_ids = [shown["report"]["id"]]
+        return caller.as_json(shown, 201)
 
     @api.post("/{warning_id}/{action}/")
     async def step(warning_id: str, action: str, request: Request) -> Response:
@@ -73,19 +77,18 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer) -> APIRouter
             raise BadRequest(f"unknown step {action!r}: approve, waive, deliver or acknowledge (waivers are "
                              "reviewed by the hub's reviewers: `tearline warn review`)")
         body = await fields(request, ("by",))
-        current = await run_in_threadpool(warn.show_for_member, store, member.api_root, member.name, warning_id)
+        current = await run_in_threadpool(release.warning_for, store, member, warning_id, keys)
         if action == "acknowledge":
             if current["addressee"] != member.name or current["outside"]:
                 raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
-            done = await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name,
-                                           f"by {body['by']}")
+            await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {body['by']}")
         else:
             if current.get("author_member") != member.name:
                 raise Forbidden(f"only the member that drafted warning {warning_id} can {action} it")
             note = f"{body.get('reason', '')}: {body.get('why', '')}" if action == "waive" else str(body.get("note") or "")
-            done = await run_in_threadpool(warn.move, store, warning_id, action, f"{member.name}:{body['by']}", note,
-                                           None, signer)
+            await run_in_threadpool(warn.move, store, warning_id, action, f"{member.name}:{body['by']}", note,
+                                    None, signer)
         request.state.audit_ids = [current["report"]["id"]]
-        return caller.as_json(warn.for_member(done, member.name))
+        return caller.as_json(await run_in_threadpool(release.warning_for, store, member, warning_id, keys))
 
     return api

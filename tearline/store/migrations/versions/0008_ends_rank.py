@@ -17,9 +17,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("objects") as batch:
         batch.add_column(sa.Column("ends_rank", sa.SmallInteger, nullable=True))
-    from tearline.store import ENDS_RANK
-
-    op.execute(f"UPDATE objects SET ends_rank = {ENDS_RANK}")
+    # written out here rather than imported: a migration must keep meaning what it meant when written
+    op.execute("UPDATE objects SET ends_rank = COALESCE((SELECT MAX(COALESCE((SELECT MIN(t.tlp) FROM objects t "
+               "WHERE t.coll = objects.coll AND t.stix_id = r.target_id), -1)) FROM refs r "
+               "WHERE r.added_us = objects.added_us AND r.prop IN ('source_ref', 'target_ref', 'sighting_of_ref')), -1)")
 
 
 def downgrade() -> None:

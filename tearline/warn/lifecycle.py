@@ -1,0 +1,237 @@
+"""A warning's life: drafted, approved or waived by a second person, delivered, acknowledged or expired;
+every step a row of its history. What a member is shown of a warning is tearline.release's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Protocol
+
+import orjson
+import pycountry
+
+from .. import markings, release, stix, write
+from ..errors import BadRequest, Conflict, NotFound
+from ..keys import HubKeys
+from ..model import Member
+from ..store import Store, now_us
+from ..store import warnings as rows
+
+EXTENSION_ID = "extension-definition--3f6c2b1e-7a4d-5e8f-9b0c-1d2e3f4a5b6c"
+NS = uuid.UUID("2c7e5d1a-8b3f-4e6d-9a1c-5f0e7d3b2a19")
+
+# ICD 191's waiver grounds, as codes
+WAIVERS = {
+    "sources-and-methods": "warning would unduly endanger personnel, sources, methods or operations",
+    "violent-actor": "the intended victim is a terrorist, a direct supporter of terrorists, an assassin, a drug "
+                     "trafficker or involved in violent crime",
+    "armed-conflict": "the intended victim is at risk only through its part in an insurgency or armed conflict",
+    "already-knows": "the intended victim already knows of the threat",
+    "no-way-to-warn": "there is no reasonable way to warn the intended victim",
+}
+FINAL = rows.FINAL
+REVIEWS = ("uphold", "overturn")
+MOVES = {"approve": ("draft", "approved"), "waive": ("draft", "waived"), "deliver": ("approved", "delivered"),
+         # review of a waiver: upheld, it stays waived; overturned, the warning is a draft again
+         "uphold": ("waived", "waived"), "overturn": ("waived", "draft"),
+         "acknowledge": ("delivered", "acknowledged")}
+
+
+class Signer(Protocol):
+    """The hub's signing key (tearline.audit.AuditLog.sign)."""
+
+    def sign(self, message: bytes) -> dict[str, str]: ...
+
+
+def _date(value: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise BadRequest(f"{field}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def draft(store: Store, compact: str, author: str, addressee: str, outside: bool, target: dict[str, Any],
+          window: tuple[str, str], confidence: int, ask: str, text: str, source: str | None = None,
+          author_member: Member | None = None, keys: HubKeys | None = None) -> dict[str, Any]:
+    """Check every field, report every problem at once, then write the draft; return its whole record (for
+    the operator: a member is shown its draft through tearline.release). With
+    ``source`` (a report in the compact's intel collection) and no ``text``, the text is the source's
+    description as its drafter receives it — the member drafting through the API, ``author_member``, reads
+    it through its own release (``keys``) — and only if the addressee may read that part."""
+    problems = []
+    if store.api_root(compact) is None:
+        raise NotFound(f"no compact named {compact!r}")
+    with store.engine.connect() as conn:
+        members = {m.name: m for m in store.members_of(conn, compact)}
+        party = rows.party(conn, addressee) if outside else None
+    known = party is not None if outside else addressee in members
+    if not known:
+        if outside:
+            problems.append(f"{addressee!r} is not a registered outside party; register it and its key with "
+                            "`tearline warn party add`")
+        elif author_member is None or _members_visible(store, compact):
+            # a member drafting where members may not know each other is answered alike for any name: the
+            # draft to a name that is no member's reaches nobody, like a RED object addressed to it
+            problems.append(f"{addressee!r} is not a member of {compact}; warn an outside party with --outside")
+    if source and not text.strip():
+        ceiling = party.tlp_max if party is not None else members[addressee].tlp_max if addressee in members else "clear"
+        try:
+            text = release.draft_text(store, compact, source, addressee, ceiling, None if outside else addressee,
+                                      author_member, keys, dt.date.today())
+        except (BadRequest, NotFound) as exc:
+            problems.append(exc.description)
+            text = "-"
+    country = pycountry.countries.get(alpha_3=str(target.get("country", "")).upper())
+    if country is None:
+        problems.append(f"target country {target.get('country')!r} is not an ISO 3166 alpha-3 code")
+    try:
+        start, end = _date(window[0], "window start"), _date(window[1], "window end")
+        if end < start:
+            problems.append("the threat window ends before it starts")
+    except BadRequest as exc:
+        problems.append(exc.description)
+        start = end = dt.date.today()
+    if not isinstance(confidence, int) or isinstance(confidence, bool) or not 0 <= confidence <= 100:
+        problems.append(f"confidence must be a whole number from 0 to 100, got {confidence!r}")
+    if not text.strip():
+        problems.append("the releasable text is empty: a warning must say what the threat is")
+    if not ask.strip():
+        problems.append("say what is asked of the recipient (e.g. raise security at the venue)")
+    if problems:
+        raise BadRequest("; ".join(problems), details={"problems": problems})
+    assert country is not None
+    wid = str(uuid.uuid4())
+    now = now_us()
+    created = stix.format_us(now)
+    report = {
+        "type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid5(NS, wid)}",
+        "created": created, "modified": created, "published": created,
+        "name": f"Warning: threat to {target.get('place') or target.get('city') or country.name}",
+        "report_types": ["threat-report"], "description": text.strip(),
+        "object_refs": [f"location--{uuid.uuid5(NS, wid + '/location')}"],
+        "confidence": confidence,
+        "object_marking_refs": [markings.TLP2["red"][0]],
+        "extensions": {EXTENSION_ID: {
+            "extension_type": "property-extension",
+            "threatened_party": addressee, "threatened_party_kind": "outside" if outside else "member",
+            "target": {k: v for k, v in {"country": country.alpha_3, "province": target.get("province"),
+                                         "city": target.get("city"), "place_type": target.get("place_type")}.items() if v},
+            "window_start": start.isoformat(), "window_end": end.isoformat(), "requested_action": ask.strip(),
+        }},
+    }
+    with store.engine.begin() as conn:
+        rows.add(conn, id=wid, api_root=compact, author=author, addressee=addressee, outside=outside, state="draft",
+                 created_us=now, window_end=end.isoformat(), report=orjson.dumps(report).decode(),
+                 author_member=author_member.name if author_member else None)
+        rows.add_event(conn, wid, author, "draft", None, "draft", f"text from the tear line of {source}" if source else "")
+    return show(store, wid)
+
+
+def _members_visible(store: Store, compact: str) -> bool:
+    root = store.api_root(compact)
+    return bool(root is not None and orjson.loads(root.policy or "{}").get("members_visible"))
+
+
+def expire(store: Store, today: dt.date | None = None) -> None:
+    """Every warning whose threat window has ended, and that is not final, is expired."""
+    today = today or dt.date.today()
+    with store.engine.begin() as conn:
+        for wid, state in rows.due_to_expire(conn, today):
+            if rows.set_state(conn, wid, state, "expired"):
+                rows.add_event(conn, wid, "hub", "expire", state, "expired", "the threat window ended")
+
+
+def show(store: Store, wid: str, today: dt.date | None = None) -> dict[str, Any]:
+    """A warning's whole record, for the hub's operator (members read theirs through tearline.release)."""
+    expire(store, today)
+    with store.engine.connect() as conn:
+        found = rows.load(conn, wid)
+    if found is None:
+        raise NotFound(f"no warning {wid!r}; `tearline warn list` shows them")
+    return found
+
+
+def list_(store: Store, compact: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    from ..store.schema import warnings as table
+
+    expire(store)
+    where = [*((table.c.api_root == compact,) if compact else ()), *((table.c.state == state,) if state else ())]
+    with store.engine.connect() as conn:
+        return [r for wid in rows.ids(conn, where) if (r := rows.load(conn, wid)) is not None]
+
+
+def move(store: Store, wid: str, action: str, by: str, note: str = "", today: dt.date | None = None,
+         signer: Signer | None = None) -> dict[str, Any]:
+    """One transition, checked: the state it starts from, and who may take it. Delivering to an outside
+    party needs ``signer`` (the hub's key) to sign its document."""
+    current = show(store, wid, today)
+    if action not in MOVES:
+        raise BadRequest(f"unknown action {action!r}; one of {', '.join(MOVES)}")
+    return step(store, current, action, by, note, today, signer)
+
+
+def step(store: Store, current: dict[str, Any], action: str, by: str, note: str, today: dt.date | None,
+         signer: Signer | None = None, check_reply: Any = None) -> dict[str, Any]:
+    wid = current["id"]
+    before, after = MOVES[action]
+    if current["state"] != before:
+        why = {"expired": "its threat window has ended", "waived": "it was waived",
+               "acknowledged": "it was already acknowledged"}.get(current["state"], f"it is {current['state']}")
+        can = "reviewed" if action in REVIEWS else after
+        raise Conflict(f"cannot {action} warning {wid}: {why} (only a {before} warning can be {can})")
+    if action in REVIEWS:
+        waived_by = next((e["by"] for e in reversed(current["history"]) if e["action"] == "waive"), None)
+        if by in (current["author"], waived_by):
+            raise Conflict(f"cannot {action} the waiver of warning {wid}: {by} took part in it, and a waiver is "
+                           "reviewed by someone who did not")
+        if not note.strip():
+            raise BadRequest(f"a review says why the waiver is {'upheld' if action == 'uphold' else 'overturned'}")
+    if action in ("approve", "waive") and by == current["author"]:
+        raise Conflict(f"cannot {action} warning {wid}: {by} wrote it, and a second person must decide (two-person rule)")
+    if action == "waive":
+        code = note.split(":", 1)[0].strip()
+        if code not in WAIVERS or not note.split(":", 1)[-1].strip() or ":" not in note:
+            raise BadRequest(f"a waiver needs a reason code ({', '.join(WAIVERS)}) and a justification, as 'code: why'")
+    if action == "acknowledge" and not current["outside"] and by != current["addressee"]:
+        raise Conflict(f"only {current['addressee']}, to whom it was delivered, can acknowledge warning {wid}")
+    if action == "acknowledge" and current["outside"] and check_reply is None:
+        raise Conflict(f"an outside party acknowledges warning {wid} with the reply file it signs: "
+                       "`tearline warn ack FILE` records it")
+    if action == "deliver" and current["outside"] and signer is None:
+        raise BadRequest("delivering to an outside party signs a document with the hub's key: no key was given")
+    document = None
+    with store.engine.begin() as conn:
+        if check_reply is not None:
+            check_reply(conn)
+        if action == "deliver" and current["outside"]:
+            from .document import sign_document
+
+            document = sign_document(current, signer, stix.format_us(now_us()))  # type: ignore[arg-type]
+        if not rows.set_state(conn, wid, before, after, document):
+            raise Conflict(f"warning {wid} changed meanwhile; look again with `tearline warn status {wid}`")
+        if action == "deliver" and not current["outside"]:
+            _deliver_to_member(store, conn, current)
+        rows.add_event(conn, wid, by, action, before, after, note)
+    return show(store, wid, today)
+
+
+def _deliver_to_member(store: Store, conn: Any, current: dict[str, Any]) -> None:
+    """Into the compact's warnings collection, TLP:RED for the addressee alone."""
+    coll = store.collection(current["compact"], "warnings", conn)
+    if coll is None:
+        raise NotFound(f"compact {current['compact']} has no warnings collection; apply its compact file again")
+    only = {"x_tearline_recipients": [current["addressee"]]}
+    write.hub_write(store, conn, coll, [location(current) | only, current["report"] | only], None)
+
+
+def location(current: dict[str, Any]) -> dict[str, Any]:
+    """The STIX location of a warning's target (its report's one reference)."""
+    report = current["report"]
+    target = report["extensions"][EXTENSION_ID]["target"]
+    country = pycountry.countries.get(alpha_3=target["country"])
+    return {"type": "location", "spec_version": "2.1", "id": report["object_refs"][0],
+            "created": report["created"], "modified": report["modified"],
+            "country": country.alpha_2 if country else target["country"],
+            **({"city": target["city"]} if target.get("city") else {}),
+            **({"administrative_area": target["province"]} if target.get("province") else {}),
+            "object_marking_refs": report["object_marking_refs"]}

@@ -1,0 +1,380 @@
+"""The write path: what an envelope may store, decided once, then written in one transaction.
+
+    validate every object (tearline.stix) → check its RED recipients → close it under its required
+    references → judge its scope (tearline.scope) → close it again → write the versions, their
+    pseudonymous stand-ins and the status → settle what each member may now receive (tearline.visibility)
+
+A writer is judged only on what it may see plus what it sends: a target hidden from it counts as absent,
+so no answer of the hub tells it that a hidden object exists. What an envelope stores is closed under the
+references its objects cannot do without (a relationship's ends, a sighting's sighting_of_ref, the
+object_refs of a report or an observed-data …, tearline.stix.REQUIRED_REFS): each such target must be in
+the collection (in the writer's sight) or admitted in the same envelope, else the object fails with a
+message that names the target. Observables listed by an admitted observed-data are admitted with it (they
+are what it observed); tearline.scope carries its distance to them.
+
+Authorship. Every identity version written gets a pseudonymous stand-in (an identity with a keyed id and
+no identifying property, tearline.keys) in the same collection, at the same TLP, for the members whose
+profile hides authors; once any object names the identity as its author, those members see only the
+stand-in (``persona``, tearline.visibility).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select
+
+from . import markings, scope, stix, visibility
+from .errors import Forbidden
+from .keys import HubKeys
+from .model import Collection, Member, can_write
+from .store import Store, now_us
+from .store import objects as rows
+from .store.schema import api_roots as api_roots_table
+from .store.schema import objects as objects_table
+from .store.schema import recipients as recipients_table
+
+_IDENTITY = "identity"
+
+
+@dataclasses.dataclass
+class _Candidate:
+    index: int
+    obj: dict[str, Any]
+    refs: list[stix.Ref]
+
+    @property
+    def id(self) -> str:
+        return str(self.obj["id"])
+
+    def needs(self) -> list[tuple[str, str]]:
+        """(property, target) of each reference this object cannot do without."""
+        kind = self.obj["type"]
+        if kind not in stix.REQUIRED_REFS:
+            return []
+        return [(prop, t) for path, prop, t in self.refs
+                if path == prop and isinstance(t, str) and stix.required_ref_kind(kind, prop)]
+
+
+@dataclasses.dataclass
+class _Plan:
+    admitted: list[_Candidate]
+    hops: dict[str, int]
+    refused: dict[int, str]  # envelope index → why
+
+
+def add_envelope(store: Store, collection: Collection, writer: Member, envelope: Sequence[Any], keys: HubKeys,
+                 today: dt.date | None = None) -> dict[str, Any]:
+    """Judge and store one envelope for ``writer``; return the TAXII status resource (§4.3.1)."""
+    if not can_write(writer, collection):
+        raise Forbidden(f"member {writer.name!r} may not write to collection {collection.alias!r}")
+    policy = collection.rules
+    state = policy.state(today or dt.date.today())
+    if state != "open":
+        raise Forbidden(f"compact {collection.api_root!r} expired on {policy.expires}: it is {state}; "
+                        "nothing more can be added")
+    request_us = now_us()
+    failures: list[dict[str, Any]] = []
+    status_id = str(uuid.uuid4())
+    with store.engine.begin() as conn:
+        people = {m.name: m for m in store.members_of(conn, collection.api_root)}
+        valid: list[_Candidate] = []
+        for index, obj in enumerate(envelope):
+            problems, refs = stix.inspect(obj)
+            if not problems:
+                problems = _recipient_problems(obj, policy.members_visible, people)
+            if problems:
+                failures.append(_failure(index, obj, "; ".join(problems)))
+            else:
+                valid.append(_Candidate(index, obj, refs))
+        successes = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id, failures,
+                           judged=True)
+        status = {
+            "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": writer.id,
+            "request_us": request_us, "total_count": len(envelope), "success_count": len(successes),
+            "failure_count": len(failures), "pending_count": 0,
+            "successes": orjson.dumps(successes).decode(), "failures": orjson.dumps(failures).decode(),
+            "pendings": "[]",
+        }
+        rows.save_status(conn, status)
+    return status | {"successes": successes, "failures": failures, "pendings": []}
+
+
+def hub_write(store: Store, conn: Connection, collection: Collection, objs: list[dict[str, Any]],
+              keys: HubKeys | None) -> None:
+    """Write objects the hub itself vouches for (TLP definitions, compact actors, delivered warnings,
+    public events): they must be valid STIX and closed; they are not judged for scope."""
+    checked = [(i, obj, *stix.inspect(obj)) for i, obj in enumerate(objs)]
+    bad = [f"{obj.get('id')}: {'; '.join(problems)}" for _, obj, problems, _ in checked if problems]
+    if bad:
+        raise ValueError(f"the hub built invalid STIX: {bad}")
+    failures: list[dict[str, Any]] = []
+    _store(store, conn, collection, [_Candidate(i, obj, refs) for i, obj, _, refs in checked], keys, None, None,
+           failures, judged=False)
+    if failures:
+        raise ValueError(f"the hub built objects that refer to nothing: {failures}")
+
+
+def upkeep(store: Store, keys: HubKeys) -> None:
+    """Work a migration left for the hub, which holds the keys: stand-ins for identities stored before the
+    hub made them, and what every member may not receive."""
+    if not store.upkeep_due("release"):
+        return
+    with store.engine.begin() as conn:
+        for root in [r.name for r in conn.execute(select(api_roots_table.c.name))]:
+            for coll in store.collections(root, conn):
+                _stand_in_stored(conn, coll.num, root, keys)
+            settle_members(store, conn, root, [m.name for m in store.members_of(conn, root)])
+        store.upkeep_done(conn, "release")
+
+
+def _stand_in_stored(conn: Connection, coll: int, api_root: str, keys: HubKeys) -> None:
+    """Stand-ins for the stored identity versions that have none (written before the hub made them)."""
+    idents = list(conn.execute(select(objects_table).where(objects_table.c.coll == coll,
+                                                           objects_table.c.type == _IDENTITY,
+                                                           objects_table.c.persona < 2)))
+    pseudo = {r.stix_id: keys.pseudonym(api_root, r.stix_id) for r in idents}
+    present = rows.held(conn, coll, sorted(set(pseudo.values())))
+    todo = [r for r in idents if not any(v.version_us == r.version_us for v in present.get(pseudo[r.stix_id], ()))]
+    if not todo:
+        return
+    base, _ = rows.claim_clock(conn, len(todo), now_us())
+    added = {r.added_us: base + n for n, r in enumerate(todo)}
+    rows.insert_versions(conn, [
+        [coll, pseudo[r.stix_id], _IDENTITY, stix.SPEC_VERSION, r.version, r.version_us, added[r.added_us],
+         r.date_added_us, None, r.tlp, r.author, r.hop, r.is_first, r.is_latest,
+         orjson.dumps(_pseudonymous(orjson.loads(r.body), pseudo[r.stix_id])).decode(),
+         2 if r.persona == 1 else 3, r.marked] for r in todo], [],
+        [(added[a], m) for a, m in conn.execute(select(recipients_table.c.added_us, recipients_table.c.member).where(
+            recipients_table.c.added_us.in_(list(added))))])
+
+
+def settle_members(store: Store, conn: Connection, api_root: str, changed: Sequence[str]) -> None:
+    """Members of ``api_root`` that are new, or whose ceiling or view of authors changed, get what they may
+    not receive worked out again in every collection of the compact."""
+    if not changed:
+        return
+    people = {m.name: m for m in store.members_of(conn, api_root)}
+    for coll in store.collections(api_root, conn):
+        for name in changed:
+            member = people.get(name)
+            if member is not None and member.can_read:
+                visibility.recompute(conn, coll.num, visibility.Reader.of(member), coll.addressed_only)
+
+
+def delete_versions(store: Store, collection: Collection, member: Member, stix_id: str, added: Sequence[int],
+                    keys: HubKeys) -> None:
+    """Delete versions of one object that ``member`` wrote (tearline.release.deletable chose them), with
+    their pseudonymous stand-ins, and settle what every member may now receive."""
+    if not can_write(member, collection):
+        raise Forbidden(f"member {member.name!r} may not delete from collection {collection.alias!r}")
+    coll = collection.num
+    with store.engine.begin() as conn:
+        rows.claim_clock(conn, 1, now_us())  # serialises with every other write
+        held = rows.held(conn, coll, [stix_id])
+        doomed = [v for v in held.get(stix_id, []) if v.added_us in set(added) and v.author == member.id]
+        if not doomed:
+            return
+        ids = [stix_id]
+        gone = [v.added_us for v in doomed]
+        if stix_id.startswith(f"{_IDENTITY}--"):
+            pseudo = keys.pseudonym(collection.api_root, stix_id)
+            versions = {v.version_us for v in doomed}
+            gone += [v.added_us for v in rows.held(conn, coll, [pseudo]).get(pseudo, []) if v.version_us in versions]
+            ids.append(pseudo)
+        readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
+        before = visibility.snapshot(conn, coll, readers, ids, collection.addressed_only)
+        rows.delete_versions(conn, coll, gone)
+        visibility.forget(conn, gone)
+        for i in ids:
+            rows.reflag(conn, coll, i)
+        visibility.settle(conn, coll, readers, ids, [], before, collection.addressed_only)
+
+
+def _failure(index: int, obj: Any, message: str) -> dict[str, Any]:
+    ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else f"objects[{index}]"
+    entry: dict[str, Any] = {"id": ident, "message": message}
+    version = stix.version_of(obj) if isinstance(obj, dict) else None
+    if version:
+        entry["version"] = version
+    return entry
+
+
+def _recipient_problems(obj: dict[str, Any], members_visible: bool, people: dict[str, Member]) -> list[str]:
+    wanted = obj.get("x_tearline_recipients")
+    if wanted is None:
+        return []
+    if not isinstance(wanted, list) or not all(isinstance(n, str) for n in wanted):
+        return ["x_tearline_recipients: must be a list of member names"]
+    if not members_visible:
+        # Only where the compact lets members know each other may the hub say who is not one, or who may
+        # not read RED; otherwise a name is kept and matches nobody, so probing names learns nothing.
+        return []
+    problems = []
+    unknown = sorted(set(wanted) - set(people))
+    if unknown:
+        problems.append(f"x_tearline_recipients: not members of this compact: {', '.join(unknown)}")
+    if markings.tlp_rank_of(obj) == markings.rank("red"):
+        below = sorted(n for n in set(wanted) & set(people) if people[n].tlp_max != "red")
+        if below:
+            problems.append(f"x_tearline_recipients: {', '.join(below)} may not read TLP:RED (ceiling "
+                            f"{', '.join(people[n].tlp_max for n in below)}), so could never read this")
+    return problems
+
+
+def _store(store: Store, conn: Connection, collection: Collection, valid: list[_Candidate], keys: HubKeys | None,
+           reader: visibility.Reader | None, author: int | None, failures: list[dict[str, Any]],
+           judged: bool) -> list[dict[str, Any]]:
+    """Close, judge and write ``valid`` (failures appended in place); return the success records."""
+    if not valid:
+        return []
+    identities = sum(1 for c in valid if c.obj["type"] == _IDENTITY)
+    base, exposed = rows.claim_clock(conn, len(valid) + identities, now_us())
+    plan = _plan(conn, collection, reader, valid, judged)
+    for c in valid:
+        if c.index in plan.refused:
+            failures.append(_failure(c.index, c.obj, plan.refused[c.index]))
+    return _write(store, conn, collection, plan, keys, author, base, exposed)
+
+
+def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | None, valid: list[_Candidate],
+          judged: bool) -> _Plan:
+    policy = collection.rules
+    coll = collection.num
+    ids = {c.id for c in valid}
+    targets = {t for c in valid for _, _, t in c.refs if isinstance(t, str)}
+    seen = visibility.seen_hops(conn, coll, reader, ids | targets, collection.addressed_only)
+    alias = objects_table.alias("linker")
+    linked = rows.min_hop_of_linking(
+        conn, coll, sorted(ids), None if reader is None else
+        visibility.receives_sql(reader, alias, collection.addressed_only), alias)
+    count: dict[str, int] = {}
+    for c in valid:
+        count[c.id] = count.get(c.id, 0) + 1
+    dependents: dict[str, list[_Candidate]] = {}
+    for c in valid:
+        for _, t in c.needs():
+            dependents.setdefault(t, []).append(c)
+    refused: dict[int, str] = {}
+
+    def refuse(c: _Candidate, why: str) -> list[_Candidate]:
+        refused[c.index] = why
+        count[c.id] -= 1
+        return dependents.get(c.id, []) if count[c.id] == 0 else []
+
+    def close(queue: list[_Candidate]) -> None:
+        while queue:
+            c = queue.pop()
+            if c.index in refused:
+                continue
+            for prop, t in c.needs():
+                if t in seen or count.get(t, 0) > 0:
+                    continue
+                why = (f"{prop}: {t} was refused in this envelope, and this cannot stand without it" if t in ids
+                       else f"{prop}: {t} is not in this collection; send it in the same envelope")
+                queue.extend(refuse(c, why))
+                break
+
+    close(list(valid))
+    kept = [c for c in valid if c.index not in refused]
+    hops = scope.distances(policy, [(c.obj, c.refs) for c in kept], seen, linked)
+    if judged and policy.actor_names:
+        out = []
+        for c in kept:
+            why = scope.refusal(c.obj, hops[c.id], policy)
+            if why:
+                out.extend(refuse(c, why))
+        close(out)
+    return _Plan([c for c in valid if c.index not in refused], hops, refused)
+
+
+def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, keys: HubKeys | None, author: int | None,
+           base: int, exposed: int) -> list[dict[str, Any]]:
+    """Insert the admitted versions (and their stand-ins) and settle what every member may now receive."""
+    coll, policy = collection.num, collection.rules
+    successes: list[dict[str, Any]] = []
+    entries: dict[tuple[str, int], _Candidate] = {}
+    for c in plan.admitted:
+        version = stix.version_of(c.obj)
+        version_us = stix.to_us(stix.parse_timestamp(version)) if version else exposed
+        successes.append({"id": c.id, "version": version or stix.format_us(exposed)})
+        entries.setdefault((c.id, version_us), c)  # the same version twice in one envelope is stored once
+    named_authors = {t for c in entries.values() for path, _, t in c.refs if path == "created_by_ref" and isinstance(t, str)}
+    idents = {c.id for c in entries.values() if c.obj["type"] == _IDENTITY}
+    if keys is None and (idents or named_authors):
+        raise ValueError("writing identities or authored objects needs the hub's keys (for the pseudonyms)")
+    stand_in = {i: keys.pseudonym(collection.api_root, i) for i in idents | named_authors} if keys else {}
+    held = rows.held(conn, coll, [*{i for i, _ in entries}, *named_authors, *stand_in.values()])
+    authors = rows.authors_named(conn, coll, sorted(idents | named_authors)) | named_authors
+    # identities stored before that this envelope is the first to name as an author
+    flips = sorted(i for i in named_authors if any(h.persona == 0 for h in held.get(i, ())))
+    new_rows: list[list[Any]] = []
+    new_refs: list[tuple[Any, ...]] = []
+    named: list[tuple[int, str]] = []
+    span: dict[str, tuple[int, int]] = {i: (min(v.version_us for v in vs), max(v.version_us for v in vs))
+                                        for i, vs in held.items()}
+    offset = 0
+
+    def add(stix_id: str, obj: dict[str, Any], version: str, version_us: int, tlp: int, hop: int, persona: int,
+            refs: list[stix.Ref], recipients: tuple[str, ...]) -> int | None:
+        nonlocal offset
+        if any(v.version_us == version_us for v in held.get(stix_id, ())):
+            return None  # already held: a success, nothing to write
+        added = base + offset
+        offset += 1
+        lo, hi = span.get(stix_id, (version_us, version_us))
+        span[stix_id] = (min(lo, version_us), max(hi, version_us))
+        new_rows.append([coll, stix_id, obj["type"], obj.get("spec_version", stix.SPEC_VERSION), version, version_us,
+                         added, exposed, obj.get("created_by_ref"), tlp, author, hop, None, None,
+                         orjson.dumps(obj).decode(), persona,
+                         obj["type"] == "marking-definition" or markings.tlp_rank_of(obj) is not None])
+        kind = obj["type"]
+        new_refs.extend((added, coll, path, target, stix.required_ref_kind(kind, prop) if path == prop else 0)
+                        for path, prop, target in refs)
+        named.extend((added, name) for name in recipients)
+        return added
+
+    for (stix_id, version_us), c in entries.items():
+        obj = c.obj
+        version = stix.version_of(obj) or stix.format_us(exposed)
+        tlp = scope.tlp_rank(obj, policy)
+        hop = min(plan.hops.get(stix_id, scope.UNREACHED), scope.UNREACHED)
+        recipients = tuple(obj.get("x_tearline_recipients") or ())
+        is_author = stix_id in authors
+        added = add(stix_id, obj, version, version_us, tlp, hop,
+                    (1 if is_author else 0) if obj["type"] == _IDENTITY else 0, c.refs, recipients)
+        if added is not None and obj["type"] == _IDENTITY:
+            pseudo = stand_in[stix_id]
+            add(pseudo, _pseudonymous(obj, pseudo), version, version_us, tlp, hop, 2 if is_author else 3, [],
+                recipients)
+    changed = {r[1] for r in new_rows} | set(flips) | {stand_in[i] for i in flips}
+    readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
+    before = visibility.snapshot(conn, coll, readers, changed, collection.addressed_only)
+    for row in new_rows:
+        lo, hi = span[row[1]]
+        row[12], row[13] = lo == row[5], hi == row[5]
+    rows.insert_versions(conn, new_rows, new_refs, named)
+    rows.set_flags(conn, coll, [(i, v.version_us, v.version_us == span[i][0], v.version_us == span[i][1])
+                                for i, vs in held.items() if i in span for v in vs
+                                if (v.is_first, v.is_latest) != (v.version_us == span[i][0], v.version_us == span[i][1])])
+    if flips:
+        rows.set_persona(conn, coll, flips, 0, 1)
+        rows.set_persona(conn, coll, [stand_in[i] for i in flips], 3, 2)
+    visibility.settle(conn, coll, readers, changed, [r[6] for r in new_rows], before, collection.addressed_only)
+    return successes
+
+
+def _pseudonymous(real: dict[str, Any], pseudo: str) -> dict[str, Any]:
+    """The stand-in for an author's identity: its versions and its markings, nothing that says who."""
+    out = {"type": _IDENTITY, "spec_version": stix.SPEC_VERSION, "id": pseudo, "created": real["created"],
+           "modified": real["modified"], "name": f"Pseudonymous source {pseudo[10:18]}", "identity_class": "unknown"}
+    if real.get("object_marking_refs"):
+        out["object_marking_refs"] = real["object_marking_refs"]
+    if real.get("revoked") is True:
+        out["revoked"] = True
+    return out
