@@ -18,6 +18,7 @@ half the collection relationships) in a compact of five members. Two measurement
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace as dataclasses_replace
 import importlib.util
 import random
 import statistics
@@ -37,9 +38,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from sqlalchemy import select  # noqa: E402
 
-from tearline.store import Store  # noqa: E402  (before release: the store's import order)
-from tearline import compact, release  # noqa: E402
-from tearline.store.schema import members, objects  # noqa: E402
+from tearline import compact, leak, release, write  # noqa: E402
+from tearline.keys import HubKeys  # noqa: E402
+from tearline.store import Store  # noqa: E402
+from tearline.store import objects as rows_of  # noqa: E402
+from tearline.store.schema import objects  # noqa: E402
 from tearline.taxii.query import TaxiiQuery  # noqa: E402
 
 console = Console()
@@ -57,18 +60,24 @@ def workload() -> Any:
     return module.make_objects
 
 
+def hub_keys(db: Path) -> HubKeys:
+    """The keys of the hubs this script serves (TEARLINE_LEAK_KEY below): paging tokens are theirs."""
+    return HubKeys(leak.load_or_create_key(Path(str(db) + ".leak-key")))
+
+
 def build(db: Path, n: int) -> float:
     store = Store(f"sqlite:///{db}")
     store.migrate()
     tokens = compact.apply(store, compact.parse(COMPACT))
     coll = store.collection("bench", "intel")
     member = store.authenticate(tokens["analyst"], "analyst")
+    keys = hub_keys(db)
     objs = workload()(n, 1)
     started = time.perf_counter()
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("", total=n)
         for i in range(0, n, 1000):
-            status = store.add_objects(coll, member, objs[i:i + 1000], coll.rules)  # type: ignore[arg-type]
+            status = write.add_envelope(store, coll, member, objs[i:i + 1000], keys)  # type: ignore[arg-type]
             assert status["success_count"] == len(objs[i:i + 1000]), status["failures"][:3]
             bar.advance(task, 1000)
     store.close()
@@ -81,23 +90,33 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def measure(store: Store, gates: dict[str, Any], reads: int, seed: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """Each gate is a release.Gate, or a bare collection clause; the filters are release's own."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(objects.c.stix_id, objects.c.added_us).where(objects.c.coll == 1)).all()
     rnd = random.Random(seed)
     shapes = {
-        "page": lambda: TaxiiQuery(limit=100, after_us=rnd.choice(rows)[1]),
-        "match[type]": lambda: TaxiiQuery(types=("indicator",), limit=100, after_us=rnd.choice(rows)[1]),
-        "by id": lambda: TaxiiQuery(ids=(rnd.choice(rows)[0],), limit=100),
+        "page": lambda: (TaxiiQuery(limit=100), rnd.choice(rows)[1]),
+        "match[type]": lambda: (TaxiiQuery(types=("indicator",), limit=100), rnd.choice(rows)[1]),
+        "by id": lambda: (TaxiiQuery(ids=(rnd.choice(rows)[0],), limit=100), None),
     }
+    bare = release.Gate((), release.Reader(0, "nobody", "clear"), 1, False)
+
+    def where(gate: Any, q: TaxiiQuery, after: int | None) -> list[Any]:
+        if isinstance(gate, release.Gate):
+            return release._filters(gate, q, after)
+        clauses = [c for c in release._filters(bare, dataclasses_replace(q, versions=("all",)), after)]
+        return [*gate, *clauses, objects.c.is_latest.is_(True)]
     out: dict[tuple[str, str], list[float]] = {}
     with Progress(TextColumn("reads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("", total=reads * len(shapes) * len(gates))
         for _ in range(reads):
             for shape, make in shapes.items():
-                q = make()
+                q, after = make()
                 for name, gate in gates.items():  # interleaved, so machine noise falls on both alike
                     started = time.perf_counter()
-                    store.page(gate, q)
+                    with store.engine.connect() as conn:
+                        rows_of.page(conn, (objects.c.stix_id, objects.c.version, objects.c.body, objects.c.author),
+                                     where(gate, q, after), q.limit, bool(q.ids))
                     out.setdefault((shape, name), []).append(time.perf_counter() - started)
                     bar.advance(task)
     return {key: percentiles(samples) for key, samples in out.items()}
@@ -106,7 +125,7 @@ def measure(store: Store, gates: dict[str, Any], reads: int, seed: int) -> dict[
 # The policy-free hub: the same app with the gate reduced to the collection (benchmark only).
 _BARE_HUB = """
 import datetime, sys
-from sqlalchemy import false, select
+from sqlalchemy import bindparam, false, select
 import uvicorn
 from tearline.store import Store
 from tearline import release
@@ -118,8 +137,10 @@ class Bare(release.Gate):
     def edge(self, newest):
         return (objects.c.is_latest if newest else objects.c.is_first).is_(True)
 
-release.gate_for = lambda member, coll, today: Bare((objects.c.coll == coll.num,), member, coll)
-release.hidden_targets = lambda member, coll, added: (select(refs.c.added_us, refs.c.target_id).where(false()), {})
+release.gate_for = lambda member, coll, today: Bare((objects.c.coll == coll.num,), release.Reader.of(member),
+                                                     coll.num, False)
+release._hidden_refs = lambda gate, skip: select(refs.c.added_us, refs.c.target_id).where(
+    refs.c.added_us.in_(bindparam("added", expanding=True)), false())
 settings = load({"db": sys.argv[1], "port": int(sys.argv[2]), "audit_key": sys.argv[3], "leak_key": sys.argv[4]})
 uvicorn.run(create_app(settings, Store(settings.db)), host="127.0.0.1", port=settings.port, log_level="warning")
 """
@@ -145,6 +166,7 @@ def served(db: Path, reads: int) -> dict[tuple[str, str], tuple[float, float]]:
     with store.engine.connect() as conn:
         rows = conn.execute(select(objects.c.stix_id, objects.c.added_us).where(objects.c.coll == 1)).all()
     store.close()
+    paging = hub_keys(db)
     keys = (str(db) + ".audit-key", str(db) + ".leak-key")
     env = dict(os.environ, TEARLINE_AUDIT_KEY=keys[0], TEARLINE_LEAK_KEY=keys[1])
     ports = {"policy": port(), "no policy": port()}
@@ -165,12 +187,10 @@ def served(db: Path, reads: int) -> dict[tuple[str, str], tuple[float, float]]:
                     time.sleep(0.1)
         rnd = random.Random(11)
         path = "/taxii2/bench/collections/intel/objects/"
-        from tearline.taxii.query import encode_next
-
         shapes = {
-            "page": lambda: (path, {"limit": "100", "next": encode_next(rnd.choice(rows)[1])}),
+            "page": lambda: (path, {"limit": "100", "next": paging.next_token(1, rnd.choice(rows)[1])}),
             "match[type]": lambda: (path, {"limit": "100", "match[type]": "indicator",
-                                           "next": encode_next(rnd.choice(rows)[1])}),
+                                           "next": paging.next_token(1, rnd.choice(rows)[1])}),
             "by id": lambda: (f"{path}{rnd.choice(rows)[0]}/", {}),
         }
         out: dict[tuple[str, str], list[float]] = {}
@@ -209,13 +229,14 @@ def main() -> None:
     coll = store.collection("bench", "intel")
     assert coll is not None
     gates: dict[str, Any] = {"bare": (objects.c.coll == coll.num,)}
+    import datetime
+
     with store.engine.connect() as conn:
-        for name in ("analyst", "partner-0"):
-            row = conn.execute(select(members).where(members.c.api_root == "bench", members.c.name == name)).first()
-            member = release.Member(row.id, "bench", name, True, True, row.tlp_max)
-            gates[f"{name} ({row.tlp_max})"] = release.visible(member, coll)
+        for member in store.members_of(conn, "bench"):
+            if member.name in ("analyst", "partner-0"):
+                gates[f"{member.name} ({member.tlp_max})"] = release.gate_for(member, coll, datetime.date.today())
     results = measure(store, gates, args.reads, 7)
-    table = Table(title=f"policy cost at {store.count([objects.c.coll == coll.num]):,} objects (in-process, SQLite)")
+    table = Table(title=f"policy cost at {store.version_count(coll.num):,} objects (in-process, SQLite)")
     for col in ("read", "gate", "p50 ms", "p99 ms", "p50 vs bare"):
         table.add_column(col, justify="right" if col != "read" and col != "gate" else "left")
     for shape in ("page", "match[type]", "by id"):

@@ -171,6 +171,12 @@ def checkpoint_message(cp: dict[str, Any]) -> bytes:
 
 # --- the log ----------------------------------------------------------------------------------------
 
+def _text(value: str | None) -> str | None:
+    """A client's words as the record keeps them: PostgreSQL text cannot hold NUL, which a request may carry
+    (in its path, or in a refused parameter quoted by the refusal), so it is written out."""
+    return value.replace("\x00", "\\x00") if value is not None else None
+
+
 class AuditLog:
     """Appends entries and signs checkpoints. Safe across threads and across hub processes sharing
     one database: the next sequence number is claimed by the insert itself (a primary key), and a
@@ -196,9 +202,10 @@ class AuditLog:
     def append(self, actor: str | None, api_root: str | None, method: str, endpoint: str, path: str,
                query: dict[str, Any] | None = None, status: int = 200, reason: str = "",
                ids: Sequence[str] = (), count: int | None = None) -> int:
-        entry = {"at_us": now_us(), "actor": actor, "api_root": api_root, "method": method, "endpoint": endpoint,
-                 "path": path, "query": orjson.dumps(query or {}, option=orjson.OPT_SORT_KEYS).decode(),
-                 "status": status, "reason": reason, "ids": orjson.dumps(list(ids)[:MAX_IDS]).decode(),
+        entry = {"at_us": now_us(), "actor": _text(actor), "api_root": _text(api_root), "method": _text(method),
+                 "endpoint": _text(endpoint), "path": _text(path),
+                 "query": orjson.dumps(query or {}, option=orjson.OPT_SORT_KEYS).decode(),
+                 "status": status, "reason": _text(reason), "ids": orjson.dumps(list(ids)[:MAX_IDS]).decode(),
                  "count": len(ids) if count is None else count}
         with self._lock:
             for _attempt in range(50):

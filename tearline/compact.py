@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from . import markings, stix, write
+from .model import NAME as _NAME
 from .model import Policy
 from .errors import ConfigError
 from .store import Store
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization", "rate_limits",
                 "contacts"}
 _TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp",

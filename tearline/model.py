@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from typing import Any
 
 import orjson
 
 INTEL, WARNINGS = "intel", "warnings"
+# What a compact or member name looks like (a public rule: refusing a name for its form tells nothing of who
+# is a member)
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,11 @@ OBJECTS = "/taxii2/{api_root}/collections/{collection_id}/objects/"
 MANIFEST = "/taxii2/{api_root}/collections/{collection_id}/manifest/"
 TARGET_TYPES = ("identity", "location", "infrastructure")
 _OBJECT_ID = re.compile(r"/objects/([^/]+)/(?:versions/)?$")
+_COLLECTION = re.compile(r"/collections/([^/]+)/")
+
+# (api root, member, collection in the path, object id) → does the collection hold the object while the member
+# receives no version of it (tearline.release.hidden_from)
+HiddenFrom = Callable[[str | None, str, str, str], bool]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,21 +73,28 @@ class Alert:
     evidence: list[int]
 
 
-def signals(entry: dict[str, Any], hidden_exists: Callable[[str | None, str], bool]) -> list[str]:
+def signals(entry: dict[str, Any], hidden_exists: HiddenFrom) -> list[str]:
     """What an audit entry says about its author's intent (usually nothing)."""
     out = []
     status, endpoint, method = entry["status"], entry["endpoint"], entry["method"]
     query = orjson.loads(entry["query"] or "{}") if isinstance(entry["query"], str) else (entry["query"] or {})
     if status in (401, 403, 429) or (status == 404 and endpoint not in (OBJECT, VERSIONS)):
         out.append("denied")
+    where = _COLLECTION.search(entry["path"])
+    collection = where.group(1) if where else ""
+
+    def hidden(object_id: str) -> bool:
+        # in the collection asked and out of this member's sight: an id it may know only from elsewhere
+        return bool(object_id and collection and hidden_exists(entry["api_root"], entry["actor"], collection, object_id))
+
     if method == "GET" and endpoint in (OBJECT, VERSIONS) and status == 404:
         found = _OBJECT_ID.search(entry["path"])
         object_id = found.group(1) if found else ""
-        out.append("hidden-id" if object_id and hidden_exists(entry["api_root"], object_id) else "unknown-id")
+        out.append("hidden-id" if hidden(object_id) else "unknown-id")
     if method == "GET" and endpoint in (OBJECTS, MANIFEST) and status == 200:
         asked_ids = _values(query.get("match[id]"))
         if asked_ids and entry["count"] == 0:
-            out.append("hidden-id" if any(hidden_exists(entry["api_root"], i) for i in asked_ids) else "unknown-id")
+            out.append("hidden-id" if any(hidden(i) for i in asked_ids) else "unknown-id")
         # the first page of an unfiltered read from the beginning: the start of a walk through everything
         fresh = not any(k in ("next", "added_after") or k.startswith("match[") for k in query)
         if fresh:
@@ -109,7 +121,7 @@ class Detector:
         self.rules = tuple(rules)
         self.recent: dict[tuple[str | None, str, str], deque[tuple[int, int]]] = defaultdict(deque)
 
-    def feed(self, entry: dict[str, Any], hidden_exists: Callable[[str | None, str], bool]) -> list[Alert]:
+    def feed(self, entry: dict[str, Any], hidden_exists: HiddenFrom) -> list[Alert]:
         actor = entry["actor"]
         if not actor or actor.startswith("admin:"):
             return []
@@ -141,7 +153,8 @@ def scan(store: Any) -> list[Alert]:
     from sqlalchemy import and_, func, insert, select, update
     from sqlalchemy.exc import IntegrityError
 
-    from .store.schema import audit, collections, guard_alerts, guard_cursor, objects
+    from . import release
+    from .store.schema import audit, guard_alerts, guard_cursor
 
     with store.engine.begin() as conn:
         cursor = conn.execute(select(guard_cursor.c.seq).where(guard_cursor.c.id == 1)).scalar()
@@ -158,15 +171,13 @@ def scan(store: Any) -> list[Alert]:
         rows = [dict(zip(cols, r)) for r in conn.execute(
             select(*(audit.c[c] for c in cols)).where(and_(audit.c.seq >= start, audit.c.seq <= top))
             .order_by(audit.c.seq))]
-        known: dict[tuple[str | None, str], bool] = {}
+        known: dict[tuple[str | None, str, str, str], bool] = {}
 
-        def hidden_exists(api_root: str | None, object_id: str) -> bool:
-            if (api_root, object_id) not in known:
-                known[(api_root, object_id)] = conn.execute(
-                    select(objects.c.pk).join(collections, collections.c.num == objects.c.coll)
-                    .where(and_(collections.c.api_root == api_root, objects.c.stix_id == object_id)).limit(1)
-                ).first() is not None
-            return known[(api_root, object_id)]
+        def hidden_exists(api_root: str | None, member: str, collection: str, object_id: str) -> bool:
+            key = (api_root, member, collection, object_id)
+            if key not in known:
+                known[key] = release.hidden_from(store, conn, api_root, member, collection, object_id)
+            return known[key]
 
         detector = Detector()
         raised = [a for row in rows for a in detector.feed(row, hidden_exists) if a.last_seq > cursor]

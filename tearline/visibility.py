@@ -155,6 +155,10 @@ class _Around:
                                            for a, tlp, author, persona, hop in rows]
         return {i: self._versions[i] for i in ids}
 
+    def versions_of(self, stix_id: str) -> list[Version]:
+        found = self._versions.get(stix_id)
+        return found if found is not None else self.versions([stix_id])[stix_id]
+
     def groups(self, added: Iterable[int]) -> dict[int, list[list[str]]]:
         """Per version, its required references as groups of targets (one of each group is needed)."""
         missing = sorted({a for a in added if a not in self._groups})
@@ -167,6 +171,12 @@ class _Around:
                 self._groups[a] = list(groups.values())
         return {a: self._groups[a] for a in added}
 
+    def referred(self, ids: Sequence[str]) -> list[str]:
+        """Those of ``ids`` some stored version has a required reference to."""
+        return [t for (t,) in rows_for_ids(
+            self.conn, "SELECT DISTINCT target_id FROM refs WHERE coll = {coll} AND req > 0 AND target_id IN ({ids})",
+            self.coll, sorted(set(ids)))]
+
     def referrers(self, ids: Sequence[str]) -> list[tuple[int, str]]:
         """(added_us, stix_id) of the versions with a required reference to one of ``ids``."""
         return [(int(a), s) for a, s in rows_for_ids(
@@ -174,7 +184,11 @@ class _Around:
                        "WHERE r.coll = {coll} AND r.req > 0 AND r.target_id IN ({ids})", self.coll, sorted(ids))]
 
     def is_withheld(self, reader: Reader, added: int) -> bool:
-        return self._withheld.get((reader.id, added), False)
+        found = self._withheld.get((reader.id, added))
+        if found is None:  # callers load what they will ask about in bulk; this is the exception
+            self.load_withheld([reader], [added])
+            found = self._withheld[(reader.id, added)]
+        return found
 
     def load_withheld(self, readers: Sequence[Reader], added: Iterable[int]) -> None:
         todo = sorted({a for a in added for r in readers if (r.id, a) not in self._withheld})
@@ -201,10 +215,9 @@ class _Around:
 def _visible(around: _Around, reader: Reader, stix_id: str, addressed_only: bool,
              override: dict[int, bool] | None = None) -> bool:
     """Is ``stix_id`` in the reader's sight: not held at all, or some version received."""
-    versions = around.versions([stix_id])[stix_id]
+    versions = around.versions_of(stix_id)
     if not versions:
         return True
-    around.load_withheld([reader], [v.added_us for v in versions])
     for v in versions:
         blocked = override[v.added_us] if override is not None and v.added_us in override \
             else around.is_withheld(reader, v.added_us)
@@ -219,9 +232,11 @@ def seen_hops(conn: Connection, coll: int, reader: Reader | None, ids: Iterable[
     (a write is judged on what its writer may see; ``None`` is the hub, which sees everything)."""
     around = _Around(conn, coll)
     out: dict[str, int] = {}
-    for stix_id, versions in around.versions(list(ids)).items():
+    found = around.versions(list(ids))
+    if reader is not None:
+        around.load_withheld([reader], [v.added_us for vs in found.values() for v in vs])
+    for stix_id, versions in found.items():
         if reader is not None:
-            around.load_withheld([reader], [v.added_us for v in versions])
             versions = [v for v in versions if not around.is_withheld(reader, v.added_us)
                         and may_see(reader, v, addressed_only)]
         if versions:
@@ -231,27 +246,37 @@ def seen_hops(conn: Connection, coll: int, reader: Reader | None, ids: Iterable[
 
 def snapshot(conn: Connection, coll: int, readers: Sequence[Reader], ids: Iterable[str],
              addressed_only: bool) -> dict[int, dict[str, bool]]:
-    """Per reader, whether each of ``ids`` is in its sight now (call before changing them)."""
+    """Per reader, whether each of ``ids`` is in its sight now (call before changing them). Ids nothing
+    refers to need no answer: a change of their sight moves nothing else (``settle`` knows them by
+    their absence)."""
     around = _Around(conn, coll)
-    ids = list(ids)
-    around.versions(ids)
-    return {r.id: {i: _visible(around, r, i, addressed_only) for i in ids} for r in readers}
+    referred = sorted({s for s in _referred(around, list(ids))})
+    found = around.versions(referred)
+    around.load_withheld(readers, [v.added_us for vs in found.values() for v in vs])
+    return {r.id: {i: _visible(around, r, i, addressed_only) for i in referred} for r in readers}
+
+
+def _referred(around: _Around, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that some stored version needs (a required reference points at them)."""
+    return set(around.referred(ids))
 
 
 def settle(conn: Connection, coll: int, readers: Sequence[Reader], ids: Iterable[str], new: Sequence[int],
            before: dict[int, dict[str, bool]], addressed_only: bool) -> None:
     """After versions of ``ids`` were written (``new``: their added_us), deleted, or changed persona:
     work out which new versions each reader is withheld, and follow every change of sight upward
-    through what refers to it."""
+    through what refers to it (only ids something needs can move anything: ``snapshot`` took those)."""
     around = _Around(conn, coll)
-    ids = list(ids)
-    around.versions(ids)
+    fresh = set(new)
+    watched = sorted({i for b in before.values() for i in b})
+    found = around.versions(watched)
+    around.load_withheld(readers, [v.added_us for vs in found.values() for v in vs])
     for reader in readers:
-        _fix(around, reader, set(new), addressed_only)
-        frontier = {i for i in ids if _visible(around, reader, i, addressed_only) != before[reader.id].get(i, True)}
+        _fix(around, reader, fresh, addressed_only)
+        frontier = {i for i in watched if _visible(around, reader, i, addressed_only) != before[reader.id].get(i, True)}
         region: set[int] = set()
         while frontier:
-            found = [(a, s) for a, s in around.referrers(sorted(frontier)) if a not in region and a not in new]
+            found = [(a, s) for a, s in around.referrers(sorted(frontier)) if a not in region and a not in fresh]
             region |= {a for a, _ in found}
             frontier = {s for _, s in found}
         if region:
@@ -265,16 +290,30 @@ def _fix(around: _Around, reader: Reader, region: set[int], addressed_only: bool
     if not region:
         return
     groups = around.groups(region)
-    around.versions({t for gs in groups.values() for g in gs for t in g})
-    around.load_withheld([reader], region)
+    found = around.versions({t for gs in groups.values() for g in gs for t in g})
+    around.load_withheld([reader], [*region, *(v.added_us for vs in found.values() for v in vs)])
     held = {a: False for a in region}
+    targets = {t for gs in groups.values() for g in gs for t in g}
+    # targets with a version in the region may come in or go out of sight as it is worked out; the rest
+    # are fixed for this computation, so their answer is kept
+    inside = {t for t in targets if any(v.added_us in region for v in around.versions_of(t))}
+    fixed: dict[str, bool] = {}
+
+    def sees(t: str) -> bool:
+        if t in inside:
+            return _visible(around, reader, t, addressed_only, held)
+        found = fixed.get(t)
+        if found is None:
+            found = fixed[t] = _visible(around, reader, t, addressed_only)
+        return found
+
     changed = True
     while changed:
         changed = False
         for a in region:
             if held[a]:
                 continue
-            if not all(any(_visible(around, reader, t, addressed_only, held) for t in g) for g in groups[a]):
+            if not all(any(sees(t) for t in g) for g in groups[a]):
                 held[a] = changed = True
     gone = [a for a in region if around.is_withheld(reader, a) and not held[a]]
     came = [a for a in region if held[a] and not around.is_withheld(reader, a)]

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, select
 from . import markings, scope, stix, visibility
 from .errors import Forbidden
 from .keys import HubKeys
-from .model import Collection, Member, can_write
+from .model import NAME, Collection, Member, can_write
 from .store import Store, now_us
 from .store import objects as rows
 from .store.schema import api_roots as api_roots_table
@@ -93,7 +93,7 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
             else:
                 valid.append(_Candidate(index, obj, refs))
         successes = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id, failures,
-                           judged=True)
+                           judged=True, sent={f["id"] for f in failures})
         status = {
             "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": writer.id,
             "request_us": request_us, "total_count": len(envelope), "success_count": len(successes),
@@ -211,6 +211,10 @@ def _recipient_problems(obj: dict[str, Any], members_visible: bool, people: dict
         return []
     if not isinstance(wanted, list) or not all(isinstance(n, str) for n in wanted):
         return ["x_tearline_recipients: must be a list of member names"]
+    malformed = [n for n in wanted if not NAME.match(n)]
+    if malformed:
+        return [f"x_tearline_recipients: {', '.join(map(repr, malformed[:5]))} cannot be member names (lower-case "
+                "letters, digits, '-' and '_', at most 63)"]
     if not members_visible:
         # Only where the compact lets members know each other may the hub say who is not one, or who may
         # not read RED; otherwise a name is kept and matches nobody, so probing names learns nothing.
@@ -229,13 +233,13 @@ def _recipient_problems(obj: dict[str, Any], members_visible: bool, people: dict
 
 def _store(store: Store, conn: Connection, collection: Collection, valid: list[_Candidate], keys: HubKeys | None,
            reader: visibility.Reader | None, author: int | None, failures: list[dict[str, Any]],
-           judged: bool) -> list[dict[str, Any]]:
+           judged: bool, sent: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
     """Close, judge and write ``valid`` (failures appended in place); return the success records."""
     if not valid:
         return []
     identities = sum(1 for c in valid if c.obj["type"] == _IDENTITY)
     base, exposed = rows.claim_clock(conn, len(valid) + identities, now_us())
-    plan = _plan(conn, collection, reader, valid, judged)
+    plan = _plan(conn, collection, reader, valid, judged, sent)
     for c in valid:
         if c.index in plan.refused:
             failures.append(_failure(c.index, c.obj, plan.refused[c.index]))
@@ -243,7 +247,9 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
 
 
 def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | None, valid: list[_Candidate],
-          judged: bool) -> _Plan:
+          judged: bool, sent: set[str]) -> _Plan:
+    """Close the envelope under required references, judge its scope, close it again. ``sent``: ids the
+    envelope held that already failed (so a message can say the target was refused, not missing)."""
     policy = collection.rules
     coll = collection.num
     ids = {c.id for c in valid}
@@ -275,8 +281,8 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
             for prop, t in c.needs():
                 if t in seen or count.get(t, 0) > 0:
                     continue
-                why = (f"{prop}: {t} was refused in this envelope, and this cannot stand without it" if t in ids
-                       else f"{prop}: {t} is not in this collection; send it in the same envelope")
+                why = (f"{prop}: {t} was refused in this envelope, and this cannot stand without it"
+                       if t in ids or t in sent else f"{prop}: {t} is not in this collection; send it in the same envelope")
                 queue.extend(refuse(c, why))
                 break
 

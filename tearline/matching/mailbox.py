@@ -29,8 +29,7 @@ import orjson
 from sqlalchemy import and_, func, insert, select, update
 
 from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
-from ..model import Member
-from ..model import Policy
+from ..model import NAME, Member, Policy
 from ..store import Store, now_us
 from ..store.schema import match_log, match_requests
 from . import protocol
@@ -146,6 +145,8 @@ def open_request(store: Store, member: Member, to: str, kind: str, results: str,
         raise BadRequest(f"results {results!r}: 'asker' or 'both'")
     if results == "both" and rules.results != "both":
         raise Forbidden("this compact's matching rules give results to the asker only (matching.results: asker)")
+    if not NAME.match(to):
+        raise BadRequest(f"to {to[:70]!r}: not a member name (lower-case letters, digits, '-' and '_', at most 63)")
     if to == member.name:
         raise BadRequest("a member cannot match against itself")
     if len(body) > max_body(rules):

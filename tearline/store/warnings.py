@@ -45,6 +45,12 @@ def ids(conn: Connection, where: Sequence[ColumnElement[bool]] = ()) -> list[str
     return list(conn.scalars(select(warnings.c.id).where(*where).order_by(warnings.c.created_us)))
 
 
+def ids_by(conn: Connection, compact: str | None = None, state: str | None = None) -> list[str]:
+    """Warning ids of a compact and in a state (either or both), oldest first."""
+    return ids(conn, [*((warnings.c.api_root == compact,) if compact else ()),
+                      *((warnings.c.state == state,) if state else ())])
+
+
 def due_to_expire(conn: Connection, today: dt.date) -> list[tuple[str, str]]:
     return [(wid, state) for wid, state in conn.execute(select(warnings.c.id, warnings.c.state).where(
         warnings.c.state.notin_(FINAL), warnings.c.window_end < today.isoformat()))]

@@ -16,7 +16,6 @@ import orjson
 from ..model import Policy
 from ..store import Store, now_us
 from ..store import warnings as rows
-from ..store.schema import warnings as table
 from .lifecycle import EXTENSION_ID, expire
 
 
@@ -28,7 +27,7 @@ def escalate(store: Store, outbox: Path, now: int | None = None) -> list[dict[st
     sent = []
     expire(store)
     with store.engine.connect() as conn:
-        waiting = [r for wid in rows.ids(conn, [table.c.state == "delivered"]) if (r := rows.load(conn, wid))]
+        waiting = [r for wid in rows.ids_by(conn, state="delivered") if (r := rows.load(conn, wid))]
     for current in waiting:
         delivered = next(e for e in current["history"] if e["action"] == "deliver")
         done = sum(1 for e in current["history"] if e["action"] == "escalate")

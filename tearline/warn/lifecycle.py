@@ -61,6 +61,10 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
     problems = []
     if store.api_root(compact) is None:
         raise NotFound(f"no compact named {compact!r}")
+    for field, value in (("by", author), ("to", addressee), ("ask", ask), ("text", text)):
+        if "\x00" in value or (field in ("by", "to") and (len(value) > 160 or not value.isprintable())):
+            raise BadRequest(f"{field}: {value[:70]!r} is not a name or text the hub keeps (printable, at most "
+                             "160 characters for a name)", details={"field": field})
     with store.engine.connect() as conn:
         members = {m.name: m for m in store.members_of(conn, compact)}
         party = rows.party(conn, addressee) if outside else None
@@ -152,12 +156,9 @@ def show(store: Store, wid: str, today: dt.date | None = None) -> dict[str, Any]
 
 
 def list_(store: Store, compact: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    from ..store.schema import warnings as table
-
     expire(store)
-    where = [*((table.c.api_root == compact,) if compact else ()), *((table.c.state == state,) if state else ())]
     with store.engine.connect() as conn:
-        return [r for wid in rows.ids(conn, where) if (r := rows.load(conn, wid)) is not None]
+        return [r for wid in rows.ids_by(conn, compact, state) if (r := rows.load(conn, wid)) is not None]
 
 
 def move(store: Store, wid: str, action: str, by: str, note: str = "", today: dt.date | None = None,
