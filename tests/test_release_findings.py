@@ -206,6 +206,18 @@ def test_4_what_stix2_validator_rejects_is_refused_by_name(rev: Rev) -> None:
 
 # --- 5 and 6. redaction of one's own objects; reversible pseudonyms -----------------------------------------
 
+def test_5_a_member_that_hides_authors_gets_its_own_objects_back_exactly(rev: Rev) -> None:
+    me = sdo("identity", name="Agency B", identity_class="organization", x_tearline_about_ref=ACTOR_ID)
+    report = sdo("report", created_by_ref=me["id"], description="what B saw")
+    assert rev.post("bravo", [me, report])["success_count"] == 2
+    assert rev.one("bravo", report["id"]) == report and rev.one("bravo", me["id"]) == me
+    # other readers that hide authors do not exist here but bravo; those that do not, see the real author
+    assert rev.one("charlie", report["id"])["created_by_ref"] == me["id"]  # type: ignore[index]
+    theirs = sdo("report", created_by_ref=me["id"], description="what A saw, citing B")
+    assert rev.post("alpha", [theirs])["success_count"] == 1
+    assert rev.one("bravo", theirs["id"])["created_by_ref"] == me["id"]  # type: ignore[index]  # its own identity
+
+
 def test_6_pseudonyms_are_keyed_by_the_hub_and_by_the_compact(rev: Rev) -> None:
     import uuid as uuid_
 
