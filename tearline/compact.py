@@ -25,7 +25,7 @@ from .store import Store
 
 _MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization", "rate_limits",
                 "contacts"}
-_TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp",
+_TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp", "versions_by",
              "members_visible", "matching", "rate_limits", "warnings"}
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
 _ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
@@ -40,6 +40,7 @@ class MemberSpec:
     redact: tuple[str, ...]
     rate_limits: tuple[tuple[str, int], ...] = ()  # (endpoint class, requests per minute), resolved
     contacts: tuple[str, ...] = ()  # people warned, in order, when a warning to the member goes unacknowledged
+    organisation: str = ""  # members of one organisation may version each other's objects (versions_by)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ class CompactSpec:
     window: tuple[str, ...] = ()
     matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # tearline.matching.mailbox.Rules
     escalate_after_hours: int = 24  # an unacknowledged warning goes to the addressee's next contact
+    versions_by: str = "member"  # who may add versions to an object: its sharer, or its sharer's organisation
 
     def policy(self) -> "Policy":
         names = tuple(sorted({n.lower() for a in self.actors for n in (a.name, *a.aliases)}))
@@ -75,7 +77,7 @@ class CompactSpec:
                             default_tlp=self.default_tlp, expires=self.expires.isoformat() if self.expires else None,
                             grace_days=self.grace_days, region=self.region, window=self.window,
                             members_visible=self.members_visible, matching=self.matching,
-                            escalate_after_hours=self.escalate_after_hours)
+                            escalate_after_hours=self.escalate_after_hours, versions_by=self.versions_by)
 
 
 def _line(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
@@ -177,6 +179,10 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
     matching = parse_rules(data.get("matching", {}), problem)
     compact_limits = CLASSES | parse_limits(data.get("rate_limits", {}), ("rate_limits",), problem)
     escalate = _warnings(data.get("warnings", {}), problem)
+    versions_by = data.get("versions_by", "member")
+    if versions_by not in ("member", "organisation"):
+        problem(("versions_by",), f"must be member or organisation, got {versions_by!r}")
+        versions_by = "member"
     raw_members = data.get("members")
     member_specs: list[MemberSpec] = []
     if not isinstance(raw_members, list) or not raw_members:
@@ -220,8 +226,13 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
             if not isinstance(contacts, list) or not all(isinstance(c, str) and c.strip() for c in contacts):
                 problem(("members", i, "contacts"), "must be a list of contacts, e.g. 'Duty officer <duty@example.org>'")
                 contacts = []
+            org = m.get("organisation", m.get("organization", ""))
+            if not isinstance(org, str):
+                problem(("members", i, "organisation"), f"must be a name, got {org!r}")
+                org = ""
             member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact),
-                                           tuple(sorted(limits.items())), tuple(c.strip() for c in contacts)))
+                                           tuple(sorted(limits.items())), tuple(c.strip() for c in contacts),
+                                           org.strip()))
     known_members = {m.name for m in member_specs}
     for i, (answerer, asker, _types) in enumerate(matching.get("standing_consent", [])):
         for role, who in (("answerer", answerer), ("asker", asker)):
@@ -234,7 +245,7 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
         name=name, title=str(data.get("title") or f"Compact {name}"), description=str(data.get("description") or ""),
         actors=tuple(actors), hops=hops, expires=expires, members=tuple(member_specs), types=tuple(types),
         default_tlp=default_tlp, grace_days=grace, region=region, window=window, members_visible=members_visible,
-        matching=matching, escalate_after_hours=escalate,
+        matching=matching, escalate_after_hours=escalate, versions_by=versions_by,
     )
 
 
@@ -365,7 +376,8 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
         existing = {m.name: m for m in store.members_of(conn, spec.name)}
         changed = []
         for m in spec.members:
-            profile = {"redact": list(m.redact), "rate_limits": dict(m.rate_limits), "contacts": list(m.contacts)}
+            profile = {"redact": list(m.redact), "rate_limits": dict(m.rate_limits), "contacts": list(m.contacts),
+                       "organisation": m.organisation}
             values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max, "profile": profile}
             before = existing.get(m.name)
             if before is not None:

@@ -64,7 +64,7 @@ def member_key(key: bytes, api_root: str, member: str) -> bytes:
     return hashlib.blake2b(f"{api_root}\x00{member}".encode(), key=key, digest_size=32).digest()
 
 
-def gaps(text: str) -> list[tuple[int, str, str]]:
+def word_gaps(text: str) -> list[tuple[int, str, str]]:
     """(position, word before, word after) of every gap between two words: one space or no-break space
     with a word on each side. One pass over the words, so its time is linear in the text (a regex that
     looked ahead for the next word from every position was quadratic: 60,000 characters froze the hub)."""
@@ -81,7 +81,7 @@ def _bits(mkey: bytes, text: str) -> list[tuple[int, int]]:
     """(position of the gap in the text, this recipient's bit there) for every gap between two words."""
     seen: dict[tuple[str, str], int] = {}
     out = []
-    for pos, left, right in gaps(text):
+    for pos, left, right in word_gaps(text):
         pair = (_canon(left), _canon(right))
         n = seen.get(pair, 0)
         seen[pair] = n + 1
@@ -153,7 +153,7 @@ def _tail(n: int, k: int) -> float:
 
 def trace(key: bytes, texts: Sequence[str], candidates: Iterable[tuple[str, str]]) -> tuple[list[Match], str]:
     """Every candidate ranked by agreement, and a verdict in words."""
-    observed = [(text, pos, text[pos] == NBSP) for text in texts for pos, _, _ in gaps(text)]
+    observed = [(text, pos, text[pos] == NBSP) for text in texts for pos, _, _ in word_gaps(text)]
     gaps = len(observed)
     if gaps == 0:
         return [], "no gaps between words to read a fingerprint from"

@@ -35,6 +35,7 @@ class Policy:
     window: tuple[str, ...] = ()  # (first day, last day) an object's own date must fall in; empty: any time
     matching: dict[str, Any] = dataclasses.field(default_factory=dict)  # private matching rules (compact file)
     escalate_after_hours: int = 24  # duty to warn: when an unacknowledged warning goes to the next contact
+    versions_by: str = "member"  # who adds versions to an object: its sharer ("member") or its organisation
 
     def dumps(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()

@@ -38,8 +38,7 @@ from .taxii.query import TaxiiQuery
 from .visibility import Reader, hidden_sql, receives_sql
 
 _OTHER = objects.alias("other")
-_PAGE_COLUMNS = (objects.c.stix_id, objects.c.version, objects.c.body, objects.c.author, objects.c.created_by_ref,
-                 objects.c.marked, objects.c.type)
+_PAGE_COLUMNS = (objects.c.stix_id, objects.c.version, objects.c.body, objects.c.author, objects.c.marked)
 
 
 # --- the gate ----------------------------------------------------------------------------------------
@@ -110,36 +109,40 @@ def _filters(gate: Gate, q: TaxiiQuery, after_us: int | None) -> list[ColumnElem
 # --- copies ------------------------------------------------------------------------------------------
 
 class Copier:
-    """Makes one member's copies of the versions of one page (what they refer to that it may not see,
-    and the pseudonyms it receives, read once for the page)."""
+    """Makes one member's copies of the versions of one page (what they refer to that is out of its sight,
+    and, for a member that hides authors, the identities they name, read once for the page)."""
 
     def __init__(self, conn: Connection | None, gate: Gate | None, member: Member, collection: Collection,
-                 keys: HubKeys, page: Sequence[Any], mark: bool = True):
+                 keys: HubKeys, page: Sequence[Any], mark: bool = True, recipient: bool = False):
         self.member, self.collection, self.keys = member, collection, keys
         self.mark = leak.member_key(keys.leak, member.api_root, member.name) if mark else None
         self.profile = member.redactions
         self.members_visible = collection.rules.members_visible
-        default = collection.rules.default_tlp
-        self.default_marking = markings.TLP2[default][0]
+        self.default_marking = markings.TLP2[collection.rules.default_tlp][0]
+        self.recipient = recipient  # the reader is the object's addressee (a warning's), whatever it names
         others = [r for r in page if r.author != member.id]
         self.hidden: dict[int, set[str]] = {}
-        if others and conn is not None and gate is not None:
-            stmt = _hidden_refs(gate, member.hides_authors)
-            for added, target in conn.execute(stmt, {"added": [r.added_us for r in others]}):
-                self.hidden.setdefault(int(added), set()).add(target)
-        self.stand_ins: dict[str, str | None] = {}
-        if member.hides_authors and conn is not None and gate is not None:
-            authors = sorted({r.created_by_ref for r in others if r.created_by_ref})
-            self.stand_ins = _stand_ins(conn, gate, collection.api_root, keys, authors)
+        self.named: dict[int, set[str]] = {}  # per version, the identities it names (for a member hiding authors)
+        self.identities: dict[str, str | None] = {}  # identity → what this member is shown in its place
+        if not others or conn is None or gate is None:
+            return
+        added = [r.added_us for r in others]
+        for row_added, target in conn.execute(_hidden_refs(gate), {"added": added}):
+            self.hidden.setdefault(int(row_added), set()).add(target)
+        if member.hides_authors:
+            for row_added, target in conn.execute(_identity_refs(), {"added": added}):
+                self.named.setdefault(int(row_added), set()).add(target)
+            self.identities = _stand_ins(conn, gate, member, collection.api_root, keys,
+                                         sorted({t for ts in self.named.values() for t in ts}))
 
     def copy(self, row: Any) -> bytes:
-        """The member's copy of one stored version (``row``: stix_id, body, author, created_by_ref, marked,
-        type, added_us …), as JSON."""
+        """The member's copy of one stored version (``row``: stix_id, body, author, marked, added_us …), as
+        JSON."""
         body: str = row.body
         if row.author is not None and row.author == self.member.id:
             return body.encode()  # its own, exactly as it sent it: it cannot leak its own objects from the hub
         hidden = self.hidden.get(row.added_us)
-        if not (hidden or self.profile or not row.marked or (row.created_by_ref and self.stand_ins)
+        if not (hidden or self.profile or not row.marked or row.added_us in self.named
                 or '"granular_markings"' in body or '"x_tearline_recipients"' in body):
             return (leak.mark_body(self.mark, body) if self.mark else body).encode()
         return self.copy_object(orjson.loads(body), hidden or set())
@@ -152,7 +155,10 @@ class Copier:
     def shape(self, obj: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
         """One cut does it all, so the selectors of the markings that remain still name the right parts."""
         kind = str(obj.get("type"))
-        paths: list[granular.Path] = list(_paths_to(obj, hidden)) if hidden else []
+        # a member that hides authors is shown no identity but its own: each other is named by its stand-in,
+        # and one the hub does not hold is not named at all
+        unnamed = {i for i, shown in self.identities.items() if shown is None}
+        paths: list[granular.Path] = list(_paths_to(obj, hidden | unnamed)) if hidden or unnamed else []
         dropped = {key for key in obj if key != "created_by_ref" and (
             key in self.profile or ("x_" in self.profile and key.startswith("x_"))
             or ("coordinates" in self.profile and key in ("latitude", "longitude", "precision"))
@@ -168,17 +174,31 @@ class Copier:
                 else:
                     needed = needed - set(group)
             paths.extend((key,) for key in dropped if key not in needed)
-        recipient = self.member.name in (obj.get("x_tearline_recipients") or ())
+        recipient = self.recipient or self.member.name in (obj.get("x_tearline_recipients") or ())
         paths.extend(granular.withheld(obj, granular.reader(self.member.tlp_max, recipient)))
         out = granular.cut(obj, paths)
-        if "created_by_ref" in out and self.member.hides_authors:
-            named = self.stand_ins.get(out["created_by_ref"], None)
-            out = dict(out, created_by_ref=named) if named else {k: v for k, v in out.items() if k != "created_by_ref"}
+        if self.identities:
+            out = _renamed(out, {i: shown for i, shown in self.identities.items() if shown is not None})
         if kind == "location" and "coordinates" in self.profile and not ({"region", "country"} & set(out)):
             out = dict(out, **_coarse_place(obj))
-        if kind != "marking-definition" and markings.tlp_rank_of(out) is None:
+        if out.get("id") not in markings.RANK_OF_ID and markings.tlp_rank_of(out) is None:
             out = dict(out, object_marking_refs=[*(out.get("object_marking_refs") or ()), self.default_marking])
         return out
+
+
+def _renamed(obj: Any, names: dict[str, str]) -> Any:
+    """``obj`` with every reference to a key of ``names`` replaced by its value."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if key.endswith("_ref") and isinstance(value, str):
+                out[key] = names.get(value, value)
+            elif key.endswith("_refs") and isinstance(value, list):
+                out[key] = [names.get(v, v) if isinstance(v, str) else v for v in value]
+            else:
+                out[key] = _renamed(value, names) if isinstance(value, (dict, list)) else value
+        return out
+    return [_renamed(v, names) if isinstance(v, (dict, list)) else v for v in obj]
 
 
 def _paths_to(obj: Any, hidden: set[str], at: granular.Path = ()) -> Iterator[granular.Path]:
@@ -211,27 +231,30 @@ def _coarse_place(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _hidden_refs(gate: Gate, skip_authors: bool) -> Any:
-    """Per version (by added_us), the ids it refers to that the member receives no version of. Made once
-    per gate; a marking definition is never hidden (every version of one is TLP rank 0)."""
-    where = [refs.c.added_us.in_(bindparam("added", expanding=True)),
-             ~refs.c.target_id.startswith("marking-definition--"),
-             hidden_sql(gate.reader, gate.coll, refs.c.target_id, gate.addressed_only)]
-    if skip_authors:  # named by pseudonym instead (Copier.stand_ins)
-        where.append(refs.c.prop != "created_by_ref")
-    return select(refs.c.added_us, refs.c.target_id).where(*where)
+def _hidden_refs(gate: Gate) -> Any:
+    """Per version (by added_us), the ids it refers to that are out of the member's sight. Made once per gate;
+    the TLP definitions are never hidden (every member must resolve them), so their references need no check."""
+    return select(refs.c.added_us, refs.c.target_id).where(
+        refs.c.added_us.in_(bindparam("added", expanding=True)), refs.c.target_id.notin_(sorted(markings.RANK_OF_ID)),
+        hidden_sql(gate.reader, gate.coll, refs.c.target_id, gate.addressed_only))
 
 
-def _stand_ins(conn: Connection, gate: Gate, api_root: str, keys: HubKeys, authors: Sequence[str]) -> dict[str, str | None]:
-    """For a member that does not see authors: each author id → itself where the member sees that identity
-    (its own), else its pseudonymous stand-in where the member receives that, else None (dropped)."""
-    if not authors:
+@functools.cache
+def _identity_refs() -> Any:
+    return select(refs.c.added_us, refs.c.target_id).where(
+        refs.c.added_us.in_(bindparam("added", expanding=True)), refs.c.target_id.startswith("identity--"))
+
+
+def _stand_ins(conn: Connection, gate: Gate, member: Member, api_root: str, keys: HubKeys,
+               named: Sequence[str]) -> dict[str, str | None]:
+    """For a member that hides authors: each identity named → itself where it is the member's own, else its
+    pseudonymous stand-in (a reference out of the member's sight is cut before this; one to an identity the
+    hub does not hold names a stand-in the hub does not hold either, as the real id named nothing held)."""
+    if not named:
         return {}
-    pseudo = {a: keys.pseudonym(api_root, a) for a in authors}
-    wanted = [*authors, *pseudo.values()]
-    received = set(conn.scalars(select(objects.c.stix_id).distinct().where(
-        *gate.where, objects.c.stix_id.in_(wanted))))
-    return {a: a if a in received else (pseudo[a] if pseudo[a] in received else None) for a in authors}
+    own = set(conn.scalars(select(objects.c.stix_id).distinct().where(
+        objects.c.coll == gate.coll, objects.c.chain == 0, objects.c.author == member.id, objects.c.stix_id.in_(named))))
+    return {i: i if i in own else keys.pseudonym(api_root, i) for i in named}
 
 
 # --- TAXII reads -------------------------------------------------------------------------------------
@@ -322,17 +345,18 @@ def _any_version(object_id: str, q: TaxiiQuery) -> TaxiiQuery:
 
 
 def deletable(store: Store, member: Member, collection: Collection, object_id: str, q: TaxiiQuery,
-              keys: HubKeys, today: dt.date) -> list[int]:
+              keys: HubKeys, today: dt.date, peers: set[int] | None = None) -> list[int]:
     """The versions of ``object_id`` a DELETE by ``member`` removes (§5.7): those matching the filters that
-    it wrote. 404 when it receives none of them (as for an object that does not exist); 403 when it
-    receives some but wrote none."""
+    it wrote (or its ``peers``: tearline.write.peers_of). 404 when it receives none of them (as for an
+    object that does not exist); 403 when it receives some but wrote none."""
     gate = gate_for(member, collection, today)
     seen = _page(store, gate, dataclasses.replace(q, ids=(object_id,), limit=100_000, next=None), keys,
                  (objects.c.stix_id, objects.c.author))
     if not seen.rows:
         raise NotFound(f"no object {object_id!r} (matching the filters) in this collection",
                        details={"object_id": object_id})
-    own = [r.added_us for r in seen.rows if r.author == member.id]
+    mine = peers if peers is not None else {member.id}
+    own = [r.added_us for r in seen.rows if r.author in mine]
     if not own:
         raise Forbidden(f"{object_id} was shared by another member; only it can delete it",
                         details={"object_id": object_id})
@@ -444,12 +468,24 @@ _ADDRESSEE_STEPS = ("deliver", "acknowledge", "escalate", "expire")
 
 
 def _warning_view(member: Member, record: dict[str, Any], copier: "Copier") -> dict[str, Any]:
+    """Its own draft in full to the member that drafted it (a text taken from a report carries its
+    fingerprint, as every copy of that report it receives does); a delivered warning to its addressee as its
+    copy, without its author: the steps it did not take say only when, and by the sender or the hub."""
     if record["author_member"] == member.name:
-        return record  # its own draft: the author reads all of it (its text was its own release)
+        if record.get("source") and copier.mark:
+            report = dict(record["report"], description=leak.mark_text(copier.mark, record["report"]["description"]))
+            return dict(record, report=report)
+        return record
+    history = []
+    for e in record["history"]:
+        if e["action"] not in _ADDRESSEE_STEPS:
+            continue
+        mine = e["by"] == member.name or e["by"].startswith(f"{member.name}:")
+        by = e["by"] if mine else ("hub" if e["by"] == "hub" else "the sender")
+        history.append(dict(e, by=by, note=e["note"] if mine or e["by"] == "hub" and e["action"] == "expire" else ""))
     return {"id": record["id"], "compact": record["compact"], "addressee": member.name, "outside": False,
             "state": record["state"], "window_end": record["window_end"],
-            "report": orjson.loads(copier.copy_object(record["report"])),
-            "history": [e for e in record["history"] if e["action"] in _ADDRESSEE_STEPS]}
+            "report": orjson.loads(copier.copy_object(record["report"])), "history": history}
 
 
 def warnings_for(store: Store, member: Member, keys: HubKeys) -> list[dict[str, Any]]:
@@ -458,7 +494,7 @@ def warnings_for(store: Store, member: Member, keys: HubKeys) -> list[dict[str, 
     collection = store.collection(member.api_root, "warnings")
     with store.engine.connect() as conn:
         records = [stored_warnings.load(conn, wid) for wid in stored_warnings.ids(conn, _warnings_gate(member))]
-    copier = Copier(None, None, member, collection, keys, []) if collection else None
+    copier = Copier(None, None, member, collection, keys, [], recipient=True) if collection else None
     return [_warning_view(member, r, copier) for r in records if r is not None and copier is not None]
 
 
@@ -470,15 +506,15 @@ def warning_for(store: Store, member: Member, wid: str, keys: HubKeys) -> dict[s
         record = stored_warnings.load(conn, wid) if found else None
     if record is None or collection is None:
         raise NotFound(f"no warning {wid!r}")
-    return _warning_view(member, record, Copier(None, None, member, collection, keys, []))
+    return _warning_view(member, record, Copier(None, None, member, collection, keys, [], recipient=True))
 
 
-def draft_text(store: Store, compact: str, source: str, addressee: str, ceiling: str, recipient_name: str | None,
-               author: Member | None, keys: HubKeys | None, today: dt.date) -> str:
-    """The description of report ``source`` that a warning may carry: as the drafting member receives it
-    (``author``; the hub's own record when an operator drafts), and only if the addressee — whose ceiling
-    is ``ceiling``, named ``recipient_name`` if it may be a RED recipient — may read that part by the tear
-    line (the part's own granular TLP marking when it has one, else the report's)."""
+def draft_text(store: Store, compact: str, source: str, author: Member | None, keys: HubKeys | None,
+               today: dt.date) -> tuple[str, str, tuple[str, ...]]:
+    """The description of report ``source`` that a warning may carry, as the drafting member receives it
+    (``author``; the hub's own record when an operator drafts), and the TLP level of that part (its own
+    granular TLP marking when it has one, else the report's, else the compact's default), and the report's
+    RED recipients. Whether the addressee may read it is the warning's own tear line (tearline.warn)."""
     coll = store.collection(compact, "intel")
     if coll is None:
         raise NotFound(f"no compact named {compact!r}")
@@ -490,16 +526,12 @@ def draft_text(store: Store, compact: str, source: str, addressee: str, ceiling:
     else:
         with store.engine.connect() as conn:
             body = conn.scalar(select(objects.c.body).where(objects.c.coll == coll.num, objects.c.stix_id == source,
-                                                            objects.c.is_latest.is_(True)))
+                                                            objects.c.chain == 0, objects.c.is_latest.is_(True)))
         obj = orjson.loads(body) if body else None
     if obj is None or obj.get("type") != "report":
         raise NotFound(f"source {source!r}: no such report in {compact}'s intel collection")
     if not obj.get("description"):
         # the same answer whether the report has none or the drafter's tear line cut it
         raise BadRequest(f"source {source}: it has no description you may release; write the text with --text")
-    level = granular.part_level(obj, "description", coll.rules.default_tlp)
-    recipient = recipient_name is not None and recipient_name in (obj.get("x_tearline_recipients") or ())
-    if not granular.reader(ceiling, recipient)(level):
-        raise BadRequest(f"source {source}: its description is TLP:{level.upper()}, above the tear line for "
-                         f"{addressee}; mark a releasable part or write the text with --text")
-    return str(obj["description"])
+    return (str(obj["description"]), granular.part_level(obj, "description", coll.rules.default_tlp),
+            tuple(obj.get("x_tearline_recipients") or ()))

@@ -30,8 +30,8 @@ _CARRY_ONLY = ("created_by_ref", "object_marking_refs", "marking_ref")
 
 
 def tlp_rank(obj: dict[str, Any], policy: Policy) -> int:
-    if obj.get("type") == "marking-definition":
-        return 0
+    if obj.get("id") in markings.RANK_OF_ID:
+        return 0  # the TLP definitions themselves, which every reader must resolve
     found = markings.tlp_rank_of(obj)
     return markings.rank(policy.default_tlp) if found is None else found
 
@@ -55,18 +55,18 @@ def _carries(stix_type: str, path: str, prop: str) -> bool:
 
 
 def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[Ref]]],
-              held: Mapping[str, int], linked: Mapping[str, int]) -> dict[str, int]:
+              held: Mapping[str, int]) -> dict[str, int]:
     """Hop distance from the compact's actors of every object in the envelope (UNREACHED if none).
 
-    ``held``: the lowest hop of each stored id the writer may see (stored versions keep the distance they
-    were admitted at); ``linked``: for envelope ids that stored objects the writer may see link to, the
-    lowest hop among those objects. The graph's edges, with their weights: a relationship or sighting
-    takes the distance of its nearest end (weight 0) and puts its ends within one hop of each other;
-    any other reference links two objects both ways (weight 1); a carrying reference passes its object's
-    distance to its target (weight 0). A shortest-path search over them, in time linear in the envelope."""
+    ``held``: the lowest hop of each stored id the writer may see that the envelope names (stored versions
+    keep the distance they were admitted at). Only the envelope's own references count: what stored objects
+    refer to never admits a new object, since a reference the writer may not see (cut from its copy, or to an
+    object hidden from it) would otherwise tell it, by admitting a guess, what it points at. The graph's
+    edges, with their weights: a relationship or sighting takes the distance of its nearest end (weight 0)
+    and puts its ends within one hop of each other; any other reference links two objects both ways
+    (weight 1); a carrying reference passes its object's distance to its target (weight 0). A shortest-path
+    search over them, in time linear in the envelope."""
     start: dict[str, int] = dict(held)
-    for target, hop in linked.items():
-        start[target] = min(start.get(target, UNREACHED), hop + 1)
     edges: dict[str, list[tuple[str, int]]] = {}
 
     def edge(a: str, b: str, weight: int) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
-from . import markings, scope, stix, visibility
+from . import granular, markings, scope, stix, visibility
 from .errors import Forbidden
 from .keys import HubKeys
 from .model import NAME, Collection, Member, can_write
@@ -54,11 +54,8 @@ class _Candidate:
 
     def needs(self) -> list[tuple[str, str]]:
         """(property, target) of each reference this object cannot do without."""
-        kind = self.obj["type"]
-        if kind not in stix.REQUIRED_REFS:
-            return []
         return [(prop, t) for path, prop, t in self.refs
-                if path == prop and isinstance(t, str) and stix.required_ref_kind(kind, prop)]
+                if path == prop and isinstance(t, str) and stix.required_ref_kind(self.obj, prop)]
 
 
 @dataclasses.dataclass
@@ -66,6 +63,7 @@ class _Plan:
     admitted: list[_Candidate]
     hops: dict[str, int]
     refused: dict[int, str]  # envelope index → why
+    chains: dict[int, int]  # envelope index → the chain its version joins (tearline.visibility)
 
 
 def add_envelope(store: Store, collection: Collection, writer: Member, envelope: Sequence[Any], keys: HubKeys,
@@ -87,13 +85,13 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
         for index, obj in enumerate(envelope):
             problems, refs = stix.inspect(obj)
             if not problems:
-                problems = _recipient_problems(obj, policy.members_visible, people)
+                problems = _recipient_problems(obj, policy.members_visible, people) or _tear_line_problems(obj)
             if problems:
                 failures.append(_failure(index, obj, "; ".join(problems)))
             else:
                 valid.append(_Candidate(index, obj, refs))
         successes = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id, failures,
-                           judged=True, sent={f["id"] for f in failures})
+                           judged=True, sent={f["id"] for f in failures}, peers=_peers(writer, policy, people))
         status = {
             "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": writer.id,
             "request_us": request_us, "total_count": len(envelope), "success_count": len(successes),
@@ -140,7 +138,8 @@ def _stand_in_stored(conn: Connection, coll: int, api_root: str, keys: HubKeys) 
                                                            objects_table.c.persona < 2)))
     pseudo = {r.stix_id: keys.pseudonym(api_root, r.stix_id) for r in idents}
     present = rows.held(conn, coll, sorted(set(pseudo.values())))
-    todo = [r for r in idents if not any(v.version_us == r.version_us for v in present.get(pseudo[r.stix_id], ()))]
+    todo = [r for r in idents if not any(v.version_us == r.version_us and v.chain == r.chain
+                                         for v in present.get(pseudo[r.stix_id], ()))]
     if not todo:
         return
     base, _ = rows.claim_clock(conn, len(todo), now_us())
@@ -149,7 +148,7 @@ def _stand_in_stored(conn: Connection, coll: int, api_root: str, keys: HubKeys) 
         [coll, pseudo[r.stix_id], _IDENTITY, stix.SPEC_VERSION, r.version, r.version_us, added[r.added_us],
          r.date_added_us, None, r.tlp, r.author, r.hop, r.is_first, r.is_latest,
          orjson.dumps(_pseudonymous(orjson.loads(r.body), pseudo[r.stix_id])).decode(),
-         2 if r.persona == 1 else 3, r.marked] for r in todo], [],
+         2, r.marked, r.chain] for r in todo], [],
         [(added[a], m) for a, m in conn.execute(select(recipients_table.c.added_us, recipients_table.c.member).where(
             recipients_table.c.added_us.in_(list(added))))])
 
@@ -169,23 +168,25 @@ def settle_members(store: Store, conn: Connection, api_root: str, changed: Seque
 
 def delete_versions(store: Store, collection: Collection, member: Member, stix_id: str, added: Sequence[int],
                     keys: HubKeys) -> None:
-    """Delete versions of one object that ``member`` wrote (tearline.release.deletable chose them), with
-    their pseudonymous stand-ins, and settle what every member may now receive."""
+    """Delete versions of one object that ``member`` (or its peers) wrote (tearline.release.deletable chose
+    them), with their pseudonymous stand-ins, and settle what every member may now receive."""
     if not can_write(member, collection):
         raise Forbidden(f"member {member.name!r} may not delete from collection {collection.alias!r}")
     coll = collection.num
     with store.engine.begin() as conn:
         rows.claim_clock(conn, 1, now_us())  # serialises with every other write
+        mine = _peers(member, collection.rules, {m.name: m for m in store.members_of(conn, collection.api_root)})
         held = rows.held(conn, coll, [stix_id])
-        doomed = [v for v in held.get(stix_id, []) if v.added_us in set(added) and v.author == member.id]
+        doomed = [v for v in held.get(stix_id, []) if v.added_us in set(added) and v.author in mine]
         if not doomed:
             return
         ids = [stix_id]
         gone = [v.added_us for v in doomed]
         if stix_id.startswith(f"{_IDENTITY}--"):
             pseudo = keys.pseudonym(collection.api_root, stix_id)
-            versions = {v.version_us for v in doomed}
-            gone += [v.added_us for v in rows.held(conn, coll, [pseudo]).get(pseudo, []) if v.version_us in versions]
+            versions = {(v.chain, v.version_us) for v in doomed}
+            gone += [v.added_us for v in rows.held(conn, coll, [pseudo]).get(pseudo, [])
+                     if (v.chain, v.version_us) in versions]
             ids.append(pseudo)
         readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
         before = visibility.snapshot(conn, coll, readers, ids, collection.addressed_only)
@@ -196,6 +197,23 @@ def delete_versions(store: Store, collection: Collection, member: Member, stix_i
         visibility.settle(conn, coll, readers, ids, [], before, collection.addressed_only)
 
 
+def peers_of(store: Store, member: Member, collection: Collection) -> set[int]:
+    """Whose objects ``member`` may add versions to, revoke or delete (see ``_peers``)."""
+    with store.engine.connect() as conn:
+        people = {m.name: m for m in store.members_of(conn, collection.api_root)}
+    return _peers(member, collection.rules, people)
+
+
+def _peers(writer: Member, policy: Any, people: dict[str, Member]) -> set[int]:
+    """Whose objects the writer may add versions to, revoke or delete: its own, and its organisation's other
+    members' where the compact file says ``versions_by: organisation``."""
+    mine = {writer.id}
+    org = writer.profile.get("organisation")
+    if policy.versions_by == "organisation" and org:
+        mine |= {m.id for m in people.values() if m.profile.get("organisation") == org}
+    return mine
+
+
 def _failure(index: int, obj: Any, message: str) -> dict[str, Any]:
     ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else f"objects[{index}]"
     entry: dict[str, Any] = {"id": ident, "message": message}
@@ -203,6 +221,27 @@ def _failure(index: int, obj: Any, message: str) -> dict[str, Any]:
     if version:
         entry["version"] = version
     return entry
+
+
+def _tear_line_problems(obj: dict[str, Any]) -> list[str]:
+    """A tear line that would leave some reader an invalid copy is refused: each reader is cut the parts
+    marked above it (tearline.granular), so every way a reader can stand — each ceiling, a RED recipient or
+    not — is tried, and the copy it would receive held to the same validation as the object itself."""
+    if "granular_markings" not in obj:
+        return []
+    tried: set[tuple[granular.Path, ...]] = set()
+    for ceiling in markings.LEVELS:
+        for recipient in (False, True):
+            paths = tuple(sorted(granular.withheld(obj, granular.reader(ceiling, recipient)), key=repr))
+            if not paths or paths in tried:
+                continue
+            tried.add(paths)
+            problems = stix.validate(granular.cut(obj, paths))
+            if problems:
+                who = f"a reader at TLP:{ceiling.upper()}" + (" named as a recipient" if recipient else "")
+                return [f"granular_markings: {who} would receive an invalid copy ({problems[0]}); mark the "
+                        "parts so that what remains is still a valid object"]
+    return []
 
 
 def _recipient_problems(obj: dict[str, Any], members_visible: bool, people: dict[str, Member]) -> list[str]:
@@ -233,13 +272,14 @@ def _recipient_problems(obj: dict[str, Any], members_visible: bool, people: dict
 
 def _store(store: Store, conn: Connection, collection: Collection, valid: list[_Candidate], keys: HubKeys | None,
            reader: visibility.Reader | None, author: int | None, failures: list[dict[str, Any]],
-           judged: bool, sent: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+           judged: bool, sent: set[str] | None = None, peers: set[int] | None = None) -> list[dict[str, Any]]:
     """Close, judge and write ``valid`` (failures appended in place); return the success records."""
     if not valid:
         return []
     identities = sum(1 for c in valid if c.obj["type"] == _IDENTITY)
     base, exposed = rows.claim_clock(conn, len(valid) + identities, now_us())
-    plan = _plan(conn, collection, reader, valid, judged, sent)
+    plan = _plan(conn, collection, reader, valid, judged, sent or set(),
+                 peers if peers is not None else ({author} if author is not None else set()))
     for c in valid:
         if c.index in plan.refused:
             failures.append(_failure(c.index, c.obj, plan.refused[c.index]))
@@ -247,18 +287,19 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
 
 
 def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | None, valid: list[_Candidate],
-          judged: bool, sent: set[str]) -> _Plan:
-    """Close the envelope under required references, judge its scope, close it again. ``sent``: ids the
-    envelope held that already failed (so a message can say the target was refused, not missing)."""
+          judged: bool, sent: set[str], peers: set[int]) -> _Plan:
+    """Decide each object's chain (tearline.visibility), close the envelope under required references, judge
+    its scope, close it again. Everything is judged on what the writer is given (``reader``; None is the
+    hub, which sees everything). ``sent``: ids the envelope held that already failed (so a message can say
+    the target was refused, not missing). ``peers``: the members whose objects the writer may add versions
+    to (itself, and its organisation's other members where the compact says so)."""
     policy = collection.rules
     coll = collection.num
     ids = {c.id for c in valid}
     targets = {t for c in valid for _, _, t in c.refs if isinstance(t, str)}
-    seen = visibility.seen_hops(conn, coll, reader, ids | targets, collection.addressed_only)
-    alias = objects_table.alias("linker")
-    linked = rows.min_hop_of_linking(
-        conn, coll, sorted(ids), None if reader is None else
-        visibility.receives_sql(reader, alias, collection.addressed_only), alias)
+    given = visibility.received(conn, coll, reader, ids | targets, collection.addressed_only)
+    seen = {i: min(v.hop for v in vs) for i, vs in given.items()}
+    held = rows.held(conn, coll, sorted(ids))
     count: dict[str, int] = {}
     for c in valid:
         count[c.id] = count.get(c.id, 0) + 1
@@ -267,6 +308,7 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
         for _, t in c.needs():
             dependents.setdefault(t, []).append(c)
     refused: dict[int, str] = {}
+    chains: dict[int, int] = {}
 
     def refuse(c: _Candidate, why: str) -> list[_Candidate]:
         refused[c.index] = why
@@ -286,9 +328,17 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
                 queue.extend(refuse(c, why))
                 break
 
-    close(list(valid))
+    queue = []
+    for c in valid:
+        chain = _chain(c, held.get(c.id, []), reader, peers, given.get(c.id, []))
+        if chain is None:
+            queue.extend(refuse(c, f"{c.id} was shared by another member, and only its sharer adds versions to it, "
+                                   "revokes or deletes it; share yours under an id of your own"))
+        else:
+            chains[c.index] = chain
+    close(list(valid) + queue)
     kept = [c for c in valid if c.index not in refused]
-    hops = scope.distances(policy, [(c.obj, c.refs) for c in kept], seen, linked)
+    hops = scope.distances(policy, [(c.obj, c.refs) for c in kept], seen)
     if judged and policy.actor_names:
         out = []
         for c in kept:
@@ -296,7 +346,26 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
             if why:
                 out.extend(refuse(c, why))
         close(out)
-    return _Plan([c for c in valid if c.index not in refused], hops, refused)
+    return _Plan([c for c in valid if c.index not in refused], hops, refused, chains)
+
+
+def _chain(c: _Candidate, held: list[rows.Held], reader: visibility.Reader | None, peers: set[int],
+           given: list[visibility.Version]) -> int | None:
+    """The chain a new version of ``c`` joins: the object's own (0) when it is new, the writer's or its
+    peers', or an observable (whose id is its content: anyone may add what it saw of it); the writer's own
+    chain when the object is someone else's and hidden from the writer (answered like a fresh write, and
+    the hidden object untouched); None — refused — when it is someone else's and the writer sees it."""
+    if reader is None or c.obj["type"] in stix.SCO_TYPES:
+        return 0
+    main = [h for h in held if h.chain == 0]
+    if not main:
+        return 0
+    owner = min(main, key=lambda h: (h.version_us, h.added_us)).author
+    if owner is not None and owner in peers:
+        return 0
+    if any(v.chain == 0 for v in given):
+        return None
+    return reader.id
 
 
 def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, keys: HubKeys | None, author: int | None,
@@ -304,73 +373,69 @@ def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, 
     """Insert the admitted versions (and their stand-ins) and settle what every member may now receive."""
     coll, policy = collection.num, collection.rules
     successes: list[dict[str, Any]] = []
-    entries: dict[tuple[str, int], _Candidate] = {}
+    entries: dict[tuple[str, int, int], _Candidate] = {}
     for c in plan.admitted:
         version = stix.version_of(c.obj)
         version_us = stix.to_us(stix.parse_timestamp(version)) if version else exposed
         successes.append({"id": c.id, "version": version or stix.format_us(exposed)})
-        entries.setdefault((c.id, version_us), c)  # the same version twice in one envelope is stored once
-    named_authors = {t for c in entries.values() for path, _, t in c.refs if path == "created_by_ref" and isinstance(t, str)}
-    idents = {c.id for c in entries.values() if c.obj["type"] == _IDENTITY}
-    if keys is None and (idents or named_authors):
-        raise ValueError("writing identities or authored objects needs the hub's keys (for the pseudonyms)")
-    stand_in = {i: keys.pseudonym(collection.api_root, i) for i in idents | named_authors} if keys else {}
-    held = rows.held(conn, coll, [*{i for i, _ in entries}, *named_authors, *stand_in.values()])
-    authors = rows.authors_named(conn, coll, sorted(idents | named_authors)) | named_authors
-    # identities stored before that this envelope is the first to name as an author
-    flips = sorted(i for i in named_authors if any(h.persona == 0 for h in held.get(i, ())))
+        # the same version twice in one envelope is stored once
+        entries.setdefault((c.id, plan.chains[c.index], version_us), c)
+    idents = {i for (i, _, _), c in entries.items() if c.obj["type"] == _IDENTITY}
+    if keys is None and idents:
+        raise ValueError("writing identities needs the hub's keys (for their pseudonymous stand-ins)")
+    stand_in = {i: keys.pseudonym(collection.api_root, i) for i in idents} if keys else {}
+    held = rows.held(conn, coll, [*{i for i, _, _ in entries}, *stand_in.values()])
+    span: dict[tuple[str, int], tuple[int, int]] = {}
+    for i, vs in held.items():
+        for v in vs:
+            lo, hi = span.get((i, v.chain), (v.version_us, v.version_us))
+            span[(i, v.chain)] = (min(lo, v.version_us), max(hi, v.version_us))
     new_rows: list[list[Any]] = []
     new_refs: list[tuple[Any, ...]] = []
     named: list[tuple[int, str]] = []
-    span: dict[str, tuple[int, int]] = {i: (min(v.version_us for v in vs), max(v.version_us for v in vs))
-                                        for i, vs in held.items()}
     offset = 0
 
-    def add(stix_id: str, obj: dict[str, Any], version: str, version_us: int, tlp: int, hop: int, persona: int,
-            refs: list[stix.Ref], recipients: tuple[str, ...]) -> int | None:
+    def add(stix_id: str, chain: int, obj: dict[str, Any], version: str, version_us: int, tlp: int, hop: int,
+            persona: int, refs: list[stix.Ref], recipients: tuple[str, ...]) -> int | None:
         nonlocal offset
-        if any(v.version_us == version_us for v in held.get(stix_id, ())):
+        if any(v.version_us == version_us and v.chain == chain for v in held.get(stix_id, ())):
             return None  # already held: a success, nothing to write
         added = base + offset
         offset += 1
-        lo, hi = span.get(stix_id, (version_us, version_us))
-        span[stix_id] = (min(lo, version_us), max(hi, version_us))
+        lo, hi = span.get((stix_id, chain), (version_us, version_us))
+        span[(stix_id, chain)] = (min(lo, version_us), max(hi, version_us))
         new_rows.append([coll, stix_id, obj["type"], obj.get("spec_version", stix.SPEC_VERSION), version, version_us,
                          added, exposed, obj.get("created_by_ref"), tlp, author, hop, None, None,
                          orjson.dumps(obj).decode(), persona,
-                         obj["type"] == "marking-definition" or markings.tlp_rank_of(obj) is not None])
-        kind = obj["type"]
-        new_refs.extend((added, coll, path, target, stix.required_ref_kind(kind, prop) if path == prop else 0)
+                         obj.get("id") in markings.RANK_OF_ID or markings.tlp_rank_of(obj) is not None, chain])
+        new_refs.extend((added, coll, path, target, stix.required_ref_kind(obj, prop) if path == prop else 0)
                         for path, prop, target in refs)
         named.extend((added, name) for name in recipients)
         return added
 
-    for (stix_id, version_us), c in entries.items():
+    for (stix_id, chain, version_us), c in entries.items():
         obj = c.obj
         version = stix.version_of(obj) or stix.format_us(exposed)
         tlp = scope.tlp_rank(obj, policy)
         hop = min(plan.hops.get(stix_id, scope.UNREACHED), scope.UNREACHED)
         recipients = tuple(obj.get("x_tearline_recipients") or ())
-        is_author = stix_id in authors
-        added = add(stix_id, obj, version, version_us, tlp, hop,
-                    (1 if is_author else 0) if obj["type"] == _IDENTITY else 0, c.refs, recipients)
-        if added is not None and obj["type"] == _IDENTITY:
+        identity = obj["type"] == _IDENTITY
+        added = add(stix_id, chain, obj, version, version_us, tlp, hop, 1 if identity else 0, c.refs, recipients)
+        if added is not None and identity:
             pseudo = stand_in[stix_id]
-            add(pseudo, _pseudonymous(obj, pseudo), version, version_us, tlp, hop, 2 if is_author else 3, [],
-                recipients)
-    changed = {r[1] for r in new_rows} | set(flips) | {stand_in[i] for i in flips}
+            add(pseudo, chain, _pseudonymous(obj, pseudo), version, version_us, tlp, hop, 2, [], recipients)
+    changed = {r[1] for r in new_rows}
     readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
     before = visibility.snapshot(conn, coll, readers, changed, collection.addressed_only)
     for row in new_rows:
-        lo, hi = span[row[1]]
+        lo, hi = span[(row[1], row[17])]
         row[12], row[13] = lo == row[5], hi == row[5]
     rows.insert_versions(conn, new_rows, new_refs, named)
-    rows.set_flags(conn, coll, [(i, v.version_us, v.version_us == span[i][0], v.version_us == span[i][1])
-                                for i, vs in held.items() if i in span for v in vs
-                                if (v.is_first, v.is_latest) != (v.version_us == span[i][0], v.version_us == span[i][1])])
-    if flips:
-        rows.set_persona(conn, coll, flips, 0, 1)
-        rows.set_persona(conn, coll, [stand_in[i] for i in flips], 3, 2)
+    rows.set_flags(conn, coll, [(i, v.chain, v.version_us, v.version_us == span[(i, v.chain)][0],
+                                 v.version_us == span[(i, v.chain)][1])
+                                for i, vs in held.items() for v in vs
+                                if (v.is_first, v.is_latest) != (v.version_us == span[(i, v.chain)][0],
+                                                                 v.version_us == span[(i, v.chain)][1])])
     visibility.settle(conn, coll, readers, changed, [r[6] for r in new_rows], before, collection.addressed_only)
     return successes
 

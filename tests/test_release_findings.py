@@ -135,7 +135,9 @@ def test_1_a_draft_holds_only_what_its_author_may_read(rev: Rev) -> None:
     assert hidden.json()["description"].replace(amber["id"], "X") == never.json()["description"].replace(nothing, "X")
     assert "AMBER-ONLY" not in refused.text + hidden.text
     made = warnings.post("/", json=ask | {"from_report": green["id"]})
-    assert made.status_code == 201 and made.json()["report"]["description"] == green["description"]
+    # the draft holds the drafter's own copy of the text, with its fingerprint (finding 9 of the second review)
+    assert made.status_code == 201
+    assert made.json()["report"]["description"].replace(leak.NBSP, " ") == green["description"]
     assert "AMBER-ONLY" not in str(warnings.get("/").json())
     warnings.close()
 

@@ -58,9 +58,25 @@ def refs_of(obj: Any) -> list[Ref]:
     return walk(obj)[0]
 
 
-def walk(obj: Any) -> tuple[list[Ref], int]:
+_GOOD_KEYS: set[str] = set()  # keys already seen to be well formed (feeds reuse a few hundred)
+
+
+def _bad_key(key: Any) -> bool:
+    """STIX dictionary keys are ASCII and at most 250 characters; control characters (NUL above all) name
+    nothing and some stores cannot keep them."""
+    if key in _GOOD_KEYS:
+        return False
+    if type(key) is not str or not key or len(key) > 250 or not key.isascii() or not key.isprintable():
+        return True
+    if len(_GOOD_KEYS) < 100_000:
+        _GOOD_KEYS.add(key)
+    return False
+
+
+def walk(obj: Any, bad_keys: list[str] | None = None) -> tuple[list[Ref], int]:
     """The references an object makes and how deep it nests, in one pass that uses no recursion (so no
-    input can exhaust the stack) and stops descending past MAX_DEPTH."""
+    input can exhaust the stack) and stops descending past MAX_DEPTH; malformed dictionary keys are added
+    to ``bad_keys`` when given."""
     found: list[Ref] = []
     deepest = 0
     stack: list[tuple[Any, str, int]] = [(obj, "", 0)]
@@ -76,6 +92,8 @@ def walk(obj: Any) -> tuple[list[Ref], int]:
             continue
         later: list[tuple[Any, str, int]] = []
         for key, value in node.items():
+            if bad_keys is not None and _bad_key(key):
+                bad_keys.append(f"{path}.{key}" if path else str(key))
             kind = _REF_KIND.get(key)
             if kind is None:
                 kind = _ref_kind(key)

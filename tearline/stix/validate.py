@@ -75,9 +75,13 @@ def inspect(obj: Any) -> tuple[list[str], list[Ref]]:
     well formed (type names, property names, recurring identifiers) is remembered."""
     if not isinstance(obj, dict):
         return [f"an object must be a JSON object, got {type(obj).__name__}"], []
-    refs, deepest = walk(obj)
+    bad_keys: list[str] = []
+    refs, deepest = walk(obj, bad_keys)
     if deepest > MAX_DEPTH:
         return [f"the object nests deeper than {MAX_DEPTH} levels; no STIX object needs that"], []
+    if bad_keys:
+        shown = ", ".join(repr(k[:60]) for k in bad_keys[:3])
+        return [f"{shown}: a property or dictionary key is 1 to 250 printable ASCII characters"], []
     problems: list[str] = []
     stix_type = obj.get("type")
     rules = _TYPE_RULES.get(stix_type) if type(stix_type) is str else None

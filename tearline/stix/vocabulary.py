@@ -110,9 +110,12 @@ REQUIRED_REFS: dict[str, tuple[tuple[str, ...], ...]] = {
 REQ_OPTIONAL, REQ_EACH, REQ_ANY = 0, 1, 2
 
 
-def required_ref_kind(stix_type: str, prop: str) -> int:
-    """How a top-level reference property of a type counts for closure (REQ_* above)."""
-    for group in REQUIRED_REFS.get(stix_type, ()):
+def required_ref_kind(obj: dict[str, Any], prop: str) -> int:
+    """How a top-level reference property of an object counts for closure (REQ_* above)."""
+    stix_type = obj.get("type")
+    if stix_type == "malware-analysis" and prop == "analysis_sco_refs" and "result" not in obj:
+        return REQ_ANY  # without a result, the analysis is its observables
+    for group in REQUIRED_REFS.get(stix_type, ()):  # type: ignore[arg-type]
         if prop in group:
             return REQ_EACH if len(group) == 1 and not prop.endswith("_refs") else REQ_ANY
     return REQ_OPTIONAL

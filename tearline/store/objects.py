@@ -14,7 +14,8 @@ from . import bulk_insert, rows_for_ids
 from .schema import hub_clock, objects, recipients, refs, statuses
 
 OBJECT_COLUMNS = ("coll", "stix_id", "type", "spec_version", "version", "version_us", "added_us", "date_added_us",
-                  "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body", "persona", "marked")
+                  "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body", "persona", "marked",
+                  "chain")
 REF_COLUMNS = ("added_us", "coll", "prop", "target_id", "req")
 
 
@@ -31,6 +32,7 @@ class Held:
     tlp: int
     author: int | None
     persona: int
+    chain: int
 
 
 @dataclasses.dataclass
@@ -56,35 +58,12 @@ def claim_clock(conn: Connection, count: int, now: int) -> tuple[int, int]:
 def held(conn: Connection, coll: int, ids: Sequence[str]) -> dict[str, list[Held]]:
     """Every stored version of each of ``ids`` (whoever may see it)."""
     out: dict[str, list[Held]] = {}
-    for row in rows_for_ids(conn, "SELECT stix_id, version_us, added_us, is_first, is_latest, hop, tlp, author, persona "
-                                  "FROM objects WHERE coll = {coll} AND stix_id IN ({ids})", coll, sorted(set(ids))):
-        stix_id, version_us, added_us, is_first, is_latest, hop, tlp, author, persona = row
+    for row in rows_for_ids(conn, "SELECT stix_id, version_us, added_us, is_first, is_latest, hop, tlp, author, "
+                                  "persona, chain FROM objects WHERE coll = {coll} AND stix_id IN ({ids})",
+                            coll, sorted(set(ids))):
+        stix_id, version_us, added_us, is_first, is_latest, hop, tlp, author, persona, chain = row
         out.setdefault(stix_id, []).append(Held(stix_id, int(version_us), int(added_us), bool(is_first),
-                                                bool(is_latest), int(hop), int(tlp), author, int(persona)))
-    return out
-
-
-def authors_named(conn: Connection, coll: int, ids: Sequence[str]) -> set[str]:
-    """Those of ``ids`` that some stored version names as its author (created_by_ref)."""
-    return {t for (t,) in rows_for_ids(conn, "SELECT DISTINCT target_id FROM refs WHERE coll = {coll} AND "
-                                             "prop = 'created_by_ref' AND target_id IN ({ids})", coll, sorted(set(ids)))}
-
-
-def min_hop_of_linking(conn: Connection, coll: int, ids: Sequence[str], visible: ColumnElement[bool] | None,
-                       table: Any) -> dict[str, int]:
-    """Per id, the lowest hop among stored versions (inside ``visible``, a clause over ``table``, an alias
-    of objects) that link to it with a reference that carries distance both ways."""
-    r = refs.alias("linking")
-    carry_only = ("created_by_ref", "object_marking_refs", "marking_ref")
-    out: dict[str, int] = {}
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start:start + 500])
-        stmt = (select(r.c.target_id, func.min(table.c.hop))
-                .join(table, and_(table.c.added_us == r.c.added_us, table.c.coll == r.c.coll))
-                .where(r.c.coll == coll, r.c.target_id.in_(chunk), r.c.prop.notin_(carry_only),
-                       ~r.c.prop.like("%.marking_ref"), *(() if visible is None else (visible,)))
-                .group_by(r.c.target_id))
-        out.update({t: int(h) for t, h in conn.execute(stmt)})
+                                                bool(is_latest), int(hop), int(tlp), author, int(persona), int(chain)))
     return out
 
 
@@ -99,17 +78,11 @@ def insert_versions(conn: Connection, rows: Sequence[Sequence[Any]], edges: Sequ
         bulk_insert(conn, "recipients", ("added_us", "member"), named)
 
 
-def set_flags(conn: Connection, coll: int, changes: Iterable[tuple[str, int, bool, bool]]) -> None:
-    """(stix_id, version_us, is_first, is_latest) for versions whose flags changed."""
-    for stix_id, version_us, first, latest in changes:
-        conn.execute(update(objects).where(objects.c.coll == coll, objects.c.stix_id == stix_id,
+def set_flags(conn: Connection, coll: int, changes: Iterable[tuple[str, int, int, bool, bool]]) -> None:
+    """(stix_id, chain, version_us, is_first, is_latest) for versions whose flags changed."""
+    for stix_id, chain, version_us, first, latest in changes:
+        conn.execute(update(objects).where(objects.c.coll == coll, objects.c.stix_id == stix_id, objects.c.chain == chain,
                                            objects.c.version_us == version_us).values(is_first=first, is_latest=latest))
-
-
-def set_persona(conn: Connection, coll: int, stix_ids: Sequence[str], before: int, after: int) -> None:
-    for start in range(0, len(stix_ids), 500):
-        conn.execute(update(objects).where(objects.c.coll == coll, objects.c.stix_id.in_(stix_ids[start:start + 500]),
-                                           objects.c.persona == before).values(persona=after))
 
 
 def select_rows(conn: Connection, columns: Sequence[Any], where: Sequence[ColumnElement[bool]], order: Any,
@@ -140,12 +113,19 @@ def delete_versions(conn: Connection, coll: int, added: Sequence[int]) -> None:
 
 
 def reflag(conn: Connection, coll: int, stix_id: str) -> None:
-    """is_first and is_latest of an id's remaining versions, after some were deleted."""
+    """After versions of an id were deleted: when its own chain is gone, the oldest chain a member wrote of it
+    while it was hidden from that member takes its place (its writer shared it with the compact); then
+    is_first and is_latest of each chain's remaining versions."""
     base = and_(objects.c.coll == coll, objects.c.stix_id == stix_id)
-    left = sorted(conn.scalars(select(objects.c.version_us).where(base)))
-    if left:
-        conn.execute(update(objects).where(base).values(is_first=objects.c.version_us == left[0],
-                                                        is_latest=objects.c.version_us == left[-1]))
+    left = list(conn.execute(select(objects.c.chain, objects.c.version_us, objects.c.added_us).where(base)))
+    if left and not any(r.chain == 0 for r in left):
+        heir = min(left, key=lambda r: r.added_us).chain
+        conn.execute(update(objects).where(base, objects.c.chain == heir).values(chain=0))
+        left = [(0 if r.chain == heir else r.chain, r.version_us, r.added_us) for r in left]
+    for chain in {r[0] for r in left}:
+        versions = sorted(r[1] for r in left if r[0] == chain)
+        conn.execute(update(objects).where(base, objects.c.chain == chain).values(
+            is_first=objects.c.version_us == versions[0], is_latest=objects.c.version_us == versions[-1]))
 
 
 def save_status(conn: Connection, status: dict[str, Any]) -> None:

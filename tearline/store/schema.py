@@ -82,7 +82,7 @@ objects = Table(
     Column("stix_id", String(300), nullable=False),
     Column("type", String(250), nullable=False),
     Column("spec_version", String(8), nullable=False),
-    Column("version", String(40), nullable=False),
+    Column("version", Text, nullable=False),  # modified (or created): STIX sets no limit on its precision
     Column("version_us", BigInteger, nullable=False),
     Column("added_us", BigInteger, nullable=False),
     Column("created_by_ref", String(300)),
@@ -98,14 +98,16 @@ objects = Table(
     # values then counts envelopes, never the objects between them a member may not see); added_us
     # stays unique and orders pages. Every version's added_us is at or after its date_added_us.
     Column("date_added_us", BigInteger, nullable=False),
-    # Authorship for members whose profile hides authors (tearline.visibility): 0 an ordinary version;
-    # 1 an identity some object names as its author (such members never see it); 2 the pseudonymous
-    # stand-in of such an identity (only they see it); 3 the stand-in of an identity no object names yet.
+    # For members whose profile hides authors (tearline.visibility): 0 an ordinary version; 1 an identity
+    # (such members never see one but their own); 2 an identity's pseudonymous stand-in (only they see it).
     Column("persona", SmallInteger, nullable=False, server_default="0"),
+    # Whose chain of versions this is: 0 the object's own (its first sharer's), read by the compact's rules;
+    # a member's id for the versions that member wrote of an id hidden from it, which only it reads.
+    Column("chain", BigInteger, nullable=False, server_default="0"),
     # whether the version carries a TLP marking of its own (else the compact's default governs it, and
     # readers' copies say so)
     Column("marked", Boolean, nullable=False, server_default=true()),
-    UniqueConstraint("coll", "stix_id", "version_us", name="uq_objects_version"),
+    UniqueConstraint("coll", "stix_id", "chain", "version_us", name="uq_objects_version"),
     Index("ix_objects_added", "coll", "added_us"),
     Index("ix_objects_type_added", "coll", "type", "added_us"),
 )
@@ -117,7 +119,7 @@ refs = Table(
     # index is appended to, never split in the middle).
     Column("added_us", BigInteger, nullable=False),
     Column("coll", Integer, nullable=False),
-    Column("prop", String(300), nullable=False),
+    Column("prop", Text, nullable=False),  # the path: nested references have long ones
     Column("target_id", String(300), nullable=False),
     # how the reference counts for closure (tearline.stix.REQ_*): 0 optional, 1 needed, 2 one of a list
     # of which at least one is needed
@@ -301,6 +303,7 @@ warnings = Table(
     Column("window_end", String(10), nullable=False),  # YYYY-MM-DD: expired after it
     Column("report", Text, nullable=False),  # the STIX report with the Tearline warning extension
     Column("author_member", String(64), nullable=True),  # drafted through the API by this member
+    Column("source", Text, nullable=True),  # the report its text came from (never shown to the addressee)
     Column("document", Text, nullable=True),  # the signed document delivered to an outside party
 )
 

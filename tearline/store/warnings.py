@@ -36,7 +36,7 @@ def load(conn: Connection, wid: str) -> dict[str, Any] | None:
                                     .order_by(warning_events.c.id))]
     return {"id": row.id, "compact": row.api_root, "author": row.author, "author_member": row.author_member,
             "addressee": row.addressee, "outside": row.outside, "state": row.state, "window_end": row.window_end,
-            "report": orjson.loads(row.report), "history": events,
+            "report": orjson.loads(row.report), "history": events, "source": row.source,
             "document": orjson.loads(row.document) if row.document else None}
 
 

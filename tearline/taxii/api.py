@@ -155,7 +155,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys
         coll = collection_for(member, api_root, collection_id)
         if "match[version]" not in request.query_params:
             q = query.TaxiiQuery(versions=("all",), spec_versions=q.spec_versions)
-        chosen = release.deletable(store, member, coll, object_id, q, keys, datetime.date.today())
+        chosen = release.deletable(store, member, coll, object_id, q, keys, datetime.date.today(),
+                                   write.peers_of(store, member, coll))
         write.delete_versions(store, coll, member, object_id, chosen, keys)
         request.state.audit_ids = [object_id]
         return Response(status_code=200, media_type=media.TAXII)

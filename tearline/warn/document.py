@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .. import markings, stix
+from .. import granular, markings, stix
 from ..audit import verify_signature
 from ..errors import BadRequest, Conflict
 from ..store import Store, now_us
@@ -37,14 +37,20 @@ def _bundle(current: dict[str, Any]) -> dict[str, Any]:
             "objects": [markings.definition("red"), location(current), current["report"]]}
 
 
-def sign_document(current: dict[str, Any], signer: Signer, issued: str) -> dict[str, Any]:
+def sign_document(current: dict[str, Any], signer: Signer, issued: str, ceiling: str = "clear") -> dict[str, Any]:
+    """The signed document for an outside party whose registered ceiling is ``ceiling``: the warning below
+    its tear line (a part marked above the ceiling, never RED, stays out)."""
+    report = current["report"]
+    report = granular.cut(report, granular.withheld(report, granular.reader(ceiling if ceiling != "red" else "amber",
+                                                                             False)))
+    current = dict(current, report=report)
     ext = current["report"]["extensions"][EXTENSION_ID]
     doc: dict[str, Any] = {
         "format": DOCUMENT_FORMAT,
         "warning": {"id": current["id"], "compact": current["compact"], "to": current["addressee"], "issued": issued,
                     "target": ext["target"], "window": [ext["window_start"], ext["window_end"]],
                     "confidence": current["report"].get("confidence"), "requested_action": ext["requested_action"],
-                    "text": current["report"]["description"]},
+                    "text": current["report"].get("description", "")},
         "stix": _bundle(current),
         "reply": "Verify this document with `tearline warn verify FILE --public-key HUB-KEY`, then acknowledge it "
                  "with `tearline warn reply FILE --key YOUR-KEY.pem --by NAME --out reply.json` and return reply.json.",
@@ -123,7 +129,7 @@ def verify_document(doc: dict[str, Any], trusted_keys: list[str]) -> dict[str, A
         raise BadRequest("the signature does not match the content: the document was altered or forged",
                          code="not_authentic")
     report = next((o for o in doc["stix"]["objects"] if o.get("type") == "report"), None)
-    if report is None or report.get("description") != doc["warning"]["text"]:
+    if report is None or report.get("description", "") != doc["warning"]["text"]:
         raise BadRequest("the STIX report and the warning's text disagree", code="not_authentic")
     return doc["warning"] | {"key_id": sig["key_id"], "digest": digest(doc)}
 

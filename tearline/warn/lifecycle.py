@@ -10,10 +10,10 @@ from typing import Any, Protocol
 import orjson
 import pycountry
 
-from .. import markings, release, stix, write
+from .. import granular, markings, release, stix, write
 from ..errors import BadRequest, Conflict, NotFound
 from ..keys import HubKeys
-from ..model import Member
+from ..model import NAME, Member
 from ..store import Store, now_us
 from ..store import warnings as rows
 
@@ -54,37 +54,54 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
           window: tuple[str, str], confidence: int, ask: str, text: str, source: str | None = None,
           author_member: Member | None = None, keys: HubKeys | None = None) -> dict[str, Any]:
     """Check every field, report every problem at once, then write the draft; return its whole record (for
-    the operator: a member is shown its draft through tearline.release). With
-    ``source`` (a report in the compact's intel collection) and no ``text``, the text is the source's
-    description as its drafter receives it — the member drafting through the API, ``author_member``, reads
-    it through its own release (``keys``) — and only if the addressee may read that part."""
+    the operator: a member is shown its draft through tearline.release).
+
+    With ``source`` (a report in the compact's intel collection) and no ``text``, the text is the source's
+    description as its drafter receives it — the member drafting through the API, ``author_member``, reads it
+    through its own release (``keys``) — and carries that part's TLP level as a granular marking, so the
+    addressee's copy holds it only if the addressee may read it (the warning's own tear line). Where the
+    operator drafts, or members may know each other, an addressee that may not read it is refused by name;
+    where they may not, the draft is answered alike for every addressee (member or not, whatever its
+    ceiling), so drafting tells a member nothing of the others."""
     problems = []
     if store.api_root(compact) is None:
         raise NotFound(f"no compact named {compact!r}")
-    for field, value in (("by", author), ("to", addressee), ("ask", ask), ("text", text)):
-        if "\x00" in value or (field in ("by", "to") and (len(value) > 160 or not value.isprintable())):
-            raise BadRequest(f"{field}: {value[:70]!r} is not a name or text the hub keeps (printable, at most "
+    for field, value in (("by", author), ("to", addressee), ("ask", ask), ("text", text), ("source", source or "")):
+        if not isinstance(value, str) or "\x00" in value or (
+                field in ("by", "to", "source") and (len(value) > 160 or not value.isprintable())):
+            raise BadRequest(f"{field}: {str(value)[:70]!r} is not a name or text the hub keeps (printable, at most "
                              "160 characters for a name)", details={"field": field})
+    target = {k: v for k, v in target.items() if v is not None}
+    for field, value in target.items():
+        if not isinstance(value, str) or len(value) > 200 or "\x00" in value:
+            problems.append(f"target.{field}: must be text of at most 200 characters, got {str(value)[:40]!r}")
+    guarded = author_member is not None and not _members_visible(store, compact)
     with store.engine.connect() as conn:
         members = {m.name: m for m in store.members_of(conn, compact)}
         party = rows.party(conn, addressee) if outside else None
-    known = party is not None if outside else addressee in members
-    if not known:
-        if outside:
-            problems.append(f"{addressee!r} is not a registered outside party; register it and its key with "
-                            "`tearline warn party add`")
-        elif author_member is None or _members_visible(store, compact):
-            # a member drafting where members may not know each other is answered alike for any name: the
-            # draft to a name that is no member's reaches nobody, like a RED object addressed to it
-            problems.append(f"{addressee!r} is not a member of {compact}; warn an outside party with --outside")
+    if not outside and not NAME.match(addressee):
+        problems.append(f"to: {addressee[:70]!r} is not a member name (lower-case letters, digits, '-' and '_')")
+    elif not guarded and not (party is not None if outside else addressee in members):
+        problems.append(f"{addressee!r} is not a registered outside party; register it and its key with "
+                        "`tearline warn party add`" if outside else
+                        f"{addressee!r} is not a member of {compact}; warn an outside party with --outside")
+    level = None
     if source and not text.strip():
-        ceiling = party.tlp_max if party is not None else members[addressee].tlp_max if addressee in members else "clear"
         try:
-            text = release.draft_text(store, compact, source, addressee, ceiling, None if outside else addressee,
-                                      author_member, keys, dt.date.today())
+            text, level, recipients = release.draft_text(store, compact, source, author_member, keys, dt.date.today())
         except (BadRequest, NotFound) as exc:
             problems.append(exc.description)
-            text = "-"
+            text, recipients = "-", ()
+        if level == "red" and guarded:
+            # who else may read a RED part is its author's to say: a member cannot pass it on, to anyone
+            problems.append(f"source {source}: its description is TLP:RED, which a warning drafted by a member "
+                            "cannot pass on; write the text with --text")
+        elif level is not None and not guarded:
+            ceiling = party.tlp_max if party is not None else members[addressee].tlp_max if addressee in members else None
+            recipient = not outside and addressee in recipients
+            if ceiling is not None and not granular.reader(ceiling, recipient)(level):
+                problems.append(f"source {source}: its description is TLP:{level.upper()}, above the tear line for "
+                                f"{addressee}; mark a releasable part or write the text with --text")
     country = pycountry.countries.get(alpha_3=str(target.get("country", "")).upper())
     if country is None:
         problems.append(f"target country {target.get('country')!r} is not an ISO 3166 alpha-3 code")
@@ -123,11 +140,14 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
             "window_start": start.isoformat(), "window_end": end.isoformat(), "requested_action": ask.strip(),
         }},
     }
+    if level is not None and level != "clear":
+        # the part keeps the level it had in its source: the addressee's copy holds it only if it may read it
+        report["granular_markings"] = [{"marking_ref": markings.TLP2[level][0], "selectors": ["description"]}]
     with store.engine.begin() as conn:
         rows.add(conn, id=wid, api_root=compact, author=author, addressee=addressee, outside=outside, state="draft",
                  created_us=now, window_end=end.isoformat(), report=orjson.dumps(report).decode(),
-                 author_member=author_member.name if author_member else None)
-        rows.add_event(conn, wid, author, "draft", None, "draft", f"text from the tear line of {source}" if source else "")
+                 author_member=author_member.name if author_member else None, source=source if level else None)
+        rows.add_event(conn, wid, author, "draft", None, "draft", f"text from the tear line of {source}" if level else "")
     return show(store, wid)
 
 
@@ -175,6 +195,8 @@ def step(store: Store, current: dict[str, Any], action: str, by: str, note: str,
          signer: Signer | None = None, check_reply: Any = None) -> dict[str, Any]:
     wid = current["id"]
     before, after = MOVES[action]
+    if not by.strip() or len(by) > 160 or not by.isprintable() or len(note) > 4000 or "\x00" in note:
+        raise BadRequest("by: a name of at most 160 printable characters; note: text of at most 4,000, without NUL")
     if current["state"] != before:
         why = {"expired": "its threat window has ended", "waived": "it was waived",
                "acknowledged": "it was already acknowledged"}.get(current["state"], f"it is {current['state']}")
@@ -207,7 +229,9 @@ def step(store: Store, current: dict[str, Any], action: str, by: str, note: str,
         if action == "deliver" and current["outside"]:
             from .document import sign_document
 
-            document = sign_document(current, signer, stix.format_us(now_us()))  # type: ignore[arg-type]
+            party = rows.party(conn, current["addressee"])
+            document = sign_document(current, signer, stix.format_us(now_us()),  # type: ignore[arg-type]
+                                     party.tlp_max if party is not None else "clear")
         if not rows.set_state(conn, wid, before, after, document):
             raise Conflict(f"warning {wid} changed meanwhile; look again with `tearline warn status {wid}`")
         if action == "deliver" and not current["outside"]:

@@ -42,6 +42,9 @@ def router(store: Store, limiter: RateLimiter, signer: warn.Signer, keys: HubKey
         missing = [f for f in required if not isinstance(body.get(f), str) or not body[f].strip()]
         if missing:
             raise BadRequest(f"missing or empty: {', '.join(missing)}", details={"fields": missing})
+        wrong = [f for f in ("from_report", "text", "note", "reason", "why") if f in body and not isinstance(body[f], str)]
+        if wrong:
+            raise BadRequest(f"must be text: {', '.join(wrong)}", details={"fields": wrong})
         return body
 
     @api.get("/")
