@@ -218,7 +218,10 @@ class _Around:
         ids = sorted(set(ids))
         if not ids:
             return []
-        sql = ("SELECT DISTINCT r.added_us, o.stix_id FROM refs r JOIN objects o ON o.added_us = r.added_us "
+        # o.coll in the join: objects are indexed by (coll, added_us), and without it SQLite scans refs and
+        # builds a throw-away index over every object on each call (0.4 s at 700k objects, not 6 ms)
+        sql = ("SELECT DISTINCT r.added_us, o.stix_id FROM refs r JOIN objects o ON o.coll = r.coll "
+               "AND o.added_us = r.added_us "
                + ("JOIN withheld w ON w.added_us = r.added_us AND w.member = {member} " if withheld_for else "")
                + "WHERE r.coll = {coll} AND r.req > 0 AND r.target_id IN ({ids})")
         sql = sql.replace("{member}", str(int(withheld_for.id))) if withheld_for else sql
