@@ -43,7 +43,7 @@ class Hub:
     def __init__(self, label: str, source: Path, workdir: Path):
         self.label = label
         env = dict(os.environ, PYTHONPATH=str(source), TEARLINE_MAX_CONTENT_LENGTH=str(64 * 1024 * 1024),
-                   TEARLINE_AUDIT_KEY=str(workdir / "audit.key"))
+                   TEARLINE_AUDIT_KEY=str(workdir / "audit.key"), TEARLINE_ADDRESS_PER_MINUTE="10000000")
         db = f"sqlite:///{workdir / 'hub.db'}"
         # rate limits (newer than the audit trail) are set out of the way where the hub knows them
         limits = "rate_limits: {read: 1000000, write: 1000000, meta: 1000000}\n"

@@ -168,7 +168,7 @@ def served(db: Path, reads: int) -> dict[tuple[str, str], tuple[float, float]]:
     store.close()
     paging = hub_keys(db)
     keys = (str(db) + ".audit-key", str(db) + ".leak-key")
-    env = dict(os.environ, TEARLINE_AUDIT_KEY=keys[0], TEARLINE_LEAK_KEY=keys[1])
+    env = dict(os.environ, TEARLINE_AUDIT_KEY=keys[0], TEARLINE_LEAK_KEY=keys[1], TEARLINE_ADDRESS_PER_MINUTE="10000000")
     ports = {"policy": port(), "no policy": port()}
     procs = [subprocess.Popen([sys.executable, "-m", "tearline", "serve", "--db", url, "--port", str(ports["policy"])],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),

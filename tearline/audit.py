@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .config import create_secret, secret_path
@@ -44,6 +44,9 @@ from .store.schema import audit, audit_checkpoints, audit_keys
 GENESIS = "0" * 64
 SIGNING_CONTEXT = b"tearline-audit-checkpoint/1"
 MAX_IDS = 5000  # ids kept per entry; a page is at most page_size objects, so this is never reached by reads
+MAX_TEXT = 512  # characters kept of one field (a path, a parameter); the rest is summed up by its hash
+MAX_REASON = 2_000
+MAX_PARAMS = 20  # query parameters kept per entry
 
 FIELDS = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "ids",
           "count", "prev")
@@ -171,10 +174,32 @@ def checkpoint_message(cp: dict[str, Any]) -> bytes:
 
 # --- the log ----------------------------------------------------------------------------------------
 
-def _text(value: str | None) -> str | None:
-    """A client's words as the record keeps them: PostgreSQL text cannot hold NUL, which a request may carry
-    (in its path, or in a refused parameter quoted by the refusal), so it is written out."""
-    return value.replace("\x00", "\\x00") if value is not None else None
+def bounded(value: str | None, limit: int = MAX_TEXT) -> str | None:
+    """A client's words as the record keeps them: at most ``limit`` characters (a longer value keeps its
+    start and the SHA-256 of the whole, so the record still pins what was sent without storing it), and
+    NUL written out (PostgreSQL text cannot hold it, and a request may carry one)."""
+    if value is None:
+        return None
+    if len(value) > limit:
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        value = f"{value[:limit - 100]}… [{len(value):,} characters, sha256 {digest}]"
+    return value.replace("\x00", "\\x00")
+
+
+def _bounded_query(query: dict[str, Any]) -> dict[str, Any]:
+    """The query string as recorded: at most MAX_PARAMS parameters, each name and value bounded."""
+    out: dict[str, Any] = {}
+    for n, (key, value) in enumerate(sorted(query.items())):
+        if n == MAX_PARAMS:
+            out["…"] = f"{len(query) - MAX_PARAMS} more parameters"
+            break
+        if isinstance(value, list):
+            value = [bounded(str(v)) for v in value[:MAX_PARAMS]] + (
+                [f"… {len(value) - MAX_PARAMS} more values"] if len(value) > MAX_PARAMS else [])
+        else:
+            value = bounded(str(value))
+        out[bounded(str(key), 200) or ""] = value
+    return out
 
 
 class AuditLog:
@@ -188,6 +213,7 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._key: Any = None
         self._lock = threading.Lock()
+        self._due = False
 
     def _signing_key(self) -> tuple[Any, str]:
         if self._key is None:
@@ -201,29 +227,63 @@ class AuditLog:
 
     def append(self, actor: str | None, api_root: str | None, method: str, endpoint: str, path: str,
                query: dict[str, Any] | None = None, status: int = 200, reason: str = "",
-               ids: Sequence[str] = (), count: int | None = None) -> int:
-        entry = {"at_us": now_us(), "actor": _text(actor), "api_root": _text(api_root), "method": _text(method),
-                 "endpoint": _text(endpoint), "path": _text(path),
-                 "query": orjson.dumps(query or {}, option=orjson.OPT_SORT_KEYS).decode(),
-                 "status": status, "reason": _text(reason), "ids": orjson.dumps(list(ids)[:MAX_IDS]).decode(),
+               ids: Sequence[str] = (), count: int | None = None, conn: Connection | None = None) -> int:
+        """Append one entry; with ``conn``, inside that transaction (a write and its record commit together,
+        or neither does). Every field is bounded (``bounded``), so no request makes a large entry."""
+        entry = {"at_us": now_us(), "actor": bounded(actor), "api_root": bounded(api_root), "method": bounded(method),
+                 "endpoint": bounded(endpoint), "path": bounded(path),
+                 "query": orjson.dumps(_bounded_query(query or {}), option=orjson.OPT_SORT_KEYS).decode(),
+                 "status": status, "reason": bounded(reason, MAX_REASON),
+                 "ids": orjson.dumps([bounded(i) for i in list(ids)[:MAX_IDS]]).decode(),
                  "count": len(ids) if count is None else count}
-        with self._lock:
-            for _attempt in range(50):
-                try:
-                    with self.store.engine.begin() as conn:
-                        head = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
-                        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-                        row = entry | {"seq": seq, "prev": prev}
-                        row["hash"] = entry_hash(row)
-                        conn.execute(insert(audit).values(**row))
-                    break
-                except IntegrityError:  # another hub process took this seq: read the new head
-                    continue
-            else:
-                raise RuntimeError("audit log: could not claim a sequence number")
+        if conn is not None:
+            # not under the lock: this thread holds the store's write lock, and another thread holding
+            # ours could be waiting for it (the unique seq settles races between processes anyway)
+            seq = self._insert(conn, entry)
+        else:
+            with self._lock:
+                seq = self._insert_alone(entry)
         if seq % self.checkpoint_every == 0:
-            self.checkpoint()
+            if conn is None:
+                self.checkpoint()
+            else:  # the checkpoint reads the new entry, so it is signed once the write has committed
+                self._due = True
         return seq
+
+    def _insert_alone(self, entry: dict[str, Any]) -> int:
+        for _attempt in range(50):
+            try:
+                # no savepoint here: on SQLite one would open the transaction before the read of the head,
+                # and a writer committing in between would then fail the insert at once instead of waiting
+                with self.store.engine.begin() as conn:
+                    return self._claim(conn, entry)
+            except IntegrityError:  # another hub process took this seq: read the new head
+                continue
+        raise RuntimeError("audit log: could not claim a sequence number")
+
+    def _insert(self, conn: Connection, entry: dict[str, Any]) -> int:
+        for _attempt in range(50):
+            try:
+                with conn.begin_nested():  # losing the race must not undo the caller's write
+                    return self._claim(conn, entry)
+            except IntegrityError:
+                continue
+        raise RuntimeError("audit log: could not claim a sequence number")
+
+    @staticmethod
+    def _claim(conn: Connection, entry: dict[str, Any]) -> int:
+        head = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        row = entry | {"seq": seq, "prev": prev}
+        row["hash"] = entry_hash(row)
+        conn.execute(insert(audit).values(**row))
+        return int(seq)
+
+    def settle(self) -> None:
+        """Sign the checkpoint an entry appended inside a write made due (call after that write commits)."""
+        if self._due:
+            self._due = False
+            self.checkpoint()
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign everything since the last checkpoint; None when there is nothing new."""

@@ -153,14 +153,20 @@ def demo(
     settings = dataclasses.replace(settings, events_db=settings.events_db or events_db,
                                    admin_token=settings.admin_token or secrets.token_urlsafe(24))
     for member in spec.members:
+        # A demo is run again and again: hand out fresh tokens rather than lock people out.
         if member.name not in tokens:
-            # A demo is run again and again: hand out fresh tokens rather than lock people out.
             tokens[member.name] = store.rotate_token(spec.name, member.name)
-    table = Table(title=f"Compact {spec.name}: demo members (tokens shown once)")
-    for col in ("member", "write", "tlp_max", "token"):
-        table.add_column(col)
+        for person in member.people:
+            if f"{member.name}/{person}" not in tokens:
+                tokens[f"{member.name}/{person}"] = store.rotate_person_token(spec.name, member.name, person)
+    table = Table(title=f"Compact {spec.name}: demo members and their people (tokens shown once)")
+    table.add_column("sign in as")
+    table.add_column("may")
+    table.add_column("token", no_wrap=True, min_width=43)  # whole: it is copied from here
     for member in spec.members:
-        table.add_row(member.name, str(member.write), member.tlp_max, tokens[member.name])
+        table.add_row(member.name, f"{'write' if member.write else 'read'}, {member.tlp_max.upper()}", tokens[member.name])
+        for person in member.people:
+            table.add_row(f"{member.name}/{person}", "warning steps", tokens[f"{member.name}/{person}"])
     err.print(table)
     err.print(f"Dashboard: http://{settings.host}:{settings.port}/ (sign in with a member and its token; "
               f"operator token {settings.admin_token})", soft_wrap=True)
@@ -249,13 +255,15 @@ def compact_show(name: str, db: DbOpt = None) -> None:
 
 
 @compact_app.command("rotate-token")
-def compact_rotate(name: str, member: str, db: DbOpt = None) -> None:
-    """Give a member a new token; the old one stops working at once."""
+def compact_rotate(name: str, member: Annotated[str, typer.Argument(help="a member, or member/person")],
+                   db: DbOpt = None) -> None:
+    """Give a member, or one of its people (member/person), a new token; the old one stops working at once."""
     settings = _run(config.load, {"db": db})
     store = _run(_store, settings)
-    token = _run(store.rotate_token, name, member)
+    who, _, person = member.partition("/")
+    token = _run(store.rotate_person_token, name, who, person) if person else _run(store.rotate_token, name, who)
     _admin(settings, store, "compact rotate-token", name, {"member": member})
-    out.print(f"member {member}: new token {token}  (shown once)")
+    out.print(f"{'person' if person else 'member'} {member}: new token {token}  (shown once)")
 
 
 @compact_app.command("remove-member")

@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .store import Store
 
 _MEMBER_KEYS = {"name", "write", "read", "tlp_max", "redact", "organisation", "organization", "rate_limits",
-                "contacts"}
+                "contacts", "people"}
 _TOP_KEYS = {"name", "title", "description", "scope", "expires", "members", "grace_days", "default_tlp", "versions_by",
              "members_visible", "matching", "rate_limits", "warnings"}
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
@@ -41,6 +41,7 @@ class MemberSpec:
     rate_limits: tuple[tuple[str, int], ...] = ()  # (endpoint class, requests per minute), resolved
     contacts: tuple[str, ...] = ()  # people warned, in order, when a warning to the member goes unacknowledged
     organisation: str = ""  # members of one organisation may version each other's objects (versions_by)
+    people: tuple[str, ...] = ()  # people within the member, each with a token of their own (warning steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,9 +231,16 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
             if not isinstance(org, str):
                 problem(("members", i, "organisation"), f"must be a name, got {org!r}")
                 org = ""
+            people = m.get("people", [])
+            if not isinstance(people, list) or not all(isinstance(p, str) and _NAME.match(p) for p in people):
+                problem(("members", i, "people"), "must be a list of people's names (lower-case letters, digits, "
+                        "'-' or '_'), each of whom gets a token of their own")
+                people = []
+            elif len(set(people)) != len(people):
+                problem(("members", i, "people"), "a person appears twice")
             member_specs.append(MemberSpec(mname, bool(write), bool(read), tlp, tuple(redact),
                                            tuple(sorted(limits.items())), tuple(c.strip() for c in contacts),
-                                           org.strip()))
+                                           org.strip(), tuple(people)))
     known_members = {m.name for m in member_specs}
     for i, (answerer, asker, _types) in enumerate(matching.get("standing_consent", [])):
         for role, who in (("answerer", answerer), ("asker", asker)):
@@ -365,7 +373,8 @@ def actor_object(actor: Actor) -> dict[str, Any]:
 
 
 def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
-    """Create or update the compact; return {member: token} for the members that are new."""
+    """Create or update the compact; return {member: token} for the members that are new, and
+    {"member/person": token} for the people that are new."""
     tokens: dict[str, str] = {}
     with store.engine.begin() as conn:
         store.ensure_api_root(conn, spec.name, spec.title, spec.description, spec.policy().dumps())
@@ -377,7 +386,7 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
         changed = []
         for m in spec.members:
             profile = {"redact": list(m.redact), "rate_limits": dict(m.rate_limits), "contacts": list(m.contacts),
-                       "organisation": m.organisation}
+                       "organisation": m.organisation, "people": list(m.people)}
             values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max, "profile": profile}
             before = existing.get(m.name)
             if before is not None:
@@ -389,6 +398,14 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
                 changed.append(m.name)
         for gone in sorted(set(existing) - {m.name for m in spec.members}):
             store.drop_member(conn, spec.name, gone)
+        ids = {m.name: m.id for m in store.members_of(conn, spec.name)}
+        for m in spec.members:
+            had = set(store.people_of(conn, ids[m.name]))
+            for person in m.people:
+                if person not in had:
+                    tokens[f"{m.name}/{person}"] = store.add_person(conn, ids[m.name], person)
+            for person in sorted(had - set(m.people)):
+                store.drop_person(conn, ids[m.name], person)
         for coll in store.collections(spec.name, conn):
             # clients resolving object_marking_refs find the TLP 2.0 definitions in every collection
             objs = markings.definitions() + ([actor_object(a) for a in spec.actors] if coll.alias == "intel" else [])

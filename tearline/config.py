@@ -24,6 +24,14 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("port", int, 6100, "port the hub listens on"),
     ("max_content_length", int, 10 * 1024 * 1024, "largest request body accepted, in bytes (413 above)"),
     ("page_size", int, 1000, "most objects returned by one TAXII page, whatever `limit` asks"),
+    ("max_objects", int, 10_000, "most objects in one envelope (413 above, nothing judged)"),
+    ("max_string", int, 262_144, "most characters in any one string of an object (the object fails above)"),
+    ("max_list", int, 10_000, "most items in any one list, or properties in one dictionary, of an object"),
+    ("max_failures", int, 100, "failures listed in one status resource; the rest are counted"),
+    ("member_storage_mb", int, 1024, "most MB of object versions one member may have stored in one compact"),
+    ("member_mailbox_mb", int, 256, "most MB of private-matching messages one member may have waiting"),
+    ("address_per_minute", int, 6000, "requests a minute from one client address, before authentication"),
+    ("anonymous_per_minute", int, 60, "requests a minute from one client address that fail to authenticate"),
     ("title", str, "Tearline hub", "title shown by TAXII discovery"),
     ("contact", str, "", "contact shown by TAXII discovery"),
     ("audit_key", str, "", "file of the hub's Ed25519 audit signing key (default: next to a SQLite store, "
@@ -46,6 +54,14 @@ class Settings:
     port: int = 6100
     max_content_length: int = 10 * 1024 * 1024
     page_size: int = 1000
+    max_objects: int = 10_000
+    max_string: int = 262_144
+    max_list: int = 10_000
+    max_failures: int = 100
+    member_storage_mb: int = 1024
+    member_mailbox_mb: int = 256
+    address_per_minute: int = 6000
+    anonymous_per_minute: int = 60
     title: str = "Tearline hub"
     contact: str = ""
     audit_key: str = ""

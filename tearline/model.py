@@ -65,6 +65,9 @@ class Member:
     can_write: bool
     tlp_max: str
     profile: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    # the person within the member who signed in with their own token (tearline.compact: ``people``); None for
+    # the member's own token. Steps that need a second person (tearline.warn) are taken by people.
+    person: str | None = dataclasses.field(default=None, hash=False, compare=False)
 
     @property
     def redactions(self) -> frozenset[str]:

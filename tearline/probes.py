@@ -56,6 +56,9 @@ RULES = (
          "filtered for identities, locations or infrastructure (other members' people, places, systems)"),
     Rule("denied", "denied", 6, 900, 2, "was refused again and again (no right, wrong compact, over a limit)"),
     Rule("off-scope-writes", "refused-write", 3, 3600, 2, "posted objects the compact refused (testing its scope)"),
+    Rule("hidden-writes", "hidden-write", 2, 3600, 5,
+         "wrote objects under, or referring to, ids that exist but that this member may not see (it knows ids it "
+         "should not, and is testing whether they exist)"),
 )
 
 
@@ -104,6 +107,8 @@ def signals(entry: dict[str, Any], hidden_exists: HiddenFrom) -> list[str]:
             out.append("targeting")
     if method == "POST" and endpoint == OBJECTS and status == 202 and "refused" in (entry["reason"] or ""):
         out.append("refused-write")
+    if entry.get("hidden"):
+        out.append("hidden-write")
     return out
 
 
@@ -146,6 +151,16 @@ class Detector:
 LOOKBACK_US = max(r.window_s for r in RULES) * 1_000_000
 
 
+def note(conn: Any, seq: int, hidden: int) -> None:
+    """Keep, for the guard alone, that the write recorded as audit entry ``seq`` named ``hidden`` ids the
+    collection holds out of its writer's sight (the writer was answered as if they did not exist)."""
+    from sqlalchemy import insert
+
+    from .store.schema import guard_notes
+
+    conn.execute(insert(guard_notes).values(seq=seq, hidden=hidden))
+
+
 def scan(store: Any) -> list[Alert]:
     """Read the audit entries written since the last scan, raise and store alerts. The windows are
     rebuilt from the entries of the longest window before them, so a scan finds what one continuous
@@ -154,7 +169,7 @@ def scan(store: Any) -> list[Alert]:
     from sqlalchemy.exc import IntegrityError
 
     from . import release
-    from .store.schema import audit, guard_alerts, guard_cursor
+    from .store.schema import audit, guard_alerts, guard_cursor, guard_notes
 
     with store.engine.begin() as conn:
         cursor = conn.execute(select(guard_cursor.c.seq).where(guard_cursor.c.id == 1)).scalar()
@@ -168,9 +183,10 @@ def scan(store: Any) -> list[Alert]:
         start = 1 if since is None else (conn.execute(
             select(func.min(audit.c.seq)).where(audit.c.at_us >= since - LOOKBACK_US)).scalar() or 1)
         cols = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "count")
-        rows = [dict(zip(cols, r)) for r in conn.execute(
-            select(*(audit.c[c] for c in cols)).where(and_(audit.c.seq >= start, audit.c.seq <= top))
-            .order_by(audit.c.seq))]
+        rows = [dict(zip((*cols, "hidden"), r)) for r in conn.execute(
+            select(*(audit.c[c] for c in cols), guard_notes.c.hidden)
+            .select_from(audit.outerjoin(guard_notes, guard_notes.c.seq == audit.c.seq))
+            .where(and_(audit.c.seq >= start, audit.c.seq <= top)).order_by(audit.c.seq))]
         known: dict[tuple[str | None, str, str, str], bool] = {}
 
         def hidden_exists(api_root: str | None, member: str, collection: str, object_id: str) -> bool:

@@ -377,7 +377,8 @@ def status_resource(row: dict[str, Any]) -> dict[str, Any]:
     def load(value: Any) -> Any:
         return orjson.loads(value) if isinstance(value, str) else value
 
-    return {
+    failures = load(row["failures"])
+    out = {
         "id": row["id"],
         "status": "complete" if row["pending_count"] == 0 else "pending",
         "request_timestamp": stix.format_us(row["request_us"]),
@@ -385,10 +386,13 @@ def status_resource(row: dict[str, Any]) -> dict[str, Any]:
         "success_count": row["success_count"],
         "successes": load(row["successes"]),
         "failure_count": row["failure_count"],
-        "failures": load(row["failures"]),
+        "failures": failures,
         "pending_count": row["pending_count"],
         "pendings": load(row["pendings"]),
     }
+    if row["failure_count"] > len(failures):  # the hub lists the first max_failures (tearline.limits)
+        out["x_tearline_failures_omitted"] = row["failure_count"] - len(failures)
+    return out
 
 
 def hidden_from(store: Store, conn: Connection, api_root: str | None, member_name: str, collection_key: str,

@@ -23,15 +23,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select
 
-from . import granular, markings, scope, stix, visibility
-from .errors import Forbidden
+from . import granular, limits, markings, scope, stix, visibility
+from .errors import Forbidden, PayloadTooLarge
 from .keys import HubKeys
+from .limits import MB, Limits
 from .model import NAME, Collection, Member, can_write
 from .store import Store, now_us
 from .store import objects as rows
@@ -64,11 +65,16 @@ class _Plan:
     hops: dict[str, int]
     refused: dict[int, str]  # envelope index → why
     chains: dict[int, int]  # envelope index → the chain its version joins (tearline.visibility)
+    hidden: int = 0  # ids the envelope named (objects or references) that the collection holds out of the writer's sight
 
 
 def add_envelope(store: Store, collection: Collection, writer: Member, envelope: Sequence[Any], keys: HubKeys,
-                 today: dt.date | None = None) -> dict[str, Any]:
-    """Judge and store one envelope for ``writer``; return the TAXII status resource (§4.3.1)."""
+                 today: dt.date | None = None, bounds: Limits = Limits(),
+                 record: Callable[[Connection, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Judge and store one envelope for ``writer``; return the TAXII status resource (§4.3.1), its
+    failures listed up to ``bounds.failures`` (tearline.limits). ``record`` is called with the transaction
+    and the status just before it commits (the audit entry, which then commits with the write or not at all)."""
+    limits.check_envelope(len(envelope), bounds)
     if not can_write(writer, collection):
         raise Forbidden(f"member {writer.name!r} may not write to collection {collection.alias!r}")
     policy = collection.rules
@@ -83,24 +89,34 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
         people = {m.name: m for m in store.members_of(conn, collection.api_root)}
         valid: list[_Candidate] = []
         for index, obj in enumerate(envelope):
-            problems, refs = stix.inspect(obj)
+            problems = limits.object_problems(obj, bounds)
+            refs: list[stix.Ref] = []
+            if not problems:
+                problems, refs = stix.inspect(obj)
             if not problems:
                 problems = _recipient_problems(obj, policy.members_visible, people) or _tear_line_problems(obj)
             if problems:
                 failures.append(_failure(index, obj, "; ".join(problems)))
             else:
                 valid.append(_Candidate(index, obj, refs))
-        successes = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id, failures,
-                           judged=True, sent={f["id"] for f in failures}, peers=_peers(writer, policy, people))
+        successes, hidden = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id, failures,
+                           judged=True, sent={f["id"] for f in failures}, peers=_peers(writer, policy, people),
+                           quota=bounds.storage_bytes)
+        failures.sort(key=lambda f: f["index"])
+        listed = limits.bounded_failures([{k: v for k, v in f.items() if k != "index"} for f in failures], bounds)
         status = {
             "id": status_id, "api_root": collection.api_root, "collection_id": collection.id, "member_id": writer.id,
             "request_us": request_us, "total_count": len(envelope), "success_count": len(successes),
             "failure_count": len(failures), "pending_count": 0,
-            "successes": orjson.dumps(successes).decode(), "failures": orjson.dumps(failures).decode(),
+            "successes": orjson.dumps(successes).decode(), "failures": orjson.dumps(listed).decode(),
             "pendings": "[]",
         }
         rows.save_status(conn, status)
-    return status | {"successes": successes, "failures": failures, "pendings": []}
+        # ``hidden`` is for the guard alone (tearline.probes.note): never part of what the writer is told
+        out = status | {"successes": successes, "failures": listed, "pendings": [], "hidden": hidden}
+        if record is not None:
+            record(conn, out)
+    return out
 
 
 def hub_write(store: Store, conn: Connection, collection: Collection, objs: list[dict[str, Any]],
@@ -167,9 +183,10 @@ def settle_members(store: Store, conn: Connection, api_root: str, changed: Seque
 
 
 def delete_versions(store: Store, collection: Collection, member: Member, stix_id: str, added: Sequence[int],
-                    keys: HubKeys) -> None:
+                    keys: HubKeys, record: Callable[[Connection], None] | None = None) -> None:
     """Delete versions of one object that ``member`` (or its peers) wrote (tearline.release.deletable chose
-    them), with their pseudonymous stand-ins, and settle what every member may now receive."""
+    them), with their pseudonymous stand-ins, and settle what every member may now receive. ``record``: as
+    for add_envelope, called in the transaction before it commits, whether or not anything was deleted."""
     if not can_write(member, collection):
         raise Forbidden(f"member {member.name!r} may not delete from collection {collection.alias!r}")
     coll = collection.num
@@ -178,6 +195,8 @@ def delete_versions(store: Store, collection: Collection, member: Member, stix_i
         mine = _peers(member, collection.rules, {m.name: m for m in store.members_of(conn, collection.api_root)})
         held = rows.held(conn, coll, [stix_id])
         doomed = [v for v in held.get(stix_id, []) if v.added_us in set(added) and v.author in mine]
+        if record is not None:
+            record(conn)
         if not doomed:
             return
         ids = [stix_id]
@@ -216,7 +235,7 @@ def _peers(writer: Member, policy: Any, people: dict[str, Member]) -> set[int]:
 
 def _failure(index: int, obj: Any, message: str) -> dict[str, Any]:
     ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else f"objects[{index}]"
-    entry: dict[str, Any] = {"id": ident, "message": message}
+    entry: dict[str, Any] = {"index": index, "id": ident, "message": message}
     version = stix.version_of(obj) if isinstance(obj, dict) else None
     if version:
         entry["version"] = version
@@ -272,10 +291,13 @@ def _recipient_problems(obj: dict[str, Any], members_visible: bool, people: dict
 
 def _store(store: Store, conn: Connection, collection: Collection, valid: list[_Candidate], keys: HubKeys | None,
            reader: visibility.Reader | None, author: int | None, failures: list[dict[str, Any]],
-           judged: bool, sent: set[str] | None = None, peers: set[int] | None = None) -> list[dict[str, Any]]:
-    """Close, judge and write ``valid`` (failures appended in place); return the success records."""
+           judged: bool, sent: set[str] | None = None, peers: set[int] | None = None,
+           quota: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Close, judge and write ``valid`` (failures appended in place); return the success records and how many ids
+    the envelope named that are hidden from the writer (tearline.probes). ``quota``:
+    the most the author may have stored once this is written (tearline.limits; 413 and nothing written above)."""
     if not valid:
-        return []
+        return [], 0
     identities = sum(1 for c in valid if c.obj["type"] == _IDENTITY)
     base, exposed = rows.claim_clock(conn, len(valid) + identities, now_us())
     plan = _plan(conn, collection, reader, valid, judged, sent or set(),
@@ -283,7 +305,7 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
     for c in valid:
         if c.index in plan.refused:
             failures.append(_failure(c.index, c.obj, plan.refused[c.index]))
-    return _write(store, conn, collection, plan, keys, author, base, exposed)
+    return _write(store, conn, collection, plan, keys, author, base, exposed, quota), plan.hidden
 
 
 def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | None, valid: list[_Candidate],
@@ -299,7 +321,8 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
     targets = {t for c in valid for _, _, t in c.refs if isinstance(t, str)}
     given = visibility.received(conn, coll, reader, ids | targets, collection.addressed_only)
     seen = {i: min(v.hop for v in vs) for i, vs in given.items()}
-    held = rows.held(conn, coll, sorted(ids))
+    held = rows.held(conn, coll, sorted(ids | targets) if reader is not None else sorted(ids))
+    hidden = sum(1 for i in held if i not in given) if reader is not None else 0
     count: dict[str, int] = {}
     for c in valid:
         count[c.id] = count.get(c.id, 0) + 1
@@ -346,7 +369,7 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
             if why:
                 out.extend(refuse(c, why))
         close(out)
-    return _Plan([c for c in valid if c.index not in refused], hops, refused, chains)
+    return _Plan([c for c in valid if c.index not in refused], hops, refused, chains, hidden)
 
 
 def _chain(c: _Candidate, held: list[rows.Held], reader: visibility.Reader | None, peers: set[int],
@@ -369,7 +392,7 @@ def _chain(c: _Candidate, held: list[rows.Held], reader: visibility.Reader | Non
 
 
 def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, keys: HubKeys | None, author: int | None,
-           base: int, exposed: int) -> list[dict[str, Any]]:
+           base: int, exposed: int, quota: int | None = None) -> list[dict[str, Any]]:
     """Insert the admitted versions (and their stand-ins) and settle what every member may now receive."""
     coll, policy = collection.num, collection.rules
     successes: list[dict[str, Any]] = []
@@ -424,6 +447,8 @@ def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, 
         if added is not None and identity:
             pseudo = stand_in[stix_id]
             add(pseudo, chain, _pseudonymous(obj, pseudo), version, version_us, tlp, hop, 2, [], recipients)
+    if author is not None and new_rows:
+        _charge(conn, author, sum(len(r[14]) for r in new_rows), quota)
     changed = {r[1] for r in new_rows}
     readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
     before = visibility.snapshot(conn, coll, readers, changed, collection.addressed_only)
@@ -438,6 +463,18 @@ def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, 
                                                                  v.version_us == span[(i, v.chain)][1])])
     visibility.settle(conn, coll, readers, changed, [r[6] for r in new_rows], before, collection.addressed_only)
     return successes
+
+
+def _charge(conn: Connection, author: int, size: int, quota: int | None) -> None:
+    """Count what the author stores; refuse the whole envelope (nothing of it written) past its quota."""
+    if quota is not None:
+        have = rows.stored(conn, author)
+        if have + size > quota:
+            raise PayloadTooLarge(f"this member has {have / MB:,.1f} MB stored in this compact and the envelope would add "
+                                  f"{size / MB:,.1f} MB; its quota is {quota / MB:,.0f} MB (member_storage_mb): "
+                                  "delete or revoke what is no longer needed, or ask the hub's operator",
+                                  details={"stored_bytes": have, "envelope_bytes": size, "quota_bytes": quota})
+    rows.add_usage(conn, author, size)
 
 
 def _pseudonymous(real: dict[str, Any], pseudo: str) -> dict[str, Any]:

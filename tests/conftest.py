@@ -140,6 +140,18 @@ def hub(store: Store, tokens: dict[str, str], request: pytest.FixtureRequest, tm
         yield h
 
 
+def stored_ids(c: httpx.Client, url: str, params: dict[str, str]) -> set[str]:
+    """The ids of every object ``c`` receives from a TAXII objects endpoint, page after page."""
+    found: set[str] = set()
+    params = dict(params)
+    while True:
+        body = c.get(url, params=params).json()
+        found |= {o["id"] for o in body.get("objects", [])}
+        if not body["more"]:
+            return found
+        params["next"] = body["next"]
+
+
 def client(hub: Hub, member: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=hub.url, auth=(member, token), headers={"Accept": TAXII}, timeout=30)
 

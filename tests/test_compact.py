@@ -69,6 +69,30 @@ def test_apply_is_declarative_and_tokens_are_printed_once(store: Store) -> None:
     assert store.authenticate(first["state-a"]) is not None
 
 
+def test_people_get_tokens_of_their_own_and_sign_in_as_member_slash_person(store: Store) -> None:
+    text = GOOD.replace("tlp_max: amber}", "tlp_max: amber, people: [amina, farid]}")
+    tokens = compact.apply(store, compact.parse(text))
+    assert set(tokens) == {"state-a", "ngo-c", "state-a/amina", "state-a/farid"}
+    amina = store.authenticate(tokens["state-a/amina"], "state-a/amina")
+    assert amina is not None and (amina.name, amina.person) == ("state-a", "amina")
+    assert store.authenticate(tokens["state-a/amina"]) is not None  # Bearer: the token alone
+    assert store.authenticate(tokens["state-a"]).person is None  # type: ignore[union-attr]
+    # a person's token under another person's name, or under the bare member name, is nobody
+    assert store.authenticate(tokens["state-a/amina"], "state-a/farid") is None
+    assert store.authenticate(tokens["state-a/amina"], "state-a") is None
+    # people dropped from the file lose their tokens; those kept keep theirs
+    assert compact.apply(store, compact.parse(GOOD.replace("tlp_max: amber}", "tlp_max: amber, people: [farid]}"))) == {}
+    assert store.authenticate(tokens["state-a/amina"]) is None
+    assert store.authenticate(tokens["state-a/farid"]) is not None
+
+
+@pytest.mark.parametrize("people", ["[Amina]", "[amina, amina]", "amina", "[{name: amina}]"])
+def test_a_bad_people_list_is_refused_by_line_and_field(people: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        compact.parse(GOOD.replace("tlp_max: amber}", f"tlp_max: amber, people: {people}}}"), "c.yaml")
+    assert "members[0].people" in str(info.value)
+
+
 def test_cli_apply_json_prints_one_object_and_nothing_else(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(GOOD)

@@ -1,5 +1,6 @@
-"""kill -9 in the middle of large POSTs: after a restart every reported success is stored, and each
-envelope is either wholly there or wholly absent."""
+"""kill -9 in the middle of large POSTs: after a restart every reported success is stored, each
+envelope is either wholly there or wholly absent, and each stored one is on record in the audit trail
+(the write and its entry commit together)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import time
 import uuid
 
 import httpx
+import orjson
+from sqlalchemy import select
 
 from tearline.store import Store
-from tests.conftest import TAXII, free_port
+from tearline.store.schema import audit
+from tests.conftest import TAXII, free_port, stored_ids
 from tests.stixgen import indicator
 
 OBJECTS = "/taxii2/isis-k/collections/intel/objects/"
@@ -36,7 +40,7 @@ def _start(db_url: str, port: int) -> subprocess.Popen:
     raise RuntimeError("hub did not start")
 
 
-def test_kill_9_during_large_posts_loses_no_success_and_leaves_no_half_envelope(
+def test_kill_9_during_large_posts_loses_no_success_leaves_no_half_envelope_and_no_write_off_the_record(
     store: Store, tokens: dict[str, str], db_url: str
 ) -> None:
     port = free_port()
@@ -77,14 +81,7 @@ def test_kill_9_during_large_posts_loses_no_success_and_leaves_no_half_envelope(
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=("state-a", tokens["state-a"]),
                           headers={"Accept": TAXII}, timeout=60) as c:
-            stored: set[str] = set()
-            params = {"match[type]": "indicator", "limit": "1000"}
-            while True:
-                body = c.get(OBJECTS, params=params).json()
-                stored |= {o["id"] for o in body.get("objects", [])}
-                if not body["more"]:
-                    break
-                params["next"] = body["next"]
+            stored = stored_ids(c, OBJECTS, {"match[type]": "indicator", "limit": "1000"})
     finally:
         proc.kill()
         proc.wait()
@@ -94,3 +91,9 @@ def test_kill_9_during_large_posts_loses_no_success_and_leaves_no_half_envelope(
         present = {o["id"] for o in objs} & stored
         assert present in (set(), {o["id"] for o in objs}), f"envelope {e} is half-written ({len(present)} of 1500)"
     assert len(reported) < 40, "the kill came after every envelope was written; the test proved nothing"
+    with store.engine.connect() as conn:
+        audited = {i for (ids,) in conn.execute(select(audit.c.ids).where(audit.c.method == "POST", audit.c.status == 202))
+                   for i in orjson.loads(ids)}
+    for e, objs in envelopes.items():
+        if {o["id"] for o in objs} <= stored:
+            assert {o["id"] for o in objs} <= audited, f"envelope {e} is stored but not on record in the audit trail"

@@ -57,8 +57,8 @@ def test_demo_serves_the_compact_seeded_with_real_events(tmp_path: Path) -> None
         while time.monotonic() < deadline and token is None:
             line = proc.stderr.readline()  # type: ignore[union-attr]
             lines.append(line)
-            if "state-a" in line and "│" in line:
-                token = line.split("│")[4].strip()
+            if "│ state-a " in line:
+                token = line.split("│")[3].strip()
         assert token, "".join(lines)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=("state-a", token), headers={"Accept": TAXII}) as c:
             while time.monotonic() < deadline:

@@ -135,9 +135,9 @@ def test_6_a_member_that_hides_authors_never_sees_an_identity_it_could_link(rev:
 
 
 def _draft(rev: Rev, who: str, to: str, report: str, outside: bool = False) -> httpx.Response:
-    api = httpx.Client(base_url=rev.hub.url + "/tearline/warnings", auth=(who, rev.tokens[who]))
+    api = httpx.Client(base_url=rev.hub.url + "/tearline/warnings", auth=rev.person(who))
     window = [dt.date.today().isoformat(), (dt.date.today() + dt.timedelta(days=3)).isoformat()]
-    r = api.post("/", json={"by": "analyst", "to": to, "target": {"country": "AFG"}, "window": window,
+    r = api.post("/", json={"to": to, "target": {"country": "AFG"}, "window": window,
                             "confidence": 40, "ask": "take care", "from_report": report, "outside": outside})
     api.close()
     return r
@@ -186,7 +186,7 @@ def test_9_a_draft_from_a_report_carries_its_drafters_fingerprint(rev: Rev) -> N
     made = _draft(rev, "greeny", "greeny", report["id"])
     assert made.status_code == 201
     text = made.json()["report"]["description"]
-    ranked, verdict = leak.trace(keys.load(rev.hub.settings).leak, [text], [("rev", m) for m in rev.tokens])
+    ranked, verdict = leak.trace(keys.load(rev.hub.settings).leak, [text], [("rev", m) for m in rev.c])
     assert ranked[0].member == "greeny" and "released to greeny" in verdict
 
 
@@ -226,9 +226,9 @@ def test_11_no_cut_leaves_a_reader_an_invalid_copy(rev: Rev) -> None:
 
 @pytest.mark.parametrize("field", ["by", "note"])
 def test_12_warning_steps_with_nul_or_overlong_names_are_refused_not_500(rev: Rev, field: str) -> None:
-    api = httpx.Client(base_url=rev.hub.url + "/tearline/warnings", auth=("alpha", rev.tokens["alpha"]))
+    api = httpx.Client(base_url=rev.hub.url + "/tearline/warnings", auth=rev.person("alpha"))
     window = [dt.date.today().isoformat(), (dt.date.today() + dt.timedelta(days=3)).isoformat()]
-    made = api.post("/", json={"by": "a", "to": "greeny", "target": {"country": "AFG"}, "window": window,
+    made = api.post("/", json={"to": "greeny", "target": {"country": "AFG"}, "window": window,
                                "confidence": 40, "ask": "x", "text": "something"}).json()
     for bad in ("nul\x00here", "x" * (200 if field == "by" else 5000)):
         body = {"by": "b", "note": "n"} | {field: bad}
@@ -236,7 +236,7 @@ def test_12_warning_steps_with_nul_or_overlong_names_are_refused_not_500(rev: Re
         assert r.status_code == 400, r.text
     for body in ({"from_report": ["a"]}, {"from_report": {"a": 1}}, {"target": {"country": "AFG", "city": 7}},
                  {"to": "x" * 150}):
-        r = api.post("/", json={"by": "a", "to": "greeny", "target": {"country": "AFG"}, "window": window,
+        r = api.post("/", json={"to": "greeny", "target": {"country": "AFG"}, "window": window,
                                 "confidence": 40, "ask": "x", "text": "t"} | body)
         assert r.status_code == 400, (body, r.text)
     api.close()

@@ -40,7 +40,7 @@ scope:
 expires: {(dt.date.today() + dt.timedelta(days=365)).isoformat()}
 rate_limits: {{read: 1000000, meta: 1000000, write: 1000000}}
 members:
-""" + "".join(f"  - {{name: {m}, write: {str(m in WRITERS).lower()}, tlp_max: {lvl}"
+""" + "".join(f"  - {{name: {m}, write: {str(m in WRITERS).lower()}, tlp_max: {lvl}, people: [analyst]"
               f"{', redact: [created_by_ref]' if hides else ''}}}\n" for m, (lvl, hides) in MEMBERS.items())
 TS = "2024-01-01T00:00:00.000Z"
 OPTIONS = ValidationOptions(version="2.1")
@@ -65,7 +65,7 @@ def paths_hub(store: Store, tmp_path: Any) -> Iterator[tuple[Hub, dict[str, http
     settings = Settings(db=store.url, port=free_port(), audit_key=str(tmp_path / "audit.key"),
                         leak_key=str(tmp_path / "leak.key"))
     with Hub(store, settings) as hub:
-        clients = {m: client(hub, m, t) for m, t in tokens.items()}
+        clients = {m: client(hub, m, t) for m, t in tokens.items()}  # members, and "member/analyst" for warnings
         yield hub, clients, store
         for c in clients.values():
             c.close()
@@ -207,8 +207,8 @@ def test_every_member_receives_exactly_its_entitlement_on_every_path(paths_hub, 
         for failure in status["failures"]:
             assert "not in this collection" in failure["message"] or "was refused" in failure["message"], failure
     hub_keys = keys.load(hub.settings)
-    for member, c in clients.items():
-        _check_member(member, c, store, model, hub_keys)
+    for member in MEMBERS:
+        _check_member(member, clients[member], store, model, hub_keys)
     _check_upkeep(store)
     _check_drafts(hub, clients, model, history)
 
@@ -223,8 +223,9 @@ def _check_drafts(hub: Hub, clients: dict[str, httpx.Client], model: Model, hist
     for n, (drafter, _kind, _level, _recipients, picks) in enumerate(history[:4]):
         report = reports[(picks[0] + n) % len(reports)]
         addressee = list(MEMBERS)[picks[-1] % len(MEMBERS)]
-        api = httpx.Client(base_url=hub.url + "/tearline/warnings", auth=clients[drafter].auth, timeout=30)
-        r = api.post("/", json={"by": "analyst", "to": addressee, "target": {"country": "AFG"}, "window": window,
+        api = httpx.Client(base_url=hub.url + "/tearline/warnings", auth=clients[f"{drafter}/analyst"].auth,
+                           timeout=30)
+        r = api.post("/", json={"to": addressee, "target": {"country": "AFG"}, "window": window,
                                 "confidence": 40, "ask": "take care", "from_report": report})
         api.close()
         received = model.received(drafter).get(report)

@@ -337,43 +337,59 @@ def test_the_text_of_a_warning_comes_from_the_source_reports_tear_line(store: St
 # --- the API --------------------------------------------------------------------------------------------
 
 def test_members_draft_approve_deliver_and_acknowledge_through_the_api(hub: Any, tokens: dict[str, str]) -> None:
-    def as_member(name: str) -> httpx.Client:
+    """Each step is a person's, under their own token (the demo compact lists state-a's amina and farid,
+    state-b's bilal, ngo-c's noor): the two-person rule takes two logins, and nobody is named by a body."""
+    def as_(name: str) -> httpx.Client:
         return httpx.Client(base_url=hub.url + "/tearline/warnings", auth=(name, tokens[name]), timeout=30)
 
-    a, b, c = as_member("state-a"), as_member("state-b"), as_member("ngo-c")
-    made = a.post("/", json={"by": "officer-1", "to": "state-b", "target": {"country": "PAK", "city": "Quetta"},
-                             "window": [dt.date.today().isoformat(), SOON], "confidence": 55,
-                             "ask": "protect the consulate", "text": "An attack on the consulate in Quetta is planned."})
+    amina, farid, bilal, noor = as_("state-a/amina"), as_("state-a/farid"), as_("state-b/bilal"), as_("ngo-c/noor")
+    a, b, c = as_("state-a"), as_("state-b"), as_("ngo-c")
+    draft = {"to": "state-b", "target": {"country": "PAK", "city": "Quetta"},
+             "window": [dt.date.today().isoformat(), SOON], "confidence": 55,
+             "ask": "protect the consulate", "text": "An attack on the consulate in Quetta is planned."}
+    # the member's own token reads, but takes no step
+    machine = a.post("/", json=draft)
+    assert machine.status_code == 403 and "state-a/<person>" in machine.json()["description"]
+    # a body cannot say someone else did it
+    claimed = amina.post("/", json=draft | {"by": "farid"})
+    assert claimed.status_code == 400 and "is not who is signed in" in claimed.json()["description"]
+    made = amina.post("/", json=draft)
     assert made.status_code == 201, made.text
     wid = made.json()["id"]
-    assert made.json()["author"] == "state-a:officer-1"
-    own = a.post(f"/{wid}/approve/", json={"by": "officer-1"})
+    assert made.json()["author"] == "state-a:amina"
+    own = amina.post(f"/{wid}/approve/", json={})
     assert own.status_code == 409 and "two-person rule" in own.json()["description"]
-    for other in (b, c):  # not delivered yet: the addressee and the rest see nothing, not even that it exists
+    assert a.post(f"/{wid}/approve/", json={"by": "farid"}).status_code == 403  # saying so is not signing in
+    for other in (b, c, bilal, noor):  # not delivered yet: the rest see nothing, not even that it exists
         assert other.get(f"/{wid}/").status_code == 404 and other.get("/").json() == {"warnings": []}
-        assert other.post(f"/{wid}/deliver/", json={"by": "x"}).status_code == 404
-    assert a.post(f"/{wid}/approve/", json={"by": "officer-2"}).json()["state"] == "approved"
-    assert b.post(f"/{wid}/acknowledge/", json={"by": "desk"}).status_code == 404
-    assert a.post(f"/{wid}/deliver/", json={"by": "officer-1"}).json()["state"] == "delivered"
+    for other in (bilal, noor):
+        assert other.post(f"/{wid}/deliver/", json={}).status_code == 404
+    assert farid.post(f"/{wid}/approve/", json={}).json()["state"] == "approved"
+    assert bilal.post(f"/{wid}/acknowledge/", json={}).status_code == 404
+    assert amina.post(f"/{wid}/deliver/", json={}).json()["state"] == "delivered"
     inbox = b.get("/").json()["warnings"]
     assert [w["id"] for w in inbox] == [wid] and "author" not in inbox[0]  # the addressee does not learn who wrote it
     assert c.get("/").json() == {"warnings": []} and c.get(f"/{wid}/").status_code == 404
-    assert c.post(f"/{wid}/acknowledge/", json={"by": "x"}).status_code == 404
-    assert a.post(f"/{wid}/acknowledge/", json={"by": "officer-1"}).status_code == 403
-    done = b.post(f"/{wid}/acknowledge/", json={"by": "watch desk"})
+    assert noor.post(f"/{wid}/acknowledge/", json={}).status_code == 404
+    assert amina.post(f"/{wid}/acknowledge/", json={}).status_code == 403
+    assert b.post(f"/{wid}/acknowledge/", json={"by": "bilal"}).status_code == 403
+    done = bilal.post(f"/{wid}/acknowledge/", json={})
     assert done.status_code == 200 and done.json()["state"] == "acknowledged"
-    assert a.get(f"/{wid}/").json()["state"] == "acknowledged"
+    history = a.get(f"/{wid}/").json()["history"]
+    assert [(e["action"], e["by"]) for e in history][-4:] == [
+        ("draft", "state-a:amina"), ("approve", "state-a:farid"), ("deliver", "state-a:amina"),
+        ("acknowledge", "state-b")] and history[-1]["note"] == "by bilal"
     # bad input: named, never a 500
-    assert a.post("/", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
-    missing = a.post("/", json={"to": "state-b"})
-    assert missing.status_code == 400 and "by" in missing.json()["description"]
-    bad = a.post("/", json={"by": "o", "to": "nobody", "ask": "x", "target": {"country": "ZZZ"}, "window": ["x", "y"],
-                            "confidence": "high", "text": "t"})
+    assert amina.post("/", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    missing = amina.post("/", json={"to": "state-b"})
+    assert missing.status_code == 400 and "ask" in missing.json()["description"]
+    bad = amina.post("/", json={"to": "nobody", "ask": "x", "target": {"country": "ZZZ"}, "window": ["x", "y"],
+                                "confidence": "high", "text": "t"})
     # every problem named at once; but not whether "nobody" is a member, which this compact keeps from members
     assert bad.status_code == 400 and len(bad.json()["details"]["problems"]) == 3
     assert "nobody" not in bad.text
-    assert a.post(f"/{wid}/explode/", json={"by": "o"}).status_code in (400, 409)
-    for x in (a, b, c):
+    assert amina.post(f"/{wid}/explode/", json={}).status_code in (400, 409)
+    for x in (a, b, c, amina, farid, bilal, noor):
         x.close()
 
 

@@ -134,8 +134,30 @@ def max_body(rules: Rules) -> int:
     return 48 * rules.max_items + 1_000_000
 
 
+def waiting(conn: Any, member: Member) -> int:
+    """Bytes of this member's messages the mailbox holds for others: its pending requests, and its replies
+    until their requests expire (what counts against its mailbox quota, tearline.limits)."""
+    now = now_us()
+    mine = and_(match_requests.c.api_root == member.api_root, match_requests.c.expires_us > now)
+    asked = conn.execute(select(func.sum(func.length(match_requests.c.request))).where(
+        mine, match_requests.c.asker == member.name, match_requests.c.status == "pending")).scalar()
+    replied = conn.execute(select(func.sum(func.length(match_requests.c.reply))).where(
+        mine, match_requests.c.answerer == member.name, match_requests.c.status == "answered")).scalar()
+    return int(asked or 0) + int(replied or 0)
+
+
+def _within_quota(conn: Any, member: Member, size: int, quota: int | None) -> None:
+    if quota is None:
+        return
+    have = waiting(conn, member)
+    if have + size > quota:
+        raise PayloadTooLarge(f"this member has {have:,} bytes waiting in the mailbox and this message would add "
+                              f"{size:,}; its quota is {quota:,} bytes (member_mailbox_mb): wait for answers to be "
+                              "collected or requests to expire", details={"waiting_bytes": have, "quota_bytes": quota})
+
+
 def open_request(store: Store, member: Member, to: str, kind: str, results: str, body: bytes,
-                 rules: Rules | None = None) -> dict[str, Any]:
+                 rules: Rules | None = None, quota: int | None = None) -> dict[str, Any]:
     if not member.can_read:
         raise Forbidden("this member may not read the compact, so it may not match against it either")
     rules = rules or rules_for(store, member)
@@ -163,6 +185,7 @@ def open_request(store: Store, member: Member, to: str, kind: str, results: str,
             match_requests.c.api_root == member.api_root, match_requests.c.asker == member.name,
             match_requests.c.answerer == to, match_requests.c.kind == kind,
             match_requests.c.reverse_of.is_(None), match_requests.c.created_us > now - DAY_US))).one()
+        _within_quota(conn, member, len(body), quota)
         if recent[0] >= rules.requests_per_day:
             wait = max(1, (recent[1] + DAY_US - now) // 1_000_000)
             _log(conn, member, "refused", None, to=to, kind=kind, asked=asked, reason="requests_per_day")
@@ -181,7 +204,7 @@ def open_request(store: Store, member: Member, to: str, kind: str, results: str,
             "expires": (now + rules.expire_days * DAY_US) // 1_000_000}
 
 
-def ask_back(store: Store, member: Member, original_id: str, body: bytes) -> dict[str, Any]:
+def ask_back(store: Store, member: Member, original_id: str, body: bytes, quota: int | None = None) -> dict[str, Any]:
     """The answerer of a results: both request asks the same question in reverse; the original
     asker's consent is the request itself."""
     row = _mine(store, member, original_id, as_="answerer")
@@ -193,6 +216,7 @@ def ask_back(store: Store, member: Member, original_id: str, body: bytes) -> dic
         existing = conn.execute(select(match_requests.c.id).where(match_requests.c.reverse_of == original_id)).first()
         if existing:
             raise BadRequest(f"request {original_id} has already been asked back ({existing[0]})")
+        _within_quota(conn, member, len(body), quota)
         rid = str(uuid.uuid4())
         conn.execute(insert(match_requests).values(
             id=rid, api_root=member.api_root, asker=member.name, answerer=row.asker, kind=row.kind, results="asker",
@@ -256,7 +280,8 @@ def request_body(store: Store, member: Member, request_id: str) -> bytes:
     return body
 
 
-def answer(store: Store, member: Member, request_id: str, reply: bytes, rules: Rules | None = None) -> dict[str, Any]:
+def answer(store: Store, member: Member, request_id: str, reply: bytes, rules: Rules | None = None,
+           quota: int | None = None) -> dict[str, Any]:
     row = _mine(store, member, request_id, as_="answerer")
     if row.status != "pending":
         raise BadRequest(f"request {request_id} is {row.status}; only a pending request can be answered")
@@ -265,6 +290,7 @@ def answer(store: Store, member: Member, request_id: str, reply: bytes, rules: R
         raise PayloadTooLarge("the reply is larger than a reply to this request can be")
     protocol.check_reply(reply, row.asked)
     with store.engine.begin() as conn:
+        _within_quota(conn, member, len(reply), quota)
         done = conn.execute(update(match_requests).where(and_(match_requests.c.id == request_id,
                                                               match_requests.c.status == "pending"))
                             .values(status="answered", reply=reply, request=None)).rowcount

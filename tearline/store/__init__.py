@@ -7,6 +7,7 @@ what a member may read (tearline.release) happens above, never here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -32,7 +33,7 @@ from sqlalchemy import (
 
 from ..errors import ConfigError, NotFound
 from ..model import Collection, Member
-from .schema import api_roots, collections, members, upkeep
+from .schema import api_roots, collections, members, people, upkeep
 
 _CHUNK = 500
 
@@ -204,11 +205,45 @@ class Store:
         return list(conn.scalars(select(members.c.name).where(members.c.api_root == api_root).order_by(members.c.name)))
 
     def authenticate(self, token: str, name: str | None = None) -> Member | None:
+        """The member of a token, or of one of its people (Basic user ``member/person``), as that person."""
+        digest = token_hash(token)
         with self.engine.connect() as conn:
-            row = conn.execute(select(members).where(members.c.token_hash == token_hash(token))).first()
-        if row is None or (name is not None and not secrets.compare_digest(row.name.encode(), name.encode())):
-            return None
-        return _member(row)
+            row = conn.execute(select(members).where(members.c.token_hash == digest)).first()
+            person = None
+            if row is None:
+                found = conn.execute(select(members, people.c.name.label("person")).join(
+                    people, people.c.member == members.c.id).where(people.c.token_hash == digest)).first()
+                if found is None:
+                    return None
+                row, person = found, found.person
+        if name is not None:
+            said = f"{row.name}/{person}" if person is not None else row.name
+            if not secrets.compare_digest(said.encode(), name.encode()):
+                return None
+        return dataclasses.replace(_member(row), person=person)
+
+    def people_of(self, conn: Connection, member_id: int) -> list[str]:
+        return list(conn.scalars(select(people.c.name).where(people.c.member == member_id).order_by(people.c.name)))
+
+    def add_person(self, conn: Connection, member_id: int, name: str) -> str:
+        """Add a person to a member and return their token — the only time it exists in clear."""
+        token = new_token()
+        conn.execute(insert(people).values(member=member_id, name=name, token_hash=token_hash(token)))
+        return token
+
+    def drop_person(self, conn: Connection, member_id: int, name: str) -> None:
+        conn.execute(delete(people).where(people.c.member == member_id, people.c.name == name))
+
+    def rotate_person_token(self, api_root: str, member: str, person: str) -> str:
+        token = new_token()
+        with self.engine.begin() as conn:
+            mid = conn.execute(select(members.c.id).where(members.c.api_root == api_root, members.c.name == member)).scalar()
+            done = conn.execute(update(people).where(people.c.member == mid, people.c.name == person)
+                                .values(token_hash=token_hash(token))) if mid is not None else None
+            if done is None or done.rowcount != 1:
+                raise NotFound(f"no person {person!r} of member {member!r} in compact {api_root!r}",
+                               details={"member": member, "person": person})
+        return token
 
     def api_root(self, name: str) -> Any:
         with self.engine.connect() as conn:

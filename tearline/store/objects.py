@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, select, update
 
 from . import bulk_insert, rows_for_ids
-from .schema import hub_clock, objects, recipients, refs, statuses
+from .schema import hub_clock, objects, recipients, refs, statuses, usage
 
 OBJECT_COLUMNS = ("coll", "stix_id", "type", "spec_version", "version", "version_us", "added_us", "date_added_us",
                   "created_by_ref", "tlp", "author", "hop", "is_first", "is_latest", "body", "persona", "marked",
@@ -105,6 +105,16 @@ def page(conn: Connection, columns: Sequence[Any], where: Sequence[ColumnElement
 
 
 def delete_versions(conn: Connection, coll: int, added: Sequence[int]) -> None:
+    """Delete the versions, their references and recipients, and take their size off their authors' usage."""
+    freed: dict[int, int] = {}
+    for start in range(0, len(added), 500):
+        chunk = list(added[start:start + 500])
+        for author, size in conn.execute(select(objects.c.author, func.sum(func.length(objects.c.body))).where(
+                objects.c.coll == coll, objects.c.added_us.in_(chunk), objects.c.author.is_not(None))
+                .group_by(objects.c.author)):
+            freed[author] = freed.get(author, 0) + int(size)
+    for author, size in freed.items():
+        conn.execute(update(usage).where(usage.c.member == author).values(stored=usage.c.stored - size))
     for start in range(0, len(added), 500):
         chunk = list(added[start:start + 500])
         conn.execute(delete(objects).where(objects.c.coll == coll, objects.c.added_us.in_(chunk)))
@@ -126,6 +136,16 @@ def reflag(conn: Connection, coll: int, stix_id: str) -> None:
         versions = sorted(r[1] for r in left if r[0] == chain)
         conn.execute(update(objects).where(base, objects.c.chain == chain).values(
             is_first=objects.c.version_us == versions[0], is_latest=objects.c.version_us == versions[-1]))
+
+
+def stored(conn: Connection, member: int) -> int:
+    """Characters of object versions ``member`` has stored (its usage against its quota)."""
+    return int(conn.execute(select(usage.c.stored).where(usage.c.member == member)).scalar() or 0)
+
+
+def add_usage(conn: Connection, member: int, size: int) -> None:
+    if conn.execute(update(usage).where(usage.c.member == member).values(stored=usage.c.stored + size)).rowcount == 0:
+        conn.execute(insert(usage).values(member=member, stored=size))
 
 
 def save_status(conn: Connection, status: dict[str, Any]) -> None:

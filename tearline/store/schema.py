@@ -74,6 +74,18 @@ members = Table(
     UniqueConstraint("api_root", "name", name="uq_members_name"),
 )
 
+# People within a member, each with a token of their own (tearline.compact ``people``): a step that needs two
+# people (approving a warning) needs two logins.
+people = Table(
+    "people",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member", BigInteger, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    UniqueConstraint("member", "name", name="uq_people_name"),
+)
+
 objects = Table(
     "objects",
     metadata,
@@ -171,6 +183,15 @@ withheld = Table(
     Column("member", BigInteger, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
     Column("added_us", BigInteger, nullable=False),
     PrimaryKeyConstraint("member", "added_us", name="pk_withheld"),
+)
+
+# What each member has stored: the characters of the object versions it wrote (its quota, tearline.limits),
+# kept by the write path in the same transaction as the versions.
+usage = Table(
+    "usage",
+    metadata,
+    Column("member", BigInteger, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("stored", BigInteger, nullable=False, server_default="0"),
 )
 
 # Work the hub owes the store once it opens it with its keys (after a migration that needs them).
@@ -287,6 +308,15 @@ guard_cursor = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),  # the last audit entry the scan has read
+)
+
+# What the hub noticed about a request that its audit entry may not say: the entry is the member's to
+# export, and how many ids of a write the collection holds out of the writer's sight must not reach it.
+guard_notes = Table(
+    "guard_notes",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),  # the audit entry's
+    Column("hidden", Integer, nullable=False),  # ids the write named (objects or references) hidden from the writer
 )
 
 # Duty-to-warn warnings and every step of their lifecycle (tearline.warn).

@@ -11,17 +11,20 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from .. import release, write
+from .. import probes, release, write
+from ..audit import AuditLog
 from ..config import Settings
+from ..limits import Limits
 from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..guard import RateLimiter
 from ..keys import HubKeys
 from ..model import Collection, Member, can_read, can_write
 from ..stix import format_us
 from ..store import Store
-from ..web import caller
+from ..web import caller, trail
 from . import media, query
 
 DATE_FIRST = "X-TAXII-Date-Added-First"
@@ -43,8 +46,9 @@ def _answer(request: Request, released: release.Released) -> Response:
     return taxii_response(released.body, released=released)
 
 
-def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys) -> APIRouter:
+def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys, log: AuditLog) -> APIRouter:
     api = APIRouter()
+    bounds = Limits.of(settings)
 
     def member_for(request: Request, kind: str) -> Member:
         member = caller.member_for(store, limiter, request, kind)
@@ -128,10 +132,17 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys
         coll = await run_in_threadpool(collection_for, member, api_root, collection_id)
         body = await read_body(request, settings.max_content_length)
         envelope = _parse_envelope(body)
-        status = await run_in_threadpool(write.add_envelope, store, coll, member, envelope, keys)
-        request.state.audit_ids = [s["id"] for s in status["successes"]]
-        if status["failure_count"]:
-            request.state.audit_reason = f"{status['failure_count']} of {status['total_count']} objects refused"
+        limiter.charge(member, "write", len(envelope))
+
+        def record(conn: Connection, status: dict[str, Any]) -> None:
+            refused = status["failure_count"]
+            seq = trail.within(log, request, conn, 202,
+                               f"{refused} of {status['total_count']} objects refused" if refused else "",
+                               [s["id"] for s in status["successes"]])
+            if status["hidden"]:
+                probes.note(conn, seq, status["hidden"])
+
+        status = await run_in_threadpool(write.add_envelope, store, coll, member, envelope, keys, None, bounds, record)
         return taxii_response(release.status_resource(status), status=202)
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/manifest/")
@@ -157,8 +168,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys
             q = query.TaxiiQuery(versions=("all",), spec_versions=q.spec_versions)
         chosen = release.deletable(store, member, coll, object_id, q, keys, datetime.date.today(),
                                    write.peers_of(store, member, coll))
-        write.delete_versions(store, coll, member, object_id, chosen, keys)
-        request.state.audit_ids = [object_id]
+        write.delete_versions(store, coll, member, object_id, chosen, keys,
+                              lambda conn: trail.within(log, request, conn, 200, "", [object_id]))
         return Response(status_code=200, media_type=media.TAXII)
 
     @api.get("/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/versions/")

@@ -51,10 +51,10 @@ from .document import (
     verify_document,
 )
 from .escalation import escalate
-from .lifecycle import EXTENSION_ID, FINAL, MOVES, REVIEWS, WAIVERS, Signer, draft, expire, list_, move, show
+from .lifecycle import EXTENSION_ID, FINAL, MOVES, REVIEWS, WAIVERS, Record, Signer, draft, expire, list_, move, show
 
 __all__ = [
-    "DOCUMENT_FORMAT", "EXTENSION_ID", "FINAL", "MOVES", "REPLY_FORMAT", "REVIEWS", "WAIVERS", "Signer", "add_party",
+    "DOCUMENT_FORMAT", "EXTENSION_ID", "FINAL", "MOVES", "REPLY_FORMAT", "REVIEWS", "WAIVERS", "Record", "Signer", "add_party",
     "digest", "draft", "escalate", "expire", "list_", "make_reply", "move", "new_party_key", "parties",
     "read_document", "record_reply", "render_html", "show", "sign_document", "verify_document",
 ]

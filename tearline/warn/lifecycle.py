@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -43,6 +44,11 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> dict[str, str]: ...
 
 
+# Called inside a step's transaction with the warning report's id, before it commits: the audit entry of
+# the request that took the step (tearline.web.trail.within), so the step and its record commit together.
+Record = Callable[[Any, str], None]
+
+
 def _date(value: str, field: str) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
@@ -52,9 +58,11 @@ def _date(value: str, field: str) -> dt.date:
 
 def draft(store: Store, compact: str, author: str, addressee: str, outside: bool, target: dict[str, Any],
           window: tuple[str, str], confidence: int, ask: str, text: str, source: str | None = None,
-          author_member: Member | None = None, keys: HubKeys | None = None) -> dict[str, Any]:
+          author_member: Member | None = None, keys: HubKeys | None = None,
+          record: Record | None = None) -> dict[str, Any]:
     """Check every field, report every problem at once, then write the draft; return its whole record (for
-    the operator: a member is shown its draft through tearline.release).
+    the operator: a member is shown its draft through tearline.release). ``record`` is called in the
+    write's transaction, with the report's id, before it commits (the audit entry commits with it).
 
     With ``source`` (a report in the compact's intel collection) and no ``text``, the text is the source's
     description as its drafter receives it — the member drafting through the API, ``author_member``, reads it
@@ -148,6 +156,8 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
                  created_us=now, window_end=end.isoformat(), report=orjson.dumps(report).decode(),
                  author_member=author_member.name if author_member else None, source=source if level else None)
         rows.add_event(conn, wid, author, "draft", None, "draft", f"text from the tear line of {source}" if level else "")
+        if record is not None:
+            record(conn, report["id"])
     return show(store, wid)
 
 
@@ -182,17 +192,17 @@ def list_(store: Store, compact: str | None = None, state: str | None = None) ->
 
 
 def move(store: Store, wid: str, action: str, by: str, note: str = "", today: dt.date | None = None,
-         signer: Signer | None = None) -> dict[str, Any]:
+         signer: Signer | None = None, record: Record | None = None) -> dict[str, Any]:
     """One transition, checked: the state it starts from, and who may take it. Delivering to an outside
     party needs ``signer`` (the hub's key) to sign its document."""
     current = show(store, wid, today)
     if action not in MOVES:
         raise BadRequest(f"unknown action {action!r}; one of {', '.join(MOVES)}")
-    return step(store, current, action, by, note, today, signer)
+    return step(store, current, action, by, note, today, signer, record=record)
 
 
 def step(store: Store, current: dict[str, Any], action: str, by: str, note: str, today: dt.date | None,
-         signer: Signer | None = None, check_reply: Any = None) -> dict[str, Any]:
+         signer: Signer | None = None, check_reply: Any = None, record: Record | None = None) -> dict[str, Any]:
     wid = current["id"]
     before, after = MOVES[action]
     if not by.strip() or len(by) > 160 or not by.isprintable() or len(note) > 4000 or "\x00" in note:
@@ -237,6 +247,8 @@ def step(store: Store, current: dict[str, Any], action: str, by: str, note: str,
         if action == "deliver" and not current["outside"]:
             _deliver_to_member(store, conn, current)
         rows.add_event(conn, wid, by, action, before, after, note)
+        if record is not None:
+            record(conn, current["report"]["id"])
     return show(store, wid, today)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import audit, stix, write
 from .. import keys as hub_keys
@@ -14,7 +14,8 @@ from ..guard import RateLimiter
 from ..taxii import api as taxii
 from ..config import Settings
 from ..store import Store
-from . import admin, dashboard, errors, match, warn
+from ..limits import Limits
+from . import admin, dashboard, doorman, errors, match, trail, warn
 
 
 class _TrailingSlash:
@@ -28,44 +29,6 @@ class _TrailingSlash:
         if scope["type"] == "http" and not scope["path"].endswith("/") and not scope["path"].startswith("/ui/static/"):
             scope = dict(scope, path=scope["path"] + "/")
         await self.app(scope, receive, send)
-
-
-class _AuditTrail:
-    """Records every request in the audit log before its response starts: who (the authenticated
-    member, or nobody), the route, the filters, the outcome, the reason for a refusal, and the ids
-    returned or written. If the record cannot be written, the request fails rather than go unrecorded."""
-
-    def __init__(self, app: ASGIApp, log: audit.AuditLog):
-        self.app = app
-        self.log = log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state: dict[str, Any] = scope.setdefault("state", {})
-        started = False
-
-        async def recorded(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start" and not started:
-                started = True
-                await run_in_threadpool(self._record, scope, state, message["status"])
-            await send(message)
-
-        await self.app(scope, receive, recorded)
-
-    def _record(self, scope: Scope, state: dict[str, Any], status: int) -> None:
-        from urllib.parse import parse_qs
-
-        member = state.get("audit_member")
-        route = scope.get("route")
-        query = {k: v if len(v) > 1 else v[0]
-                 for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
-        self.log.append(actor=member.name if member else None, api_root=member.api_root if member else None,
-                        method=scope["method"], endpoint=getattr(route, "path", scope["path"]), path=scope["path"],
-                        query=query, status=status, reason=state.get("audit_reason", ""),
-                        ids=state.get("audit_ids", ()))
 
 
 def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
@@ -108,7 +71,14 @@ def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
     return lifespan
 
 
+# How often a thread that computes (judging a large envelope, marking a long description) hands the
+# interpreter to the others: Python's 5 ms default lets one member's large request hold every other
+# member's short ones behind it, several times over per request; at 1 ms a short request waits less.
+SWITCH_INTERVAL = 0.001
+
+
 def create_app(settings: Settings, store: Store) -> ASGIApp:
+    sys.setswitchinterval(SWITCH_INTERVAL)
     log = audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
     app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=_scanner(store, settings, log))
@@ -117,12 +87,13 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     keys = hub_keys.load(settings)
     write.upkeep(store, keys)
     stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
-    app.include_router(taxii.router(store, settings, limiter, keys))
-    app.include_router(match.router(store, limiter))
+    app.include_router(taxii.router(store, settings, limiter, keys, log))
+    app.include_router(match.router(store, limiter, Limits.of(settings)))
     app.include_router(warn.router(store, limiter, log, keys))
     app.include_router(admin.router(store, settings))
     app.include_router(dashboard.router(store, settings, limiter, keys, log))
     app.state.store = store
     app.state.settings = settings
     app.state.audit = log
-    return _TrailingSlash(_AuditTrail(app, log))
+    return doorman.Doorman(_TrailingSlash(trail.AuditTrail(app, log)), log, store, Limits.of(settings),
+                           settings.admin_token)

@@ -180,7 +180,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys
                         operator=bool(settings.admin_token))
         request.state.audit_member = member
         response = RedirectResponse("/ui/", status_code=303)
-        sid = sessions.open(kind="member", name=member.name, api_root=member.api_root, token=token)
+        # the name signed in with: a person's (member/person) is how their token authenticates again
+        sid = sessions.open(kind="member", name=name, api_root=member.api_root, token=token)
         response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=SESSION_SECONDS, path="/")
         return response
 
@@ -292,14 +293,14 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys
     @guarded
     async def acknowledge(request: Request, warning_id: str) -> Response:
         member, session = await run_in_threadpool(member_of, request, "write")
-        fields = await form(request, session)
-        by = fields.get("by", "").strip()
-        if not by:
-            raise BadRequest("say who acknowledges (your name), for the record")
+        await form(request, session)
+        if member.person is None:
+            raise Forbidden(f"a warning is acknowledged by a person with their own token: sign in as "
+                            f"{member.name}/<person>")
         current = await run_in_threadpool(release.warning_for, store, member, warning_id, keys)
         if current["addressee"] != member.name:
             raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
-        await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {by} (dashboard)")
+        await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {member.person} (dashboard)")
         request.state.audit_ids = [current["report"]["id"]]
         return RedirectResponse(f"/ui/warnings/?done={quote(warning_id)}", status_code=303)
 

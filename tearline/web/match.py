@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ..guard import RateLimiter
+from ..limits import Limits
 from ..matching import mailbox
 from ..model import Member
 from ..store import Store
@@ -16,7 +17,7 @@ from . import caller
 BYTES = "application/octet-stream"
 
 
-def router(store: Store, limiter: RateLimiter) -> APIRouter:
+def router(store: Store, limiter: RateLimiter, limits: Limits) -> APIRouter:
     api = APIRouter(prefix="/tearline/match")
 
     def member_for(request: Request) -> Member:
@@ -29,7 +30,8 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     async def open_request(request: Request, to: str, type: str, results: str = "asker") -> Response:
         member = member_for(request)
         rules = mailbox.rules_for(store, member)
-        return caller.as_json(mailbox.open_request(store, member, to, type, results, await body_of(request, rules), rules), 201)
+        return caller.as_json(mailbox.open_request(store, member, to, type, results, await body_of(request, rules), rules,
+                                                 limits.mailbox_bytes), 201)
 
     @api.get("/inbox/")
     def inbox(request: Request) -> Response:
@@ -50,7 +52,8 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     async def answer(request_id: str, request: Request) -> Response:
         member = member_for(request)
         rules = mailbox.rules_for(store, member)
-        return caller.as_json(mailbox.answer(store, member, request_id, await body_of(request, rules), rules))
+        return caller.as_json(mailbox.answer(store, member, request_id, await body_of(request, rules), rules,
+                                                    limits.mailbox_bytes))
 
     @api.post("/requests/{request_id}/decline/")
     def decline(request_id: str, request: Request) -> Response:
@@ -60,7 +63,7 @@ def router(store: Store, limiter: RateLimiter) -> APIRouter:
     async def ask_back(request_id: str, request: Request) -> Response:
         member = member_for(request)
         body = await body_of(request, mailbox.rules_for(store, member))
-        return caller.as_json(mailbox.ask_back(store, member, request_id, body), 201)
+        return caller.as_json(mailbox.ask_back(store, member, request_id, body, limits.mailbox_bytes), 201)
 
     @api.get("/requests/{request_id}/answer/")
     def collect(request_id: str, request: Request) -> Response:

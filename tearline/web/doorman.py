@@ -1,0 +1,110 @@
+"""Before authentication: limits per client address, so that a stranger (or a member without its
+credentials) cannot flood the hub, its audit trail or its members' share of it.
+
+Two buckets per address (tearline.guard.Buckets): every request takes from ``address_per_minute``; a
+request that ends refused without an authenticated caller (a wrong token, a made-up path) takes from
+``anonymous_per_minute``. Once an address's anonymous allowance is spent, only requests that carry
+working credentials (or a dashboard session, which the dashboard checks itself) get in until it refills.
+Requests refused here never reach the hub, so they are not recorded one by one: the first refusal of an
+address in each minute is recorded, with how many were refused since the last record.
+
+Addresses are the peer's, as the socket sees it: behind a reverse proxy every client shares the proxy's
+address, and the limits should be raised (or set on the proxy) accordingly.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import threading
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import audit
+from ..auth import authenticate
+from ..errors import Unauthorized
+from ..guard import Buckets
+from ..limits import Limits
+from ..store import Store
+from .errors import error_response
+
+WINDOW = 60.0  # seconds between two records of one address's refusals
+
+
+class Doorman:
+    def __init__(self, app: ASGIApp, log: audit.AuditLog, store: Store, limits: Limits, admin_token: str = "",
+                 clock: Any = time.monotonic):
+        self.app = app
+        self.log = log
+        self.store = store
+        self.limits = limits
+        self.admin_token = admin_token
+        self.clock = clock
+        self.buckets = Buckets(clock)
+        self._refused: dict[str, tuple[float, int]] = {}  # address → (last record, refusals since)
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        address = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.buckets.take(("address", address), self.limits.address_per_minute)
+        if wait:
+            await self._refuse(scope, send, address, wait, "address_per_minute", self.limits.address_per_minute)
+            return
+        if self.buckets.empty(("anonymous", address), self.limits.anonymous_per_minute):
+            if not await run_in_threadpool(self._credentialed, scope):
+                wait = self.buckets.take(("anonymous", address), self.limits.anonymous_per_minute)
+                await self._refuse(scope, send, address, max(wait, 1), "anonymous_per_minute",
+                                   self.limits.anonymous_per_minute)
+                return
+        state: dict[str, Any] = scope.setdefault("state", {})
+
+        async def watched(message: Message) -> None:
+            if (message["type"] == "http.response.start" and message["status"] >= 400
+                    and state.get("audit_member") is None):
+                self.buckets.take(("anonymous", address), self.limits.anonymous_per_minute)
+            await send(message)
+
+        await self.app(scope, receive, watched)
+
+    def _credentialed(self, scope: Scope) -> bool:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        if "tearline_session=" in headers.get("cookie", ""):
+            return True
+        authorization = headers.get("authorization")
+        if not authorization:
+            return False
+        if self.admin_token and hmac.compare_digest(authorization.strip().encode(), f"Bearer {self.admin_token}".encode()):
+            return True
+        try:
+            authenticate(self.store, authorization)
+        except Unauthorized:
+            return False
+        return True
+
+    async def _refuse(self, scope: Scope, send: Send, address: str, wait: int, setting: str, per_minute: int) -> None:
+        text = (f"too many requests from {address}: over this hub's limit of {per_minute} a minute ({setting}); "
+                f"retry in {wait} s")
+        now = self.clock()
+        with self._lock:
+            last, since = self._refused.get(address, (-math.inf, 0))
+            due = now - last >= WINDOW
+            self._refused[address] = (now, 0) if due else (last, since + 1)
+            if len(self._refused) > Buckets.MAX_KEYS:
+                del self._refused[next(iter(self._refused))]
+        if due:
+            await run_in_threadpool(
+                self.log.append, actor=None, api_root=None, method=scope["method"], endpoint="(before authentication)",
+                path=scope["path"], query={"address": address}, status=429,
+                reason=text + (f"; {since} more refused from this address since the last record" if since else ""))
+        await error_response(429, "Too many requests", text, "too_many_requests",
+                             {"retry_after": wait, "setting": setting, "per_minute": per_minute})(scope, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
