@@ -255,3 +255,27 @@ def test_4_writes_naming_hidden_ids_raise_an_alert_the_writer_cannot_see(small: 
     posts = [e for e in exported["entries"] if e["method"] == "POST"]
     assert len(posts) == 3 and all(set(e) == set(posts[0]) for e in posts)  # the three writes look alike
     assert len({(e["status"], e["count"], bool(e["reason"])) for e in posts}) == 1
+
+
+# --- 8. each write and its audit entry commit together -----------------------------------------------------
+
+def test_8_a_mailbox_request_and_a_warning_step_are_on_record_in_their_own_transaction(small: Rev, store: Store) -> None:
+    """The entry is written inside the write's transaction (kill -9 cannot part them: tests/test_crash.py),
+    with the id it made; the middleware does not write a second one."""
+    _key, body = protocol.ask([f"v{i}.example" for i in range(200)])
+    made = small.c["alpha"].post("/tearline/match/requests/", params={"to": "charlie", "type": "domain"}, content=body,
+                                 headers={"content-type": "application/octet-stream"})
+    assert made.status_code == 201
+    warnings = httpx.Client(base_url=small.hub.url + "/tearline/warnings", auth=small.person("alpha"))
+    drafted = warnings.post("/", json={"to": "greeny", "target": {"country": "AFG"}, "ask": "take care", "text": "x y",
+                                       "window": [dt.date.today().isoformat(), dt.date.today().isoformat()],
+                                       "confidence": 40})
+    warnings.close()
+    assert drafted.status_code == 201, drafted.text
+    with store.engine.connect() as conn:
+        entries = [(p, s, orjson.loads(i)) for p, s, i in conn.execute(
+            select(audit.c.path, audit.c.status, audit.c.ids).where(audit.c.method == "POST"))]
+    assert [e for e in entries if e[0] == "/tearline/match/requests/"] == [
+        ("/tearline/match/requests/", 201, [made.json()["id"]])]
+    assert [e for e in entries if e[0] == "/tearline/warnings/"] == [
+        ("/tearline/warnings/", 201, [drafted.json()["report"]["id"]])]

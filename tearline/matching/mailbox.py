@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -119,6 +120,11 @@ def _log(conn: Any, member: Member, action: str, request_id: str | None, **detai
                                           request_id=request_id, detail=orjson.dumps(detail).decode()))
 
 
+# Called inside a mailbox write's transaction with the request's id, before it commits: the audit entry of
+# the HTTP request that made it (tearline.web.trail.within), so the two commit together.
+Record = Callable[[Any, str], None]
+
+
 def rules_for(store: Store, member: Member) -> Rules:
     """The member's compact's matching rules; refused once the compact is no longer open."""
     root = store.api_root(member.api_root)
@@ -157,7 +163,7 @@ def _within_quota(conn: Any, member: Member, size: int, quota: int | None) -> No
 
 
 def open_request(store: Store, member: Member, to: str, kind: str, results: str, body: bytes,
-                 rules: Rules | None = None, quota: int | None = None) -> dict[str, Any]:
+                 rules: Rules | None = None, quota: int | None = None, record: Record | None = None) -> dict[str, Any]:
     if not member.can_read:
         raise Forbidden("this member may not read the compact, so it may not match against it either")
     rules = rules or rules_for(store, member)
@@ -199,12 +205,15 @@ def open_request(store: Store, member: Member, to: str, kind: str, results: str,
             status="pending", consent=consent, created_us=now, expires_us=now + rules.expire_days * DAY_US,
             asked=asked, fpr=rules.fpr, request=body))
         _log(conn, member, "request", rid, to=to, kind=kind, asked=asked, results=results)
+        if record is not None:
+            record(conn, rid)
     # the asker is not told whether consent is standing: that would say `to` is a member
     return {"id": rid, "status": "pending", "kind": kind, "asked": asked, "results": results,
             "expires": (now + rules.expire_days * DAY_US) // 1_000_000}
 
 
-def ask_back(store: Store, member: Member, original_id: str, body: bytes, quota: int | None = None) -> dict[str, Any]:
+def ask_back(store: Store, member: Member, original_id: str, body: bytes, quota: int | None = None,
+             record: Record | None = None) -> dict[str, Any]:
     """The answerer of a results: both request asks the same question in reverse; the original
     asker's consent is the request itself."""
     row = _mine(store, member, original_id, as_="answerer")
@@ -223,6 +232,8 @@ def ask_back(store: Store, member: Member, original_id: str, body: bytes, quota:
             status="pending", consent="standing", created_us=now, expires_us=row.expires_us, asked=asked, fpr=row.fpr,
             reverse_of=original_id, request=body))
         _log(conn, member, "ask-back", rid, of=original_id, asked=asked)
+        if record is not None:
+            record(conn, rid)
     return {"id": rid, "status": "pending", "reverse_of": original_id, "asked": asked}
 
 
@@ -281,7 +292,7 @@ def request_body(store: Store, member: Member, request_id: str) -> bytes:
 
 
 def answer(store: Store, member: Member, request_id: str, reply: bytes, rules: Rules | None = None,
-           quota: int | None = None) -> dict[str, Any]:
+           quota: int | None = None, record: Record | None = None) -> dict[str, Any]:
     row = _mine(store, member, request_id, as_="answerer")
     if row.status != "pending":
         raise BadRequest(f"request {request_id} is {row.status}; only a pending request can be answered")
@@ -297,10 +308,12 @@ def answer(store: Store, member: Member, request_id: str, reply: bytes, rules: R
         if not done:
             raise BadRequest(f"request {request_id} was answered or withdrawn meanwhile")
         _log(conn, member, "answer", request_id, bytes=len(reply))
+        if record is not None:
+            record(conn, request_id)
     return {"id": request_id, "status": "answered"}
 
 
-def decline(store: Store, member: Member, request_id: str) -> dict[str, Any]:
+def decline(store: Store, member: Member, request_id: str, record: Record | None = None) -> dict[str, Any]:
     row = _mine(store, member, request_id, as_="answerer")
     if row.status != "pending":
         raise BadRequest(f"request {request_id} is {row.status}; only a pending request can be declined")
@@ -308,6 +321,8 @@ def decline(store: Store, member: Member, request_id: str) -> dict[str, Any]:
         conn.execute(update(match_requests).where(match_requests.c.id == request_id)
                      .values(status="declined", request=None))
         _log(conn, member, "decline", request_id)
+        if record is not None:
+            record(conn, request_id)
     return {"id": request_id, "status": "declined"}
 
 

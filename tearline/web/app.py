@@ -88,7 +88,7 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     write.upkeep(store, keys)
     stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
     app.include_router(taxii.router(store, settings, limiter, keys, log))
-    app.include_router(match.router(store, limiter, Limits.of(settings)))
+    app.include_router(match.router(store, limiter, Limits.of(settings), log))
     app.include_router(warn.router(store, limiter, log, keys))
     app.include_router(admin.router(store, settings))
     app.include_router(dashboard.router(store, settings, limiter, keys, log))

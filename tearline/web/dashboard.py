@@ -27,13 +27,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import release, views, warn
+from ..audit import AuditLog
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, NotFound, TearlineError
 from ..guard import RateLimiter
 from ..keys import HubKeys
 from ..model import Member
 from ..store import Store
-from . import caller, charts
+from . import caller, charts, trail
 
 COOKIE = "tearline_session"
 SESSION_SECONDS = 8 * 3600
@@ -81,7 +82,7 @@ class SignedOut(Exception):
     """No valid session: the page answers with the sign-in form."""
 
 
-def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys, signer: warn.Signer) -> APIRouter:
+def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys, log: AuditLog) -> APIRouter:
     api = APIRouter()
     sessions = Sessions()
     env = _templates()
@@ -300,8 +301,8 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys
         current = await run_in_threadpool(release.warning_for, store, member, warning_id, keys)
         if current["addressee"] != member.name:
             raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
-        await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {member.person} (dashboard)")
-        request.state.audit_ids = [current["report"]["id"]]
+        await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {member.person} (dashboard)",
+                                None, None, lambda conn, rid: trail.within(log, request, conn, 303, "", [rid]))
         return RedirectResponse(f"/ui/warnings/?done={quote(warning_id)}", status_code=303)
 
     @api.get("/ui/forecasts/", response_class=HTMLResponse)

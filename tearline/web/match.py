@@ -5,20 +5,26 @@ hub); everything else is JSON."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
+from ..audit import AuditLog
 from ..guard import RateLimiter
 from ..limits import Limits
 from ..matching import mailbox
 from ..model import Member
 from ..store import Store
 from ..taxii.api import read_body
-from . import caller
+from . import caller, trail
 
 BYTES = "application/octet-stream"
 
 
-def router(store: Store, limiter: RateLimiter, limits: Limits) -> APIRouter:
+def router(store: Store, limiter: RateLimiter, limits: Limits, log: AuditLog) -> APIRouter:
     api = APIRouter(prefix="/tearline/match")
+
+    def recorded(request: Request, status: int) -> mailbox.Record:
+        """The request's audit entry, written in the mailbox write's own transaction."""
+        return lambda conn, rid: trail.within(log, request, conn, status, "", [rid])
 
     def member_for(request: Request) -> Member:
         return caller.member_for(store, limiter, request, "match")
@@ -26,12 +32,16 @@ def router(store: Store, limiter: RateLimiter, limits: Limits) -> APIRouter:
     async def body_of(request: Request, rules: mailbox.Rules) -> bytes:
         return await read_body(request, mailbox.max_body(rules))
 
+    # The handlers that read a body are async (the body arrives in pieces); the work on it runs in the
+    # thread pool, so that parsing a request of millions of values never stops the event loop for others.
     @api.post("/requests/")
     async def open_request(request: Request, to: str, type: str, results: str = "asker") -> Response:
-        member = member_for(request)
-        rules = mailbox.rules_for(store, member)
-        return caller.as_json(mailbox.open_request(store, member, to, type, results, await body_of(request, rules), rules,
-                                                 limits.mailbox_bytes), 201)
+        member = await run_in_threadpool(member_for, request)
+        rules = await run_in_threadpool(mailbox.rules_for, store, member)
+        body = await body_of(request, rules)
+        return caller.as_json(await run_in_threadpool(
+            mailbox.open_request, store, member, to, type, results, body, rules, limits.mailbox_bytes,
+            recorded(request, 201)), 201)
 
     @api.get("/inbox/")
     def inbox(request: Request) -> Response:
@@ -50,20 +60,22 @@ def router(store: Store, limiter: RateLimiter, limits: Limits) -> APIRouter:
 
     @api.post("/requests/{request_id}/answer/")
     async def answer(request_id: str, request: Request) -> Response:
-        member = member_for(request)
-        rules = mailbox.rules_for(store, member)
-        return caller.as_json(mailbox.answer(store, member, request_id, await body_of(request, rules), rules,
-                                                    limits.mailbox_bytes))
+        member = await run_in_threadpool(member_for, request)
+        rules = await run_in_threadpool(mailbox.rules_for, store, member)
+        body = await body_of(request, rules)
+        return caller.as_json(await run_in_threadpool(
+            mailbox.answer, store, member, request_id, body, rules, limits.mailbox_bytes, recorded(request, 200)))
 
     @api.post("/requests/{request_id}/decline/")
     def decline(request_id: str, request: Request) -> Response:
-        return caller.as_json(mailbox.decline(store, member_for(request), request_id))
+        return caller.as_json(mailbox.decline(store, member_for(request), request_id, recorded(request, 200)))
 
     @api.post("/requests/{request_id}/ask-back/")
     async def ask_back(request_id: str, request: Request) -> Response:
-        member = member_for(request)
-        body = await body_of(request, mailbox.rules_for(store, member))
-        return caller.as_json(mailbox.ask_back(store, member, request_id, body, limits.mailbox_bytes), 201)
+        member = await run_in_threadpool(member_for, request)
+        body = await body_of(request, await run_in_threadpool(mailbox.rules_for, store, member))
+        return caller.as_json(await run_in_threadpool(
+            mailbox.ask_back, store, member, request_id, body, limits.mailbox_bytes, recorded(request, 201)), 201)
 
     @api.get("/requests/{request_id}/answer/")
     def collect(request_id: str, request: Request) -> Response:
