@@ -47,6 +47,8 @@ MAX_IDS = 5000  # ids kept per entry; a page is at most page_size objects, so th
 MAX_TEXT = 512  # characters kept of one field (a path, a parameter); the rest is summed up by its hash
 MAX_REASON = 2_000
 MAX_PARAMS = 20  # query parameters kept per entry
+MAX_VALUES = 5  # values kept of one repeated parameter
+MAX_QUERY = 4_096  # characters of the recorded query string as a whole
 
 FIELDS = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "ids",
           "count", "prev")
@@ -187,18 +189,23 @@ def bounded(value: str | None, limit: int = MAX_TEXT) -> str | None:
 
 
 def _bounded_query(query: dict[str, Any]) -> dict[str, Any]:
-    """The query string as recorded: at most MAX_PARAMS parameters, each name and value bounded."""
+    """The query string as recorded: at most MAX_PARAMS parameters of at most MAX_VALUES values, each name and
+    value bounded, and the whole at most MAX_QUERY characters (past that, its size and SHA-256 stand for it)."""
     out: dict[str, Any] = {}
     for n, (key, value) in enumerate(sorted(query.items())):
         if n == MAX_PARAMS:
             out["…"] = f"{len(query) - MAX_PARAMS} more parameters"
             break
         if isinstance(value, list):
-            value = [bounded(str(v)) for v in value[:MAX_PARAMS]] + (
-                [f"… {len(value) - MAX_PARAMS} more values"] if len(value) > MAX_PARAMS else [])
+            value = [bounded(str(v)) for v in value[:MAX_VALUES]] + (
+                [f"… {len(value) - MAX_VALUES} more values"] if len(value) > MAX_VALUES else [])
         else:
             value = bounded(str(value))
         out[bounded(str(key), 200) or ""] = value
+    whole = orjson.dumps(out, option=orjson.OPT_SORT_KEYS)
+    if len(whole) > MAX_QUERY:
+        full = orjson.dumps(query, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+        return {"…": f"{len(query)} parameters, {len(full):,} characters, sha256 {hashlib.sha256(full).hexdigest()}"}
     return out
 
 

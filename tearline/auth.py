@@ -21,7 +21,7 @@ def authenticate(store: Store, authorization: str | None) -> Member:
     elif scheme.lower() == "basic" and value:
         try:
             name, sep, token = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # not base64 (or not ASCII at all), or not UTF-8 inside
             raise Unauthorized("Basic credentials are not base64 of 'member:token'") from None
         if not sep:
             raise Unauthorized("Basic credentials are not base64 of 'member:token'")

@@ -30,8 +30,9 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("max_failures", int, 100, "failures listed in one status resource; the rest are counted"),
     ("member_storage_mb", int, 1024, "most MB of object versions one member may have stored in one compact"),
     ("member_mailbox_mb", int, 256, "most MB of private-matching messages one member may have waiting"),
-    ("address_per_minute", int, 6000, "requests a minute from one client address, before authentication"),
-    ("anonymous_per_minute", int, 60, "requests a minute from one client address that fail to authenticate"),
+    ("address_per_minute", int, 600, "requests a minute from one client address that end without an "
+                                     "authenticated caller (members are held to their own limits)"),
+    ("anonymous_per_minute", int, 60, "of those, requests a minute from one client address that end refused"),
     ("title", str, "Tearline hub", "title shown by TAXII discovery"),
     ("contact", str, "", "contact shown by TAXII discovery"),
     ("audit_key", str, "", "file of the hub's Ed25519 audit signing key (default: next to a SQLite store, "
@@ -60,7 +61,7 @@ class Settings:
     max_failures: int = 100
     member_storage_mb: int = 1024
     member_mailbox_mb: int = 256
-    address_per_minute: int = 6000
+    address_per_minute: int = 600
     anonymous_per_minute: int = 60
     title: str = "Tearline hub"
     contact: str = ""

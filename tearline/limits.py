@@ -13,8 +13,8 @@ stated amount. Each is a setting (tearline.config; the README's settings table):
 - ``member_storage_mb``: bytes of object versions one member may have stored in one compact (an envelope
   that would pass it is refused whole, 413, and stores nothing);
 - ``member_mailbox_mb``: bytes of private-matching messages one member may have waiting in the mailbox;
-- ``address_per_minute`` / ``anonymous_per_minute``: requests per client address, before authentication,
-  and of those the ones that fail to authenticate (tearline.web.doorman).
+- ``address_per_minute`` / ``anonymous_per_minute``: requests per client address that end without an
+  authenticated caller, and of those the ones that end refused (tearline.web.doorman).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Limits:
     failures: int = 100
     storage_bytes: int = 1024 * MB
     mailbox_bytes: int = 256 * MB
-    address_per_minute: int = 6_000
+    address_per_minute: int = 600
     anonymous_per_minute: int = 60
 
     @classmethod
@@ -126,6 +126,17 @@ def _where(obj: Any, limits: Limits) -> list[str]:
                 if type(value) in (str, list, dict):
                     stack.append((value, f"{path}.{key[:60]}" if path else key[:60], level + 1))
     return ["over the hub's limits"]
+
+
+def reference_problems(refs: list[tuple[str, str, Any]], limits: Limits) -> list[str]:
+    """Each reference is stored with its path: an object whose references' paths add up to more than
+    ``limits.string`` characters (long keys, deep nesting, repeated per list item) fails on its own."""
+    total = sum(len(path) for path, _, _ in refs)
+    if total > limits.string or len(refs) > limits.list:
+        return [f"references: {len(refs):,} of them, their paths adding up to {total:,} characters; this hub "
+                f"keeps at most {limits.list:,} references and {limits.string:,} characters of their paths per "
+                "object (max_list, max_string)"]
+    return []
 
 
 def bounded_failures(failures: list[dict[str, Any]], limits: Limits) -> list[dict[str, Any]]:

@@ -93,6 +93,8 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
             refs: list[stix.Ref] = []
             if not problems:
                 problems, refs = stix.inspect(obj)
+                if not problems:
+                    problems = limits.reference_problems(refs, bounds)
             if not problems:
                 problems = _recipient_problems(obj, policy.members_visible, people) or _tear_line_problems(obj)
             if problems:
@@ -111,6 +113,8 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
             "successes": orjson.dumps(successes).decode(), "failures": orjson.dumps(listed).decode(),
             "pendings": "[]",
         }
+        # the status is the member's to keep too (and refused objects leave nothing else to count)
+        _charge(conn, writer.id, len(status["successes"]) + len(status["failures"]), bounds.storage_bytes)
         rows.save_status(conn, status)
         # ``hidden`` is for the guard alone (tearline.probes.note): never part of what the writer is told
         out = status | {"successes": successes, "failures": listed, "pendings": [], "hidden": hidden}
@@ -214,6 +218,15 @@ def delete_versions(store: Store, collection: Collection, member: Member, stix_i
         for i in ids:
             rows.reflag(conn, coll, i)
         visibility.settle(conn, coll, readers, ids, [], before, collection.addressed_only)
+
+
+STATUS_DAYS = 7  # how long a status resource is kept for its member to read (it counts against its quota)
+
+
+def prune_statuses(store: Store, now: int | None = None) -> int:
+    """Drop status resources older than STATUS_DAYS (the hub's scanner does this as it goes)."""
+    with store.engine.begin() as conn:
+        return rows.prune_statuses(conn, (now or now_us()) - STATUS_DAYS * 86_400 * 1_000_000)
 
 
 def peers_of(store: Store, member: Member, collection: Collection) -> set[int]:
@@ -384,11 +397,11 @@ def _chain(c: _Candidate, held: list[rows.Held], reader: visibility.Reader | Non
     if not main:
         return 0
     owner = min(main, key=lambda h: (h.version_us, h.added_us)).author
-    if owner is not None and owner in peers:
-        return 0
-    if any(v.chain == 0 for v in given):
-        return None
-    return reader.id
+    if not any(v.chain == 0 for v in given):
+        # hidden from the writer, even where it is a peer's (versions_by: organisation): answered like a fresh
+        # write, on the writer's own chain, so nothing tells it the object exists
+        return reader.id
+    return 0 if owner is not None and owner in peers else None
 
 
 def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, keys: HubKeys | None, author: int | None,
@@ -448,7 +461,9 @@ def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, 
             pseudo = stand_in[stix_id]
             add(pseudo, chain, _pseudonymous(obj, pseudo), version, version_us, tlp, hop, 2, [], recipients)
     if author is not None and new_rows:
-        _charge(conn, author, sum(len(r[14]) for r in new_rows), quota)
+        # what the rows take: the version's JSON and each reference's path and target (a path can be long)
+        _charge(conn, author, sum(len(r[14].encode()) for r in new_rows)
+                + sum(len(str(e[2]).encode()) + len(str(e[3]).encode()) for e in new_refs), quota)
     changed = {r[1] for r in new_rows}
     readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
     before = visibility.snapshot(conn, coll, readers, changed, collection.addressed_only)
@@ -466,7 +481,8 @@ def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, 
 
 
 def _charge(conn: Connection, author: int, size: int, quota: int | None) -> None:
-    """Count what the author stores; refuse the whole envelope (nothing of it written) past its quota."""
+    """Count what the author stores (bytes of versions, references and statuses); refuse the whole envelope
+    (nothing of it written) past its quota."""
     if quota is not None:
         have = rows.stored(conn, author)
         if have + size > quota:

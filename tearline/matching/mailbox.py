@@ -32,7 +32,7 @@ from sqlalchemy import and_, func, insert, select, update
 from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from ..model import NAME, Member, Policy
 from ..store import Store, now_us
-from ..store.schema import match_log, match_requests
+from ..store.schema import match_log, match_requests, members
 from . import protocol
 from .values import TYPES
 
@@ -155,6 +155,9 @@ def waiting(conn: Any, member: Member) -> int:
 def _within_quota(conn: Any, member: Member, size: int, quota: int | None) -> None:
     if quota is None:
         return
+    # take the member's row first: two of its requests at once then count one after the other (on SQLite
+    # this takes the write lock; on PostgreSQL the row's), so neither can slip past the quota
+    conn.execute(update(members).where(members.c.id == member.id).values(profile=members.c.profile))
     have = waiting(conn, member)
     if have + size > quota:
         raise PayloadTooLarge(f"this member has {have:,} bytes waiting in the mailbox and this message would add "

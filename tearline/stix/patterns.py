@@ -25,6 +25,7 @@ _STRING = re.compile(r"'(?:[^'\\]|\\['\\])*'")
 _INT = re.compile(r"(?:0|[1-9][0-9]*)(?![0-9.A-Za-z_])")
 _PROPERTY = re.compile(r"^[a-z0-9_]{3,250}$")
 _OPS = ("!=", "=")
+MAX_NESTING = 32  # levels of brackets and parentheses: no real pattern comes near it
 MAX_LENGTH = 16_384  # longer patterns go to nobody: the reference parser's time grows with them
 
 
@@ -46,7 +47,35 @@ def problems(obj: dict[str, Any]) -> list[str]:
                 return []
         except _Fallback:
             pass
-    return list(_reference(pattern, str(version)))
+    if _nesting(pattern) > MAX_NESTING:
+        return [f"pattern: nests deeper than {MAX_NESTING} brackets and parentheses"]
+    try:
+        return list(_reference(pattern, str(version)))
+    except RecursionError:  # the reference parser recurses per level: a pattern cannot make the hub fail
+        return ["pattern: nests too deeply for the STIX pattern grammar's parser"]
+
+
+def _nesting(pattern: str) -> int:
+    """How deep brackets and parentheses nest outside quoted strings (the reference parser recurses on
+    each level, and 250 levels exhaust its stack)."""
+    deepest = depth = 0
+    quoted = escaped = False
+    for ch in pattern:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == "'":
+                quoted = False
+        elif ch == "'":
+            quoted = True
+        elif ch in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]":
+            depth -= 1
+    return deepest
 
 
 @functools.lru_cache(maxsize=2048)

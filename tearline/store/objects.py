@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, LargeBinary, and_, cast, delete, func, insert, select, update
 
 from . import bulk_insert, rows_for_ids
 from .schema import hub_clock, objects, recipients, refs, statuses, usage
@@ -107,9 +107,14 @@ def page(conn: Connection, columns: Sequence[Any], where: Sequence[ColumnElement
 def delete_versions(conn: Connection, coll: int, added: Sequence[int]) -> None:
     """Delete the versions, their references and recipients, and take their size off their authors' usage."""
     freed: dict[int, int] = {}
+    # bytes, as the write path charged them: the body's UTF-8, and each reference's path and target (ASCII)
+    body_bytes = (func.octet_length(objects.c.body) if conn.dialect.name == "postgresql"
+                  else func.length(cast(objects.c.body, LargeBinary)))
+    ref_bytes = (select(func.coalesce(func.sum(func.length(refs.c.prop) + func.length(refs.c.target_id)), 0))
+                 .where(refs.c.added_us == objects.c.added_us).scalar_subquery())
     for start in range(0, len(added), 500):
         chunk = list(added[start:start + 500])
-        for author, size in conn.execute(select(objects.c.author, func.sum(func.length(objects.c.body))).where(
+        for author, size in conn.execute(select(objects.c.author, func.sum(body_bytes + ref_bytes)).where(
                 objects.c.coll == coll, objects.c.added_us.in_(chunk), objects.c.author.is_not(None))
                 .group_by(objects.c.author)):
             freed[author] = freed.get(author, 0) + int(size)
@@ -146,6 +151,17 @@ def stored(conn: Connection, member: int) -> int:
 def add_usage(conn: Connection, member: int, size: int) -> None:
     if conn.execute(update(usage).where(usage.c.member == member).values(stored=usage.c.stored + size)).rowcount == 0:
         conn.execute(insert(usage).values(member=member, stored=size))
+
+
+def prune_statuses(conn: Connection, before_us: int) -> int:
+    """Delete the status resources of requests older than ``before_us`` and take their size off their
+    members' usage (as add_envelope charged it: the successes' and failures' text); return how many went."""
+    old = statuses.c.request_us < before_us
+    for member, size in conn.execute(select(statuses.c.member_id, func.sum(
+            func.length(statuses.c.successes) + func.length(statuses.c.failures))).where(old)
+            .group_by(statuses.c.member_id)):
+        conn.execute(update(usage).where(usage.c.member == member).values(stored=usage.c.stored - int(size)))
+    return int(conn.execute(delete(statuses).where(old)).rowcount or 0)
 
 
 def save_status(conn: Connection, status: dict[str, Any]) -> None:

@@ -53,6 +53,7 @@ def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
             while not stop.wait(every):
                 try:
                     probes.scan(store)
+                    write.prune_statuses(store)
                 except Exception:  # a failed scan must not take the hub down; the next one retries
                     logging.getLogger("tearline.guard").exception("probe scan failed")
                 try:
@@ -91,9 +92,10 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     app.include_router(match.router(store, limiter, Limits.of(settings), log))
     app.include_router(warn.router(store, limiter, log, keys))
     app.include_router(admin.router(store, settings))
-    app.include_router(dashboard.router(store, settings, limiter, keys, log))
+    sessions = dashboard.Sessions()
+    app.include_router(dashboard.router(store, settings, limiter, keys, log, sessions))
     app.state.store = store
     app.state.settings = settings
     app.state.audit = log
     return doorman.Doorman(_TrailingSlash(trail.AuditTrail(app, log)), log, store, Limits.of(settings),
-                           settings.admin_token)
+                           settings.admin_token, sessions.valid)

@@ -42,7 +42,10 @@ MAX_FORM = 16 * 1024
 
 
 class Sessions:
-    """Signed-in browsers: a random id → who, until when. In memory: a restarted hub signs everyone out."""
+    """Signed-in browsers: a random id → who, until when. In memory: a restarted hub signs everyone out.
+    At most MAX sessions are kept (the oldest go first), so sign-ins cannot grow the hub without end."""
+
+    MAX = 10_000
 
     def __init__(self) -> None:
         self._by_id: dict[str, dict[str, Any]] = {}
@@ -52,7 +55,12 @@ class Sessions:
         sid = secrets.token_urlsafe(32)
         with self._lock:
             self._by_id[sid] = who | {"csrf": secrets.token_urlsafe(24), "until": time.time() + SESSION_SECONDS}
+            while len(self._by_id) > self.MAX:
+                del self._by_id[next(iter(self._by_id))]
         return sid
+
+    def valid(self, sid: str | None) -> bool:
+        return self.get(sid) is not None
 
     def get(self, sid: str | None) -> dict[str, Any] | None:
         with self._lock:
@@ -82,9 +90,9 @@ class SignedOut(Exception):
     """No valid session: the page answers with the sign-in form."""
 
 
-def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys, log: AuditLog) -> APIRouter:
+def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys, log: AuditLog,
+           sessions: Sessions) -> APIRouter:
     api = APIRouter()
-    sessions = Sessions()
     env = _templates()
     css = resources.files("tearline.web").joinpath("static", "app.css").read_bytes()
 

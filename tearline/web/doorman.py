@@ -1,12 +1,16 @@
 """Before authentication: limits per client address, so that a stranger (or a member without its
-credentials) cannot flood the hub, its audit trail or its members' share of it.
+credentials) cannot flood the hub, its audit trail or its members' share of it, and cannot lock a member
+out by flooding from the member's address.
 
-Two buckets per address (tearline.guard.Buckets): every request takes from ``address_per_minute``; a
-request that ends refused without an authenticated caller (a wrong token, a made-up path) takes from
-``anonymous_per_minute``. Once an address's anonymous allowance is spent, only requests that carry
-working credentials (or a dashboard session, which the dashboard checks itself) get in until it refills.
-Requests refused here never reach the hub, so they are not recorded one by one: the first refusal of an
-address in each minute is recorded, with how many were refused since the last record.
+Only requests that end without an authenticated caller count (members are held to their own limits,
+tearline.guard). Two buckets per address (tearline.guard.Buckets): ``address_per_minute`` counts every such
+request, ``anonymous_per_minute`` those of them that end refused (a wrong token, a made-up path). A request
+without any credentials is charged as it arrives (so a burst of them at once cannot overrun the buckets);
+one with credentials is charged when it ends, if they did not work. Once either bucket of an address is
+empty, only requests with working credentials (a member's or a person's token, the operator's, or a live
+dashboard session) get in until it refills. Requests refused here never reach the hub, so they are not
+recorded one by one: the first refusal of an address in each minute is recorded, with how many were
+refused since the last record.
 
 Addresses are the peer's, as the socket sees it: behind a reverse proxy every client shares the proxy's
 address, and the limits should be raised (or set on the proxy) accordingly.
@@ -18,6 +22,7 @@ import hmac
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import audit
 from ..auth import authenticate
-from ..errors import Unauthorized
+from ..errors import TearlineError
 from ..guard import Buckets
 from ..limits import Limits
 from ..store import Store
@@ -36,12 +41,13 @@ WINDOW = 60.0  # seconds between two records of one address's refusals
 
 class Doorman:
     def __init__(self, app: ASGIApp, log: audit.AuditLog, store: Store, limits: Limits, admin_token: str = "",
-                 clock: Any = time.monotonic):
+                 session_valid: Callable[[str], bool] = lambda _sid: False, clock: Any = time.monotonic):
         self.app = app
         self.log = log
         self.store = store
         self.limits = limits
         self.admin_token = admin_token
+        self.session_valid = session_valid
         self.clock = clock
         self.buckets = Buckets(clock)
         self._refused: dict[str, tuple[float, int]] = {}  # address → (last record, refusals since)
@@ -52,30 +58,40 @@ class Doorman:
             await self.app(scope, receive, send)
             return
         address = (scope.get("client") or ("unknown", 0))[0]
-        wait = self.buckets.take(("address", address), self.limits.address_per_minute)
-        if wait:
-            await self._refuse(scope, send, address, wait, "address_per_minute", self.limits.address_per_minute)
-            return
-        if self.buckets.empty(("anonymous", address), self.limits.anonymous_per_minute):
-            if not await run_in_threadpool(self._credentialed, scope):
-                wait = self.buckets.take(("anonymous", address), self.limits.anonymous_per_minute)
-                await self._refuse(scope, send, address, max(wait, 1), "anonymous_per_minute",
-                                   self.limits.anonymous_per_minute)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        presented = "authorization" in headers or "tearline_session=" in headers.get("cookie", "")
+        limits = self.limits
+        if not presented:
+            wait = self.buckets.take(("address", address), limits.address_per_minute)
+            if wait:
+                await self._refuse(scope, send, address, wait, "address_per_minute", limits.address_per_minute)
+                return
+            if self.buckets.empty(("anonymous", address), limits.anonymous_per_minute):
+                await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
+                return
+        elif (self.buckets.empty(("address", address), limits.address_per_minute)
+              or self.buckets.empty(("anonymous", address), limits.anonymous_per_minute)):
+            if not await run_in_threadpool(self._credentialed, headers):
+                await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
                 return
         state: dict[str, Any] = scope.setdefault("state", {})
 
         async def watched(message: Message) -> None:
-            if (message["type"] == "http.response.start" and message["status"] >= 400
-                    and state.get("audit_member") is None):
-                self.buckets.take(("anonymous", address), self.limits.anonymous_per_minute)
+            if message["type"] == "http.response.start" and state.get("audit_member") is None:
+                if presented:  # charged now that its credentials turned out not to work
+                    self.buckets.take(("address", address), limits.address_per_minute, debt=True)
+                if message["status"] >= 400:
+                    self.buckets.take(("anonymous", address), limits.anonymous_per_minute, debt=True)
             await send(message)
 
         await self.app(scope, receive, watched)
 
-    def _credentialed(self, scope: Scope) -> bool:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        if "tearline_session=" in headers.get("cookie", ""):
-            return True
+    def _credentialed(self, headers: dict[str, str]) -> bool:
+        """Do the request's credentials work (checked only for an address over its limits)?"""
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == "tearline_session" and self.session_valid(value):
+                return True
         authorization = headers.get("authorization")
         if not authorization:
             return False
@@ -83,7 +99,7 @@ class Doorman:
             return True
         try:
             authenticate(self.store, authorization)
-        except Unauthorized:
+        except TearlineError:
             return False
         return True
 

@@ -19,8 +19,14 @@ def upgrade() -> None:
         sa.Column("member", sa.BigInteger, sa.ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("stored", sa.BigInteger, nullable=False, server_default="0"),
     )
-    op.execute("INSERT INTO usage (member, stored) SELECT author, SUM(LENGTH(body)) FROM objects "
-               "WHERE author IS NOT NULL AND author IN (SELECT id FROM members) GROUP BY author")
+    # bytes, as the write path counts them: each version's UTF-8 body and its references' paths and targets,
+    # and the text of the member's status resources
+    body = "octet_length(o.body)" if op.get_bind().dialect.name == "postgresql" else "LENGTH(CAST(o.body AS BLOB))"
+    op.execute("INSERT INTO usage (member, stored) SELECT id, 0 FROM members")
+    op.execute(f"UPDATE usage SET stored = COALESCE((SELECT SUM({body} + COALESCE((SELECT "
+               "SUM(LENGTH(r.prop) + LENGTH(r.target_id)) FROM refs r WHERE r.added_us = o.added_us), 0)) "
+               "FROM objects o WHERE o.author = usage.member), 0) + COALESCE((SELECT SUM(LENGTH(s.successes) + "
+               "LENGTH(s.failures)) FROM statuses s WHERE s.member_id = usage.member), 0)")
 
 
 def downgrade() -> None:
