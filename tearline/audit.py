@@ -482,6 +482,12 @@ def verify_export(doc: Any, trusted_keys: Sequence[str] = ()) -> Report:
         raise BadRequest("not a Tearline audit export (format tearline-audit-export/1)")
     keys = {key_id(bytes.fromhex(k)): k for k in trusted_keys} or \
         {k["key_id"]: k["public_key"] for k in doc.get("public_keys", [])}
+    if not trusted_keys:
+        # a file that carries its own keys proves nothing about who signed it: whoever forged the entries
+        # would sign them with a key of their own and put that key in the file
+        report.problems.append("no trusted public key given: the signatures were checked only against the keys "
+                               "inside the file, which whoever wrote it chose; check it against the hub's "
+                               "published key (tearline audit key)")
     checkpoints = {cp["seq"]: cp for cp in doc.get("checkpoints", [])}
     for cp in checkpoints.values():
         report.checkpoints += 1

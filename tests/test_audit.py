@@ -139,6 +139,8 @@ def test_a_member_export_verifies_offline_and_shows_tampering(log: audit.AuditLo
     assert {e["actor"] for e in doc["entries"]} == {"state-b"} and len(doc["entries"]) == 15
     published = log.public_keys()[0]["public_key"]
     assert audit.verify_export(json.loads(json.dumps(doc)), [published]).intact
+    alone = audit.verify_export(json.loads(json.dumps(doc)))  # without the published key it proves nothing
+    assert not alone.intact and "no trusted public key" in alone.problems[0]
     doc["entries"][3]["count"] = 99
     assert any(f"entry {doc['entries'][3]['seq']}: its content" in p for p in audit.verify_export(doc).problems)
     doc["entries"][3]["count"] = 1
