@@ -117,3 +117,40 @@ def test_concurrent_writers_keep_what_each_member_may_not_receive_exact(store: S
             visibility.recompute(conn, coll.num, visibility.Reader.of(m), False)
         rebuilt = set(conn.execute(select(withheld.c.member, withheld.c.added_us)))
     assert kept == rebuilt == set()  # every indicator has a GREEN version now: nobody is withheld a relationship
+
+
+def test_the_usage_a_migration_works_out_is_the_usage_writes_keep(store: Store, tokens: dict[str, str],
+                                                                     keys: HubKeys) -> None:
+    """Migration 0011 computes each member's usage from what is stored (bytes of UTF-8 bodies, reference paths
+    and targets, statuses); the write path keeps it as it goes. Downgraded and upgraded again, a store holds
+    the same figures."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import tearline.store as package
+    from tearline.store.schema import usage
+
+    coll = store.collection("isis-k", "intel")
+    assert coll is not None
+    with store.engine.connect() as conn:
+        members = {m.name: m for m in store.members_of(conn, "isis-k")}
+    write.add_envelope(store, coll, members["state-a"], [indicator(i, description="é ü " * 40) for i in range(12)]
+                       + [{"type": "malware", "spec_version": "2.1", "id": f"malware--{uuid.uuid4()}", "created": TS,
+                           "modified": TS, "name": "x", "is_family": "yes"}], keys)
+    write.add_envelope(store, coll, members["state-b"], [indicator(100 + i) for i in range(5)], keys)
+
+    def figures() -> dict[int, int]:
+        with store.engine.connect() as conn:
+            return {m: s for m, s in conn.execute(select(usage.c.member, usage.c.stored)) if s}
+
+    kept = figures()
+    assert len(kept) == 2
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(package.__file__).parent / "migrations"))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+    store.migrate()
+    assert figures() == kept
