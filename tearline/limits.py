@@ -73,21 +73,13 @@ def _within(obj: Any, limits: Limits) -> bool:
         if level > MAX_DEPTH:
             return False
         kind = type(node)
-        if kind is dict:
+        if kind is dict or kind is list:
             if len(node) > most_list:
                 return False
-            for key, value in node.items():
-                vk = type(value)
-                if vk is str:
-                    if len(value) > most_string:
-                        return False
-                elif vk is dict or vk is list:
-                    stack.append((value, level + 1))
-                if type(key) is str and len(key) > most_string:
+            if kind is dict:
+                if any(type(key) is str and len(key) > most_string for key in node):
                     return False
-        elif kind is list:
-            if len(node) > most_list:
-                return False
+                node = node.values()
             for item in node:
                 vk = type(item)
                 if vk is str:

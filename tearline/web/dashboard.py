@@ -310,7 +310,7 @@ def router(store: Store, settings: Settings, limiter: RateLimiter, keys: HubKeys
         if current["addressee"] != member.name:
             raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
         await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {member.person} (dashboard)",
-                                None, None, lambda conn, rid: trail.within(log, request, conn, 303, "", [rid]))
+                                None, None, trail.recorder(log, request, 303))
         return RedirectResponse(f"/ui/warnings/?done={quote(warning_id)}", status_code=303)
 
     @api.get("/ui/forecasts/", response_class=HTMLResponse)

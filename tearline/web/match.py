@@ -22,10 +22,6 @@ BYTES = "application/octet-stream"
 def router(store: Store, limiter: RateLimiter, limits: Limits, log: AuditLog) -> APIRouter:
     api = APIRouter(prefix="/tearline/match")
 
-    def recorded(request: Request, status: int) -> mailbox.Record:
-        """The request's audit entry, written in the mailbox write's own transaction."""
-        return lambda conn, rid: trail.within(log, request, conn, status, "", [rid])
-
     def member_for(request: Request) -> Member:
         return caller.member_for(store, limiter, request, "match")
 
@@ -41,7 +37,7 @@ def router(store: Store, limiter: RateLimiter, limits: Limits, log: AuditLog) ->
         body = await body_of(request, rules)
         return caller.as_json(await run_in_threadpool(
             mailbox.open_request, store, member, to, type, results, body, rules, limits.mailbox_bytes,
-            recorded(request, 201)), 201)
+            trail.recorder(log, request, 201)), 201)
 
     @api.get("/inbox/")
     def inbox(request: Request) -> Response:
@@ -64,18 +60,18 @@ def router(store: Store, limiter: RateLimiter, limits: Limits, log: AuditLog) ->
         rules = await run_in_threadpool(mailbox.rules_for, store, member)
         body = await body_of(request, rules)
         return caller.as_json(await run_in_threadpool(
-            mailbox.answer, store, member, request_id, body, rules, limits.mailbox_bytes, recorded(request, 200)))
+            mailbox.answer, store, member, request_id, body, rules, limits.mailbox_bytes, trail.recorder(log, request, 200)))
 
     @api.post("/requests/{request_id}/decline/")
     def decline(request_id: str, request: Request) -> Response:
-        return caller.as_json(mailbox.decline(store, member_for(request), request_id, recorded(request, 200)))
+        return caller.as_json(mailbox.decline(store, member_for(request), request_id, trail.recorder(log, request, 200)))
 
     @api.post("/requests/{request_id}/ask-back/")
     async def ask_back(request_id: str, request: Request) -> Response:
         member = await run_in_threadpool(member_for, request)
         body = await body_of(request, await run_in_threadpool(mailbox.rules_for, store, member))
         return caller.as_json(await run_in_threadpool(
-            mailbox.ask_back, store, member, request_id, body, limits.mailbox_bytes, recorded(request, 201)), 201)
+            mailbox.ask_back, store, member, request_id, body, limits.mailbox_bytes, trail.recorder(log, request, 201)), 201)
 
     @api.get("/requests/{request_id}/answer/")
     def collect(request_id: str, request: Request) -> Response:

@@ -6,6 +6,7 @@ recorded by the middleware. If a record cannot be written, the request fails rat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,6 +35,11 @@ def within(log: audit.AuditLog, request: Request, conn: Connection, status: int,
     seq = log.append(**(_fields(request.scope, state | {"audit_reason": reason, "audit_ids": ids}, status)), conn=conn)
     state["audited"] = True
     return seq
+
+
+def recorder(log: audit.AuditLog, request: Request, status: int) -> Callable[[Connection, str], int]:
+    """``within`` for a write that makes one id: the callback a step calls in its transaction with that id."""
+    return lambda conn, made: within(log, request, conn, status, "", [made])
 
 
 class AuditTrail:

@@ -35,10 +35,6 @@ def router(store: Store, limiter: RateLimiter, log: AuditLog, keys: HubKeys) -> 
     def member_for(request: Request, kind: str) -> Member:
         return caller.member_for(store, limiter, request, kind)
 
-    def recorded(request: Request, status: int) -> warn.Record:
-        """The request's audit entry, written in the step's own transaction."""
-        return lambda conn, report_id: trail.within(log, request, conn, status, "", [report_id])
-
     def person_of(member: Member, body: dict[str, Any], action: str) -> str:
         """Who takes the step: the person signed in (a body's ``by`` may only repeat it)."""
         if member.person is None:
@@ -89,7 +85,7 @@ def router(store: Store, limiter: RateLimiter, log: AuditLog, keys: HubKeys) -> 
         w = await run_in_threadpool(
             warn.draft, store, member.api_root, f"{member.name}:{person}", body["to"], bool(body.get("outside")),
             target, (str(window[0]), str(window[1])), body.get("confidence"), body["ask"], str(body.get("text") or ""),
-            body.get("from_report"), member, keys, recorded(request, 201))
+            body.get("from_report"), member, keys, trail.recorder(log, request, 201))
         return caller.as_json(await run_in_threadpool(release.warning_for, store, member, w["id"], keys), 201)
 
     @api.post("/{warning_id}/{action}/")
@@ -106,13 +102,13 @@ def router(store: Store, limiter: RateLimiter, log: AuditLog, keys: HubKeys) -> 
             if current["addressee"] != member.name or current["outside"]:
                 raise Forbidden(f"only {current['addressee']}, to whom it was delivered, can acknowledge it")
             await run_in_threadpool(warn.move, store, warning_id, "acknowledge", member.name, f"by {person}", None, None,
-                                    recorded(request, 200))
+                                    trail.recorder(log, request, 200))
         else:
             if current.get("author_member") != member.name:
                 raise Forbidden(f"only the member that drafted warning {warning_id} can {action} it")
             note = f"{body.get('reason', '')}: {body.get('why', '')}" if action == "waive" else str(body.get("note") or "")
             await run_in_threadpool(warn.move, store, warning_id, action, f"{member.name}:{person}", note,
-                                    None, log, recorded(request, 200))
+                                    None, log, trail.recorder(log, request, 200))
         return caller.as_json(await run_in_threadpool(release.warning_for, store, member, warning_id, keys))
 
     return api
