@@ -40,65 +40,81 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def parse(params: Mapping[str, str], endpoint: str, page_size: int, *, multi: Mapping[str, list[str]] | None = None) -> TaxiiQuery:
+def _ids(value: str, problems: list[str]) -> dict[str, object]:
+    ids = _split(value)
+    bad = [i for i in ids if id_type(i) is None]
+    if bad or not ids:
+        problems.append(f"match[id]: not STIX identifiers: {', '.join(bad) or '(empty)'}")
+    return {"ids": ids}
+
+
+def _types(value: str, problems: list[str]) -> dict[str, object]:
+    types = _split(value)
+    bad = [t for t in types if not TYPE_NAME.match(t)]
+    if bad or not types:
+        problems.append(f"match[type]: not STIX type names: {', '.join(bad) or '(empty)'}")
+    return {"types": types}
+
+
+def _versions(value: str, problems: list[str]) -> dict[str, object]:
+    words: list[str] = []
+    stamps: list[int] = []
+    for part in _split(value):
+        if part in ("first", "last", "all"):
+            words.append(part)
+            continue
+        try:
+            stamps.append(to_us(parse_timestamp(part)))
+        except ValueError:
+            problems.append(f"match[version]: {part!r} is not first, last, all or a STIX timestamp")
+    if not words and not stamps:
+        problems.append("match[version]: empty")
+    return {"versions": tuple(words), "version_us": tuple(stamps)}
+
+
+def _spec_versions(value: str, problems: list[str]) -> dict[str, object]:
+    specs = _split(value)
+    if not specs or any(s not in ("2.0", "2.1") for s in specs):
+        problems.append(f"match[spec_version]: {value!r} — this server knows 2.0 and 2.1")
+    return {"spec_versions": specs}
+
+
+def _added_after(value: str, problems: list[str]) -> dict[str, object]:
+    try:
+        return {"added_after_us": to_us(parse_timestamp(value))}
+    except ValueError as exc:
+        problems.append(f"added_after: {exc}")
+        return {}
+
+
+def _limit(value: str, problems: list[str]) -> dict[str, object]:
+    # str.isdigit() also takes '²' and other digits int() refuses
+    if not (value.isascii() and value.isdigit()) or len(value) > 9 or int(value) < 1:
+        problems.append(f"limit: {value!r} is not a positive integer")
+        return {}
+    return {"limit": int(value)}
+
+
+_PARSERS = {"match[id]": _ids, "match[type]": _types, "match[version]": _versions,
+            "match[spec_version]": _spec_versions, "added_after": _added_after, "limit": _limit,
+            "next": lambda value, _: {"next": value}}
+
+
+def parse(params: Mapping[str, str], endpoint: str, page_size: int, *,
+          multi: Mapping[str, list[str]] | None = None) -> TaxiiQuery:
     """Parse the query string of one endpoint; raise BadRequest naming every bad parameter."""
     problems: list[str] = []
     unknown = sorted(set(params) - ALLOWED[endpoint])
     if unknown:
         problems.append(f"unknown parameter(s) for this endpoint: {', '.join(unknown)}")
-    if multi:
-        repeated = sorted(k for k, v in multi.items() if len(v) > 1)
-        if repeated:
-            problems.append(f"parameter(s) given more than once: {', '.join(repeated)} (use a comma-separated list)")
+    repeated = sorted(k for k, v in (multi or {}).items() if len(v) > 1)
+    if repeated:
+        problems.append(f"parameter(s) given more than once: {', '.join(repeated)} (use a comma-separated list)")
     fields: dict[str, object] = {}
-
-    if "match[id]" in params:
-        ids = _split(params["match[id]"])
-        bad = [i for i in ids if id_type(i) is None]
-        if bad or not ids:
-            problems.append(f"match[id]: not STIX identifiers: {', '.join(bad) or '(empty)'}")
-        fields["ids"] = ids
-    if "match[type]" in params:
-        types = _split(params["match[type]"])
-        bad = [t for t in types if not TYPE_NAME.match(t)]
-        if bad or not types:
-            problems.append(f"match[type]: not STIX type names: {', '.join(bad) or '(empty)'}")
-        fields["types"] = types
-    if "match[version]" in params:
-        words: list[str] = []
-        stamps: list[int] = []
-        for part in _split(params["match[version]"]):
-            if part in ("first", "last", "all"):
-                words.append(part)
-            else:
-                try:
-                    stamps.append(to_us(parse_timestamp(part)))
-                except ValueError:
-                    problems.append(f"match[version]: {part!r} is not first, last, all or a STIX timestamp")
-        if not words and not stamps:
-            problems.append("match[version]: empty")
-        fields["versions"] = tuple(words)
-        fields["version_us"] = tuple(stamps)
-    if "match[spec_version]" in params:
-        specs = _split(params["match[spec_version]"])
-        if not specs or any(s not in ("2.0", "2.1") for s in specs):
-            problems.append(f"match[spec_version]: {params['match[spec_version]']!r} — this server knows 2.0 and 2.1")
-        fields["spec_versions"] = specs
-    if "added_after" in params:
-        try:
-            fields["added_after_us"] = to_us(parse_timestamp(params["added_after"]))
-        except ValueError as exc:
-            problems.append(f"added_after: {exc}")
-    if "limit" in params:
-        raw = params["limit"]
-        # str.isdigit() also takes '²' and other digits int() refuses
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
-            problems.append(f"limit: {raw!r} is not a positive integer")
-        else:
-            fields["limit"] = min(int(raw), page_size)
-    if "next" in params:
-        fields["next"] = params["next"]
+    for name, read in _PARSERS.items():
+        if name in params:
+            fields |= read(params[name], problems)
     if problems:
         raise BadRequest("; ".join(problems), details={"problems": problems})
-    fields.setdefault("limit", page_size)
+    fields["limit"] = min(int(fields.get("limit", page_size)), page_size)  # type: ignore[call-overload]
     return TaxiiQuery(**fields)  # type: ignore[arg-type]

@@ -5,33 +5,34 @@ cannot even learn that it is there."""
 from __future__ import annotations
 
 import hmac
-from typing import Optional
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
 from .. import probes
-from ..config import Settings
 from ..errors import NotFound, Unauthorized
-from ..store import Store
+from . import caller
 
 
-def router(store: Store, settings: Settings) -> APIRouter:
+def _operator(request: Request) -> None:
+    token = caller.hub(request).settings.admin_token
+    if not token:
+        raise NotFound(f"no such endpoint: {request.url.path}")
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("the admin API needs the operator's bearer token")
+
+
+def alerts(request: Request, member: str | None = None, compact: str | None = None,
+           status: str | None = None) -> Response:
+    _operator(request)
+    store = caller.hub(request).store
+    probes.scan(store)  # up to the last request, not the last background scan
+    found = probes.stored_alerts(store, member, compact, status)
+    return Response(orjson.dumps({"alerts": found}), media_type="application/json")
+
+
+def router() -> APIRouter:
     api = APIRouter(prefix="/tearline/admin")
-
-    def operator(request: Request) -> None:
-        if not settings.admin_token:
-            raise NotFound(f"no such endpoint: {request.url.path}")
-        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
-            raise Unauthorized("the admin API needs the operator's bearer token")
-
-    @api.get("/alerts/")
-    def alerts(request: Request, member: Optional[str] = None, compact: Optional[str] = None,
-               status: Optional[str] = None) -> Response:
-        operator(request)
-        probes.scan(store)  # up to the last request, not the last background scan
-        found = probes.stored_alerts(store, member, compact, status)
-        return Response(orjson.dumps({"alerts": found}), media_type="application/json")
-
+    api.add_api_route("/alerts/", alerts, methods=["GET"])
     return api

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+import threading
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import audit, stix, write
+from .. import audit, probes, stix, write
 from .. import keys as hub_keys
+from .. import warn as warnings
+from ..config import Settings, hub_path
 from ..guard import RateLimiter
-from ..taxii import api as taxii
-from ..config import Settings
-from ..store import Store
 from ..limits import Limits
-from . import admin, dashboard, doorman, errors, match, trail, warn
+from ..store import Store
+from . import admin, caller, dashboard, doorman, errors, match, taxii, trail, warn
 
 
 class _TrailingSlash:
@@ -34,14 +37,6 @@ class _TrailingSlash:
 def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
     """The hub's lifespan: a thread that, every `guard_scan_seconds`, scans the audit trail for probing
     and escalates unacknowledged warnings to the addressees' next contacts (each escalation audited)."""
-    import contextlib
-    import logging
-    import threading
-
-    from .. import probes
-    from .. import warn as warnings
-    from ..config import hub_path
-
     every = settings.guard_scan_seconds
     outbox = hub_path(settings.warn_outbox, settings.db, "outbox")
 
@@ -84,18 +79,12 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=_scanner(store, settings, log))
     errors.install(app)
-    limiter = RateLimiter()
     keys = hub_keys.load(settings)
     write.upkeep(store, keys)
     stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
-    app.include_router(taxii.router(store, settings, limiter, keys, log))
-    app.include_router(match.router(store, limiter, Limits.of(settings), log))
-    app.include_router(warn.router(store, limiter, log, keys))
-    app.include_router(admin.router(store, settings))
-    sessions = dashboard.Sessions()
-    app.include_router(dashboard.router(store, settings, limiter, keys, log, sessions))
-    app.state.store = store
-    app.state.settings = settings
-    app.state.audit = log
+    app.state.hub = caller.Hub(store, settings, RateLimiter(), keys, log, Limits.of(settings))
+    app.state.pages = dashboard.Pages.load(dashboard.Sessions())
+    for router in (taxii.router(), match.router(), warn.router(), admin.router(), dashboard.router()):
+        app.include_router(router)
     return doorman.Doorman(_TrailingSlash(trail.AuditTrail(app, log)), log, store, Limits.of(settings),
-                           settings.admin_token, sessions.valid)
+                           settings.admin_token, app.state.pages.sessions.valid)

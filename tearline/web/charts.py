@@ -79,8 +79,8 @@ def map_svg(counts: dict[str, int], link: str) -> str:
     for f in feats:
         code = f["properties"]["iso_3166_2"]
         n = counts.get(code, 0)
-        d = " ".join("M" + " L".join(f"{(x - west) * lat0 * scale:.1f},{(north - y) * scale:.1f}" for x, y in ring[::2] or ring)
-                     + " Z" for ring in boundaries.rings(code))
+        d = " ".join("M" + " L".join(f"{(x - west) * lat0 * scale:.1f},{(north - y) * scale:.1f}"
+                                     for x, y in ring[::2] or ring) + " Z" for ring in boundaries.rings(code))
         name = f"{f['properties']['name']}, {f['properties']['admin']}: {n} incident{'s' if n != 1 else ''}"
         parts.append(f'<a href="{escape(link.format(code=code))}" aria-label="{escape(name)}">'
                      f'<path d="{d}" fill="{_shade(n, top)}" stroke="#777" stroke-width="0.5">'

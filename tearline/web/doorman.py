@@ -70,10 +70,10 @@ class Doorman:
                 await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
                 return
         elif (self.buckets.empty(("address", address), limits.address_per_minute)
-              or self.buckets.empty(("anonymous", address), limits.anonymous_per_minute)):
-            if not await run_in_threadpool(self._credentialed, headers):
-                await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
-                return
+              or self.buckets.empty(("anonymous", address), limits.anonymous_per_minute)) \
+                and not await run_in_threadpool(self._credentialed, headers):
+            await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
+            return
         state: dict[str, Any] = scope.setdefault("state", {})
 
         async def watched(message: Message) -> None:
@@ -95,7 +95,8 @@ class Doorman:
         authorization = headers.get("authorization")
         if not authorization:
             return False
-        if self.admin_token and hmac.compare_digest(authorization.strip().encode(), f"Bearer {self.admin_token}".encode()):
+        operator = f"Bearer {self.admin_token}".encode()
+        if self.admin_token and hmac.compare_digest(authorization.strip().encode(), operator):
             return True
         try:
             authenticate(self.store, authorization)

@@ -57,4 +57,5 @@ def install(app: FastAPI) -> None:
         incident = uuid.uuid4().hex[:12]
         request.state.audit_reason = f"internal error, incident {incident}"
         log.exception("internal error %s on %s %s", incident, request.method, request.url.path)
-        return error_response(500, "Internal error", f"the server failed; incident {incident} is in its log", "internal")
+        return error_response(500, "Internal error", f"the server failed; incident {incident} is in its log",
+                              "internal")

@@ -25,7 +25,8 @@ def _fields(scope: Scope, state: dict[str, Any], status: int) -> dict[str, Any]:
              for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
     return {"actor": member.name if member else None, "api_root": member.api_root if member else None,
             "method": scope["method"], "endpoint": getattr(route, "path", scope["path"]), "path": scope["path"],
-            "query": query, "status": status, "reason": state.get("audit_reason", ""), "ids": state.get("audit_ids", ())}
+            "query": query, "status": status, "reason": state.get("audit_reason", ""),
+            "ids": state.get("audit_ids", ())}
 
 
 def within(log: audit.AuditLog, request: Request, conn: Connection, status: int, reason: str, ids: list[str]) -> int:
