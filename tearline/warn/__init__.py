@@ -31,8 +31,8 @@ receives it (tearline.release, so never more than it may read itself), and only 
 that part by the compacts' granular markings (tearline.granular): a part's level is its own granular TLP
 marking when it has one (the author marked that part on purpose), else the report's.
 
-Modules: ``lifecycle`` (draft, steps, delivery to a member), ``document`` (outside parties: the signed
-document, its check, their signed reply), ``escalation``. What a member is shown of a warning is
+Modules: ``report`` (the warning as STIX), ``document`` (outside parties: the signed document, its check,
+their signed reply), ``lifecycle`` (draft, steps, delivery), ``escalation``. What a member is shown of a warning is
 tearline.release's.
 """
 
@@ -45,16 +45,16 @@ from .document import (
     new_party_key,
     parties,
     read_document,
-    record_reply,
     render_html,
     sign_document,
     verify_document,
 )
 from .escalation import escalate
-from .lifecycle import EXTENSION_ID, FINAL, MOVES, REVIEWS, WAIVERS, Record, Signer, draft, expire, list_, move, show
+from .lifecycle import FINAL, MOVES, REVIEWS, WAIVERS, Record, draft, expire, list_, move, record_reply, show
+from .report import EXTENSION_ID, Signer
 
 __all__ = [
-    "DOCUMENT_FORMAT", "EXTENSION_ID", "FINAL", "MOVES", "REPLY_FORMAT", "REVIEWS", "WAIVERS", "Record", "Signer", "add_party",
-    "digest", "draft", "escalate", "expire", "list_", "make_reply", "move", "new_party_key", "parties",
+    "DOCUMENT_FORMAT", "EXTENSION_ID", "FINAL", "MOVES", "REPLY_FORMAT", "REVIEWS", "WAIVERS", "Record", "Signer",
+    "add_party", "digest", "draft", "escalate", "expire", "list_", "make_reply", "move", "new_party_key", "parties",
     "read_document", "record_reply", "render_html", "show", "sign_document", "verify_document",
 ]

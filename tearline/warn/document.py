@@ -7,21 +7,27 @@ party's registered key and names the digest of the very document delivered."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import html
 import re
 import uuid
 from typing import Any
 
+import jinja2
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 
 from .. import granular, markings, stix
-from ..audit import verify_signature
-from ..errors import BadRequest, Conflict
+from ..audit import public_bytes, verify_signature
+from ..errors import BadRequest
 from ..store import Store, now_us
 from ..store import warnings as rows
-from .lifecycle import EXTENSION_ID, NS, Signer, location, show, step
+from .report import EXTENSION_ID, NS, Signer, location
 
 DOCUMENT_FORMAT = "tearline-warning/1"
 REPLY_FORMAT = "tearline-warning-ack/1"
@@ -71,32 +77,13 @@ _EMBEDDED = re.compile(r'<script type="application/json" id="tearline-warning">(
 def render_html(doc: dict[str, Any]) -> str:
     """A page a person reads, carrying the signed JSON so the page itself can be verified."""
     w = doc["warning"]
-    e = html.escape
-    target = ", ".join(e(str(w["target"][k])) for k in ("place_type", "city", "province", "country") if w["target"].get(k))
+    target = ", ".join(str(w["target"][k]) for k in ("place_type", "city", "province", "country") if w["target"].get(k))
+    # the signed JSON goes in verbatim (it is what gets verified); "</" is escaped so no text in it ends the script
     embedded = orjson.dumps(doc).decode().replace("</", "<\\/")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Warning {e(w['id'])}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#111}}
-.tlp{{display:inline-block;background:#000;color:#ff2b2b;font-weight:700;padding:.1rem .5rem}}
-dt{{font-weight:600}}dd{{margin:0 0 .6rem 0}}.text{{border-left:4px solid #c00;padding:.5rem 1rem;background:#fff6f6}}
-code{{word-break:break-all}}</style></head>
-<body>
-<p><span class="tlp">TLP:RED</span> for {e(w['to'])} only</p>
-<h1>Duty to warn: threat to {target}</h1>
-<div class="text"><p>{e(w['text'])}</p></div>
-<dl>
-<dt>Addressed to</dt><dd>{e(w['to'])}</dd>
-<dt>Target</dt><dd>{target}</dd>
-<dt>Threat window</dt><dd>{e(w['window'][0])} to {e(w['window'][1])}</dd>
-<dt>Confidence</dt><dd>{e(str(w['confidence']))} / 100</dd>
-<dt>What is asked of you</dt><dd>{e(w['requested_action'])}</dd>
-<dt>Issued</dt><dd>{e(w['issued'])} (warning {e(w['id'])})</dd>
-<dt>Signed by the hub key</dt><dd><code>{e(doc['signature']['key_id'])}</code></dd>
-</dl>
-<p>{e(doc['reply'])} This page carries the signed document: the same commands accept this file.</p>
-<script type="application/json" id="tearline-warning">{embedded}</script>
-</body></html>
-"""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("tearline.warn", "templates"), autoescape=True,
+                             keep_trailing_newline=True)
+    return env.get_template("document.html").render(w=w, target=target, key_id=doc["signature"]["key_id"],
+                                                     reply=doc["reply"], embedded=embedded)
 
 
 def read_document(data: bytes, name: str = "the file") -> dict[str, Any]:
@@ -148,8 +135,6 @@ def digest(doc: dict[str, Any]) -> str:
 # --- outside parties ----------------------------------------------------------------------------------
 
 def _public_key_problem(public_key: str) -> str | None:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
     except ValueError:
@@ -157,7 +142,8 @@ def _public_key_problem(public_key: str) -> str | None:
     return None
 
 
-def add_party(store: Store, name: str, public_key: str, tlp_max: str = "amber", contacts: tuple[str, ...] = ()) -> dict[str, Any]:
+def add_party(store: Store, name: str, public_key: str, tlp_max: str = "amber", contacts: tuple[str, ...] = ()
+              ) -> dict[str, Any]:
     """Register (or update) an outside party: the key its acknowledgements are signed with, the TLP
     level of the parts it may receive, and whom to tell, in order, when it does not acknowledge."""
     problems = []
@@ -189,11 +175,6 @@ def parties(store: Store) -> list[dict[str, Any]]:
 
 def new_party_key() -> tuple[bytes, str]:
     """A key for an outside party: (PKCS#8 PEM private key, public key in hex to register with the hub)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
-    from ..audit import public_bytes
-
     key = Ed25519PrivateKey.generate()
     return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()), public_bytes(key).hex()
 
@@ -201,11 +182,6 @@ def new_party_key() -> tuple[bytes, str]:
 def make_reply(doc: dict[str, Any], private_pem: bytes, by: str, note: str = "") -> dict[str, Any]:
     """The acknowledgement an outside party returns: which document it received (by digest), who
     acknowledges, when, signed with the party's own key."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    from ..audit import public_bytes
-
     try:
         key = load_pem_private_key(private_pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -215,37 +191,22 @@ def make_reply(doc: dict[str, Any], private_pem: bytes, by: str, note: str = "")
     if not by.strip():
         raise BadRequest("say who acknowledges (--by)")
     reply: dict[str, Any] = {"format": REPLY_FORMAT, "warning": doc["warning"]["id"], "party": doc["warning"]["to"],
-                             "document_digest": digest(doc), "acknowledged_by": by.strip(), "at": stix.format_us(now_us()),
-                             "note": note, "public_key": public_bytes(key).hex()}
+                             "document_digest": digest(doc), "acknowledged_by": by.strip(),
+                             "at": stix.format_us(now_us()), "note": note, "public_key": public_bytes(key).hex()}
     reply["signature"] = key.sign(_REPLY_CONTEXT + _canonical(reply)).hex()
     return reply
 
 
-def record_reply(store: Store, reply: dict[str, Any], today: dt.date | None = None) -> dict[str, Any]:
-    """Record an outside party's signed acknowledgement, after checking that it is signed by the key
-    registered for the party and names the very document the hub delivered."""
-    if reply.get("format") != REPLY_FORMAT or not isinstance(reply.get("signature"), str):
-        raise BadRequest(f"not a signed acknowledgement (format {REPLY_FORMAT!r})")
-    current = show(store, str(reply.get("warning")), today)
-    if not current["outside"]:
-        raise Conflict(f"warning {current['id']} went to member {current['addressee']}, who acknowledges it in the hub")
-
-    def check(conn: Any) -> None:
-        party = rows.party(conn, current["addressee"])
-        if reply.get("party") != current["addressee"] or party is None:
-            raise BadRequest(f"the reply speaks for {reply.get('party')!r}, but warning {current['id']} went to "
-                             f"{current['addressee']!r}", code="not_authentic")
-        if str(reply.get("public_key", "")).lower() != party.public_key or not verify_signature(
-                party.public_key, _REPLY_CONTEXT + _canonical(reply), reply["signature"]):
-            raise BadRequest(f"the reply is not signed with {current['addressee']}'s registered key: forged or altered",
-                             code="not_authentic")
-        if current["document"] is None or reply.get("document_digest") != digest(current["document"]):
-            raise BadRequest(f"the reply acknowledges a document other than the one delivered for warning "
-                             f"{current['id']}", code="not_authentic")
-
-    note = f"signed reply from {reply.get('acknowledged_by')} at {reply.get('at')}" + (
-        f": {reply['note']}" if reply.get("note") else "")
-    return step(store, current, "acknowledge", f"{current['addressee']}: {reply.get('acknowledged_by')}", note, today,
-                 check_reply=check)
-
-
+def check_reply(reply: dict[str, Any], current: dict[str, Any], party: Any) -> None:
+    """Refuse a reply that is not signed by the key registered for the warning's party (``party``, its row)
+    or that names a document other than the one delivered."""
+    if reply.get("party") != current["addressee"] or party is None:
+        raise BadRequest(f"the reply speaks for {reply.get('party')!r}, but warning {current['id']} went to "
+                         f"{current['addressee']!r}", code="not_authentic")
+    if str(reply.get("public_key", "")).lower() != party.public_key or not verify_signature(
+            party.public_key, _REPLY_CONTEXT + _canonical(reply), reply["signature"]):
+        raise BadRequest(f"the reply is not signed with {current['addressee']}'s registered key: forged or altered",
+                         code="not_authentic")
+    if current["document"] is None or reply.get("document_digest") != digest(current["document"]):
+        raise BadRequest(f"the reply acknowledges a document other than the one delivered for warning "
+                         f"{current['id']}", code="not_authentic")

@@ -61,7 +61,7 @@ def _write_notice(outbox: Path, current: dict[str, Any], contact: str, hours: in
     msg = EmailMessage()
     msg["To"] = contact
     msg["From"] = "Tearline hub <tearline@localhost>"
-    msg["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
+    msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     msg["Message-ID"] = make_msgid(domain="tearline.local")
     msg["Subject"] = f"[TLP:RED] Unacknowledged warning {current['id']} to {current['addressee']}"
     msg.set_content(
@@ -70,7 +70,7 @@ def _write_notice(outbox: Path, current: dict[str, Any], contact: str, hours: in
         f"Asked of you: {ext['requested_action']}\n\n{current['report']['description']}\n\n"
         f"Acknowledge it in the hub (warning {current['id']}) or with the signed reply file.\n")
     outbox.mkdir(parents=True, exist_ok=True)
-    path = outbox / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{current['id']}-{uuid.uuid4().hex[:6]}.eml"
+    path = outbox / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{current['id']}-{uuid.uuid4().hex[:6]}.eml"
     path.write_bytes(bytes(msg))
     return path
 

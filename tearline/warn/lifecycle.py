@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import pycountry
@@ -17,9 +17,8 @@ from ..keys import HubKeys
 from ..model import NAME, Member
 from ..store import Store, now_us
 from ..store import warnings as rows
-
-EXTENSION_ID = "extension-definition--3f6c2b1e-7a4d-5e8f-9b0c-1d2e3f4a5b6c"
-NS = uuid.UUID("2c7e5d1a-8b3f-4e6d-9a1c-5f0e7d3b2a19")
+from .document import REPLY_FORMAT, check_reply, sign_document
+from .report import EXTENSION_ID, NS, Signer, location
 
 # ICD 191's waiver grounds, as codes
 WAIVERS = {
@@ -36,12 +35,6 @@ MOVES = {"approve": ("draft", "approved"), "waive": ("draft", "waived"), "delive
          # review of a waiver: upheld, it stays waived; overturned, the warning is a draft again
          "uphold": ("waived", "waived"), "overturn": ("waived", "draft"),
          "acknowledge": ("delivered", "acknowledged")}
-
-
-class Signer(Protocol):
-    """The hub's signing key (tearline.audit.AuditLog.sign)."""
-
-    def sign(self, message: bytes) -> dict[str, str]: ...
 
 
 # Called inside a step's transaction with the warning report's id, before it commits: the audit entry of
@@ -71,18 +64,12 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
     operator drafts, or members may know each other, an addressee that may not read it is refused by name;
     where they may not, the draft is answered alike for every addressee (member or not, whatever its
     ceiling), so drafting tells a member nothing of the others."""
-    problems = []
     if store.api_root(compact) is None:
         raise NotFound(f"no compact named {compact!r}")
-    for field, value in (("by", author), ("to", addressee), ("ask", ask), ("text", text), ("source", source or "")):
-        if not isinstance(value, str) or "\x00" in value or (
-                field in ("by", "to", "source") and (len(value) > 160 or not value.isprintable())):
-            raise BadRequest(f"{field}: {str(value)[:70]!r} is not a name or text the hub keeps (printable, at most "
-                             "160 characters for a name)", details={"field": field})
+    _check_text(author, addressee, ask, text, source)
     target = {k: v for k, v in target.items() if v is not None}
-    for field, value in target.items():
-        if not isinstance(value, str) or len(value) > 200 or "\x00" in value:
-            problems.append(f"target.{field}: must be text of at most 200 characters, got {str(value)[:40]!r}")
+    problems = [f"target.{field}: must be text of at most 200 characters, got {str(value)[:40]!r}"
+                for field, value in target.items() if not isinstance(value, str) or len(value) > 200 or "\x00" in value]
     guarded = author_member is not None and not _members_visible(store, compact)
     with store.engine.connect() as conn:
         members = {m.name: m for m in store.members_of(conn, compact)}
@@ -95,21 +82,60 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
                         f"{addressee!r} is not a member of {compact}; warn an outside party with --outside")
     level = None
     if source and not text.strip():
-        try:
-            text, level, recipients = release.draft_text(store, compact, source, author_member, keys, dt.date.today())
-        except (BadRequest, NotFound) as exc:
-            problems.append(exc.description)
-            text, recipients = "-", ()
-        if level == "red" and guarded:
-            # who else may read a RED part is its author's to say: a member cannot pass it on, to anyone
-            problems.append(f"source {source}: its description is TLP:RED, which a warning drafted by a member "
-                            "cannot pass on; write the text with --text")
-        elif level is not None and not guarded:
-            ceiling = party.tlp_max if party is not None else members[addressee].tlp_max if addressee in members else None
-            recipient = not outside and addressee in recipients
-            if ceiling is not None and not granular.reader(ceiling, recipient)(level):
-                problems.append(f"source {source}: its description is TLP:{level.upper()}, above the tear line for "
-                                f"{addressee}; mark a releasable part or write the text with --text")
+        ceiling = party.tlp_max if party is not None else members[addressee].tlp_max if addressee in members else None
+        text, level = _tear_line(store, compact, source, author_member, keys, addressee, outside, ceiling, guarded,
+                                 problems)
+    country, start, end = _facts(target, window, confidence, text, ask, problems)
+    if problems:
+        raise BadRequest("; ".join(problems), details={"problems": problems})
+    wid = str(uuid.uuid4())
+    now = now_us()
+    report = _report(wid, stix.format_us(now), addressee, outside, target, country, (start, end), confidence, ask,
+                     text, level)
+    with store.engine.begin() as conn:
+        rows.add(conn, id=wid, api_root=compact, author=author, addressee=addressee, outside=outside, state="draft",
+                 created_us=now, window_end=end.isoformat(), report=orjson.dumps(report).decode(),
+                 author_member=author_member.name if author_member else None, source=source if level else None)
+        rows.add_event(conn, wid, author, "draft", None, "draft",
+                       f"text from the tear line of {source}" if level else "")
+        if record is not None:
+            record(conn, report["id"])
+    return show(store, wid)
+
+
+def _check_text(author: str, addressee: str, ask: str, text: str, source: str | None) -> None:
+    for field, value in (("by", author), ("to", addressee), ("ask", ask), ("text", text), ("source", source or "")):
+        if not isinstance(value, str) or "\x00" in value or (
+                field in ("by", "to", "source") and (len(value) > 160 or not value.isprintable())):
+            raise BadRequest(f"{field}: {str(value)[:70]!r} is not a name or text the hub keeps (printable, at most "
+                             "160 characters for a name)", details={"field": field})
+
+
+def _tear_line(store: Store, compact: str, source: str, author_member: Member | None, keys: HubKeys | None,
+               addressee: str, outside: bool, ceiling: str | None, guarded: bool,
+               problems: list[str]) -> tuple[str, str | None]:
+    """The text of ``source`` as the drafter receives it, and its level; a problem when the addressee may not
+    read that part (or, for a member drafting where members may not know each other, when it is RED)."""
+    try:
+        text, level, recipients = release.draft_text(store, compact, source, author_member, keys, dt.date.today())
+    except (BadRequest, NotFound) as exc:
+        problems.append(exc.description)
+        return "-", None
+    if level == "red" and guarded:
+        # who else may read a RED part is its author's to say: a member cannot pass it on, to anyone
+        problems.append(f"source {source}: its description is TLP:RED, which a warning drafted by a member "
+                        "cannot pass on; write the text with --text")
+    elif level is not None and not guarded:
+        recipient = not outside and addressee in recipients
+        if ceiling is not None and not granular.reader(ceiling, recipient)(level):
+            problems.append(f"source {source}: its description is TLP:{level.upper()}, above the tear line for "
+                            f"{addressee}; mark a releasable part or write the text with --text")
+    return text, level
+
+
+def _facts(target: dict[str, Any], window: tuple[str, str], confidence: int, text: str, ask: str,
+           problems: list[str]) -> tuple[Any, dt.date, dt.date]:
+    """The target's country and the threat window, checked with the rest of a warning's facts."""
     country = pycountry.countries.get(alpha_3=str(target.get("country", "")).upper())
     if country is None:
         problems.append(f"target country {target.get('country')!r} is not an ISO 3166 alpha-3 code")
@@ -126,12 +152,12 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
         problems.append("the releasable text is empty: a warning must say what the threat is")
     if not ask.strip():
         problems.append("say what is asked of the recipient (e.g. raise security at the venue)")
-    if problems:
-        raise BadRequest("; ".join(problems), details={"problems": problems})
-    assert country is not None
-    wid = str(uuid.uuid4())
-    now = now_us()
-    created = stix.format_us(now)
+    return country, start, end
+
+
+def _report(wid: str, created: str, addressee: str, outside: bool, target: dict[str, Any], country: Any,
+            window: tuple[dt.date, dt.date], confidence: int, ask: str, text: str, level: str | None) -> dict[str, Any]:
+    """The warning as a STIX report with the Tearline warning extension, TLP:RED."""
     report = {
         "type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid5(NS, wid)}",
         "created": created, "modified": created, "published": created,
@@ -144,21 +170,15 @@ def draft(store: Store, compact: str, author: str, addressee: str, outside: bool
             "extension_type": "property-extension",
             "threatened_party": addressee, "threatened_party_kind": "outside" if outside else "member",
             "target": {k: v for k, v in {"country": country.alpha_3, "province": target.get("province"),
-                                         "city": target.get("city"), "place_type": target.get("place_type")}.items() if v},
-            "window_start": start.isoformat(), "window_end": end.isoformat(), "requested_action": ask.strip(),
+                                         "city": target.get("city"), "place_type": target.get("place_type")}.items()
+                       if v},
+            "window_start": window[0].isoformat(), "window_end": window[1].isoformat(), "requested_action": ask.strip(),
         }},
     }
     if level is not None and level != "clear":
         # the part keeps the level it had in its source: the addressee's copy holds it only if it may read it
         report["granular_markings"] = [{"marking_ref": markings.TLP2[level][0], "selectors": ["description"]}]
-    with store.engine.begin() as conn:
-        rows.add(conn, id=wid, api_root=compact, author=author, addressee=addressee, outside=outside, state="draft",
-                 created_us=now, window_end=end.isoformat(), report=orjson.dumps(report).decode(),
-                 author_member=author_member.name if author_member else None, source=source if level else None)
-        rows.add_event(conn, wid, author, "draft", None, "draft", f"text from the tear line of {source}" if level else "")
-        if record is not None:
-            record(conn, report["id"])
-    return show(store, wid)
+    return report
 
 
 def _members_visible(store: Store, compact: str) -> bool:
@@ -205,6 +225,30 @@ def step(store: Store, current: dict[str, Any], action: str, by: str, note: str,
          signer: Signer | None = None, check_reply: Any = None, record: Record | None = None) -> dict[str, Any]:
     wid = current["id"]
     before, after = MOVES[action]
+    _check_step(current, action, by, note, signer, check_reply)
+    document = None
+    with store.engine.begin() as conn:
+        if check_reply is not None:
+            check_reply(conn)
+        if action == "deliver" and current["outside"]:
+            party = rows.party(conn, current["addressee"])
+            document = sign_document(current, signer, stix.format_us(now_us()),  # type: ignore[arg-type]
+                                     party.tlp_max if party is not None else "clear")
+        if not rows.set_state(conn, wid, before, after, document):
+            raise Conflict(f"warning {wid} changed meanwhile; look again with `tearline warn status {wid}`")
+        if action == "deliver" and not current["outside"]:
+            _deliver_to_member(store, conn, current)
+        rows.add_event(conn, wid, by, action, before, after, note)
+        if record is not None:
+            record(conn, current["report"]["id"])
+    return show(store, wid, today)
+
+
+def _check_step(current: dict[str, Any], action: str, by: str, note: str, signer: Signer | None,
+                check_reply: Any) -> None:
+    """Refuse a step the warning's state, the two-person rule or the step's own needs do not allow."""
+    wid = current["id"]
+    before, after = MOVES[action]
     if not by.strip() or len(by) > 160 or not by.isprintable() or len(note) > 4000 or "\x00" in note:
         raise BadRequest("by: a name of at most 160 printable characters; note: text of at most 4,000, without NUL")
     if current["state"] != before:
@@ -219,8 +263,15 @@ def step(store: Store, current: dict[str, Any], action: str, by: str, note: str,
                            "reviewed by someone who did not")
         if not note.strip():
             raise BadRequest(f"a review says why the waiver is {'upheld' if action == 'uphold' else 'overturned'}")
+    _check_who(current, action, by, note, signer, check_reply)
+
+
+def _check_who(current: dict[str, Any], action: str, by: str, note: str, signer: Signer | None,
+               check_reply: Any) -> None:
+    wid = current["id"]
     if action in ("approve", "waive") and by == current["author"]:
-        raise Conflict(f"cannot {action} warning {wid}: {by} wrote it, and a second person must decide (two-person rule)")
+        raise Conflict(f"cannot {action} warning {wid}: {by} wrote it, "
+                       "and a second person must decide (two-person rule)")
     if action == "waive":
         code = note.split(":", 1)[0].strip()
         if code not in WAIVERS or not note.split(":", 1)[-1].strip() or ":" not in note:
@@ -232,24 +283,6 @@ def step(store: Store, current: dict[str, Any], action: str, by: str, note: str,
                        "`tearline warn ack FILE` records it")
     if action == "deliver" and current["outside"] and signer is None:
         raise BadRequest("delivering to an outside party signs a document with the hub's key: no key was given")
-    document = None
-    with store.engine.begin() as conn:
-        if check_reply is not None:
-            check_reply(conn)
-        if action == "deliver" and current["outside"]:
-            from .document import sign_document
-
-            party = rows.party(conn, current["addressee"])
-            document = sign_document(current, signer, stix.format_us(now_us()),  # type: ignore[arg-type]
-                                     party.tlp_max if party is not None else "clear")
-        if not rows.set_state(conn, wid, before, after, document):
-            raise Conflict(f"warning {wid} changed meanwhile; look again with `tearline warn status {wid}`")
-        if action == "deliver" and not current["outside"]:
-            _deliver_to_member(store, conn, current)
-        rows.add_event(conn, wid, by, action, before, after, note)
-        if record is not None:
-            record(conn, current["report"]["id"])
-    return show(store, wid, today)
 
 
 def _deliver_to_member(store: Store, conn: Any, current: dict[str, Any]) -> None:
@@ -261,14 +294,15 @@ def _deliver_to_member(store: Store, conn: Any, current: dict[str, Any]) -> None
     write.hub_write(store, conn, coll, [location(current) | only, current["report"] | only], None)
 
 
-def location(current: dict[str, Any]) -> dict[str, Any]:
-    """The STIX location of a warning's target (its report's one reference)."""
-    report = current["report"]
-    target = report["extensions"][EXTENSION_ID]["target"]
-    country = pycountry.countries.get(alpha_3=target["country"])
-    return {"type": "location", "spec_version": "2.1", "id": report["object_refs"][0],
-            "created": report["created"], "modified": report["modified"],
-            "country": country.alpha_2 if country else target["country"],
-            **({"city": target["city"]} if target.get("city") else {}),
-            **({"administrative_area": target["province"]} if target.get("province") else {}),
-            "object_marking_refs": report["object_marking_refs"]}
+def record_reply(store: Store, reply: dict[str, Any], today: dt.date | None = None) -> dict[str, Any]:
+    """Record an outside party's signed acknowledgement, after checking that it is signed by the key
+    registered for the party and names the very document the hub delivered."""
+    if reply.get("format") != REPLY_FORMAT or not isinstance(reply.get("signature"), str):
+        raise BadRequest(f"not a signed acknowledgement (format {REPLY_FORMAT!r})")
+    current = show(store, str(reply.get("warning")), today)
+    if not current["outside"]:
+        raise Conflict(f"warning {current['id']} went to member {current['addressee']}, who acknowledges it in the hub")
+    note = f"signed reply from {reply.get('acknowledged_by')} at {reply.get('at')}" + (
+        f": {reply['note']}" if reply.get("note") else "")
+    return step(store, current, "acknowledge", f"{current['addressee']}: {reply.get('acknowledged_by')}", note, today,
+                check_reply=lambda conn: check_reply(reply, current, rows.party(conn, current["addressee"])))
