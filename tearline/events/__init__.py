@@ -9,7 +9,6 @@ normalised rows replace that file's earlier rows in one transaction, so re-inges
 from __future__ import annotations
 
 import csv
-import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 import duckdb
 
 from ..errors import BadRequest, ConfigError
+from . import acled, curated, ucdp
+from .format import Format
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -50,28 +51,11 @@ COLUMNS = ("source", "event_id", "event_date", "date_end", "date_precision", "co
            "fatalities_best", "fatalities_low", "fatalities_high", "notes", "file")
 
 
-@dataclasses.dataclass(frozen=True)
-class Format:
-    name: str
-    required: frozenset[str]
-    optional: tuple[str, ...]  # used when present, NULL when a release lacks them
-    # DuckDB types of the columns that must parse; the rest are read as text
-    types: dict[str, str]
-    # SELECT over the raw table `raw` producing COLUMNS (minus file)
-    select: str
-    # column whose date format is sniffed from the first rows (ACLED writes both 2022-01-15 and 15 January 2022)
-    date_column: str | None = None
-    # columns every row must fill (its id, date and fatalities): an empty one is an error, never a skip
-    must_have: tuple[str, ...] = ()
-
-
 class EventsError(ConfigError):
     """An input file that cannot be ingested; ``details['problems']`` lists each problem."""
 
 
 def formats() -> list[Format]:
-    from . import acled, curated, ucdp
-
     return [ucdp.GED, acled.ACLED, curated.ISKP]
 
 
@@ -199,18 +183,21 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
         rows = con.execute(f"SELECT count(*) FROM ({fmt.select})").fetchone()[0]
         cols = ", ".join(c for c in COLUMNS if c != "file")
         con.execute(f"CREATE TEMP TABLE fresh AS {fmt.select}")
-        dupes = con.execute("SELECT source, event_id, count(*) FROM fresh GROUP BY ALL HAVING count(*) > 1 LIMIT 5").fetchall()
+        dupes = con.execute("SELECT source, event_id, count(*) FROM fresh "
+                            "GROUP BY ALL HAVING count(*) > 1 LIMIT 5").fetchall()
         if dupes:
             raise EventsError(f"{path}: event ids appear more than once: "
                               + ", ".join(f"{s} {e} ({n}×)" for s, e, n in dupes))
         # Re-ingest replaces: this file's earlier rows, and any row with the same dataset and event id
         # (a newer release of the same events in a file of another name).
         con.execute("DELETE FROM events WHERE file = ?", [path.name])
-        con.execute("DELETE FROM events USING fresh WHERE events.source = fresh.source AND events.event_id = fresh.event_id")
+        con.execute("DELETE FROM events USING fresh "
+                    "WHERE events.source = fresh.source AND events.event_id = fresh.event_id")
         con.execute(f"INSERT INTO events ({cols}, file) SELECT {cols}, ? FROM fresh", [path.name])
         con.execute("DROP TABLE fresh")
         con.execute("DROP TABLE raw")
-        written = con.execute("SELECT string_agg(DISTINCT source, ', ') FROM events WHERE file = ?", [path.name]).fetchone()
+        written = con.execute("SELECT string_agg(DISTINCT source, ', ') FROM events WHERE file = ?",
+                              [path.name]).fetchone()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

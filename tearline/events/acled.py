@@ -5,9 +5,9 @@ admin1, location, latitude, longitude, geo_precision, fatalities, notes. Dates c
 
 from __future__ import annotations
 
-from .. import events
+from .format import Format
 
-ACLED = events.Format(
+ACLED = Format(
     name="acled",
     required=frozenset({"event_id_cnty", "event_date", "event_type", "actor1", "actor2", "country", "admin1",
                         "location", "latitude", "longitude", "fatalities"}),

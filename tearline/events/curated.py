@@ -5,13 +5,14 @@ and is kept in `event_type` so a conservative count can filter on it."""
 
 from __future__ import annotations
 
-from .. import events
+from .format import Format
 
-ISKP = events.Format(
+ISKP = Format(
     name="iskp-curated",
     required=frozenset({"event_id", "date", "date_precision", "country_iso3", "province", "place", "attack_type",
                         "fatalities_best", "attribution", "source_url"}),
-    optional=("fatalities_low", "fatalities_high", "latitude", "longitude", "geo_precision", "target_type", "source_title"),
+    optional=("fatalities_low", "fatalities_high", "latitude", "longitude", "geo_precision", "target_type",
+              "source_title"),
     types={"date": "DATE", "fatalities_best": "INTEGER", "fatalities_low": "INTEGER", "fatalities_high": "INTEGER",
            "latitude": "DOUBLE", "longitude": "DOUBLE"},
     must_have=("event_id", "date", "fatalities_best"),

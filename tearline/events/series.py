@@ -26,7 +26,8 @@ def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None
     rows = con.execute(
         f"""
         WITH mine AS (SELECT * FROM events WHERE {where}),
-             months AS (SELECT unnest(generate_series(make_date(?, ?, 1), make_date(?, ?, 1), INTERVAL 1 MONTH))::DATE AS m),
+             months AS (SELECT unnest(generate_series(make_date(?, ?, 1), make_date(?, ?, 1),
+                                                      INTERVAL 1 MONTH))::DATE AS m),
              units AS (SELECT DISTINCT source, {unit} AS unit FROM mine),
              -- a dataset says nothing outside its own period: no zeros there, only absence
              cover AS (SELECT source, date_trunc('month', min(event_date))::DATE AS lo,

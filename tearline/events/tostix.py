@@ -45,7 +45,8 @@ def dataset_identity(source: str) -> dict[str, Any]:
 
 
 def event_objects(row: dict[str, Any], actor_id: str) -> list[dict[str, Any]]:
-    """The incident, location and two relationships for one canonical event row."""
+    """The incident and its attributed-to relationship for one canonical event row, and, when the row says
+    where it happened, its location and located-at relationship."""
     day = row["event_date"].isoformat() + _STAMP
     creator = dataset_identity(row["source"])["id"]
     fatalities = f"{row['fatalities_best']} killed"
@@ -79,15 +80,15 @@ def event_objects(row: dict[str, Any], actor_id: str) -> list[dict[str, Any]]:
     if row.get("latitude") is not None and row.get("longitude") is not None:
         location["latitude"], location["longitude"] = float(row["latitude"]), float(row["longitude"])
         location["precision"] = float(_PRECISION_M.get(row.get("geo_precision") or "", 50_000))
+    attributed = {"type": "relationship", "id": _id("relationship", incident["id"], "attributed-to", actor_id),
+                  **common, "relationship_type": "attributed-to", "source_ref": incident["id"], "target_ref": actor_id}
     if "country" not in location and "latitude" not in location:
-        location["region"] = "southern-asia"
-    rels = [
-        {"type": "relationship", "id": _id("relationship", incident["id"], "attributed-to", actor_id), **common,
-         "relationship_type": "attributed-to", "source_ref": incident["id"], "target_ref": actor_id},
-        {"type": "relationship", "id": _id("relationship", incident["id"], "located-at", location["id"]), **common,
-         "relationship_type": "located-at", "source_ref": incident["id"], "target_ref": location["id"]},
-    ]
-    return [incident, location, *rels]
+        # a STIX location needs a country, a region or coordinates; a row with none of them is placed nowhere
+        # rather than in a region guessed for it
+        return [incident, attributed]
+    located = {"type": "relationship", "id": _id("relationship", incident["id"], "located-at", location["id"]),
+               **common, "relationship_type": "located-at", "source_ref": incident["id"], "target_ref": location["id"]}
+    return [incident, location, attributed, located]
 
 
 def _alpha2(iso3: str | None) -> str | None:
@@ -103,7 +104,7 @@ def actor_events(con: duckdb.DuckDBPyConnection, actor_name: str, country: str |
     _actor, where, params = actors.selection(actor_name, country, source, catalogue)
     cur = con.execute(f"SELECT * FROM events WHERE {where} ORDER BY event_date, source, event_id", params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def bundle_objects(rows: Iterable[dict[str, Any]], actor: CompactActor) -> list[dict[str, Any]]:
@@ -118,3 +119,11 @@ def bundle_objects(rows: Iterable[dict[str, Any]], actor: CompactActor) -> list[
         for obj in event_objects(row, threat_actor["id"]):
             objs[obj["id"]] = obj
     return list(objs.values())
+
+
+def actor_objects(con: duckdb.DuckDBPyConnection, actor: str, country: str | None, source: str | None,
+                  catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
+    """An actor's events as STIX objects, attributed to the actor as the catalogue knows it."""
+    resolved = actors.resolve(actor, catalogue)
+    rows = actor_events(con, actor, country, source, catalogue)
+    return bundle_objects(rows, CompactActor(resolved.name, resolved.aliases))

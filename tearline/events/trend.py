@@ -80,7 +80,8 @@ def trend(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None, 
                               "source": chosen}
     result |= block(chosen) if chosen else block("")
     if chosen in coverage:
-        result["coverage"] = {"from": str(coverage[chosen][0]), "to": str(coverage[chosen][1]), "spans_both_months": covers(chosen)}
+        result["coverage"] = {"from": str(coverage[chosen][0]), "to": str(coverage[chosen][1]),
+                              "spans_both_months": covers(chosen)}
     if (not source or source == "all") and len(sources) > 1:
         result["by_source"] = {s: block(s) | {"coverage": {"from": str(coverage[s][0]), "to": str(coverage[s][1]),
                                                         "spans_both_months": covers(s)}} for s in sources}

@@ -8,13 +8,13 @@ Candidate releases have no `iso3`, so the country name is mapped to ISO 3166 wit
 
 from __future__ import annotations
 
-from .. import events
+from .format import Format
 
 _PREC = "CASE date_prec WHEN 1 THEN 'day' WHEN 2 THEN 'week' WHEN 3 THEN 'week' WHEN 4 THEN 'month' ELSE 'year' END"
 _GEO = ("CASE where_prec WHEN 1 THEN 'site' WHEN 2 THEN 'district' WHEN 3 THEN 'district' WHEN 4 THEN 'province' "
         "WHEN 5 THEN 'province' WHEN 6 THEN 'country' ELSE 'region' END")
 
-GED = events.Format(
+GED = Format(
     name="ucdp-ged",
     optional=("iso3", "active_year", "type_of_violence", "side_a_new_id", "side_b_new_id", "where_coordinates",
               "source_headline"),
