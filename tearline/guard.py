@@ -32,22 +32,6 @@ BURST_SECONDS = 10
 OBJECTS_PER_WRITE = 100  # an envelope counts as one write request per this many objects it holds
 
 
-def parse_limits(raw: Any, where: tuple[Any, ...], problem: Any) -> dict[str, int]:
-    """A ``rate_limits`` mapping from a compact file: {class: requests per minute}."""
-    if not isinstance(raw, dict):
-        problem(where, f"must be a mapping of endpoint class ({', '.join(CLASSES)}) to requests per minute")
-        return {}
-    out = {}
-    for key, value in raw.items():
-        if key not in CLASSES:
-            problem((*where, key), f"unknown endpoint class (known: {', '.join(CLASSES)})")
-        elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
-            problem((*where, key), f"must be a whole number of requests per minute from 1 to 1000000, got {value!r}")
-        else:
-            out[key] = value
-    return out
-
-
 class Buckets:
     """Token buckets, each holding BURST_SECONDS' worth of its rate and refilled continuously. Keys are
     anything hashable; the number of keys is bounded (the least recently used go first), so callers that
@@ -100,9 +84,10 @@ class RateLimiter:
         cost = objects / OBJECTS_PER_WRITE
         if cost > burst:
             most = int(burst * OBJECTS_PER_WRITE)
-            raise PayloadTooLarge(f"an envelope of {objects:,} objects counts as {cost:,.0f} {kind} requests, more than "
-                                  f"member {member.name!r} may make at once under its limit of {per_minute} a minute: "
-                                  f"send at most {most:,} objects per envelope", details={"max_objects": most})
+            raise PayloadTooLarge(f"an envelope of {objects:,} objects counts as {cost:,.0f} {kind} requests, "
+                                  f"more than member {member.name!r} may make at once under its limit of "
+                                  f"{per_minute} a minute: send at most {most:,} objects per envelope",
+                                  details={"max_objects": most})
         if cost > 1:
             self._buckets.take((member.api_root, member.id, kind), per_minute, cost - 1, debt=True)
 

@@ -51,68 +51,13 @@ class Rules:
     standing_consent: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     @classmethod
-    def of(cls, policy: Policy) -> "Rules":
+    def of(cls, policy: Policy) -> Rules:
         raw = dict(policy.matching or {})
         raw["standing_consent"] = tuple((a, b, tuple(t)) for a, b, t in raw.get("standing_consent", ()))
         return cls(**raw)
 
     def standing(self, answerer: str, asker: str, kind: str) -> bool:
         return any(a == answerer and b == asker and kind in types for a, b, types in self.standing_consent)
-
-
-_INTS = {"max_items": (1, 100_000_000), "min_items": (1, 1_000_000), "requests_per_day": (1, 1000),
-         "expire_days": (1, 365)}
-
-
-def parse_rules(raw: Any, problem: Any) -> dict[str, Any]:
-    """The compact file's ``matching:`` section, checked; problems are reported by field and line."""
-    if not isinstance(raw, dict):
-        problem(("matching",), "must be a mapping (results, max_items, min_items, requests_per_day, fpr, "
-                               "expire_days, standing_consent)")
-        return {}
-    known = {f.name for f in dataclasses.fields(Rules)}
-    out: dict[str, Any] = {}
-    for key in sorted(set(raw) - known):
-        problem(("matching", key), f"unknown field (known: {', '.join(sorted(known))})")
-    if "results" in raw:
-        if raw["results"] not in ("asker", "both"):
-            problem(("matching", "results"), f"must be 'asker' or 'both', got {raw['results']!r}")
-        else:
-            out["results"] = raw["results"]
-    for key, (lo, hi) in _INTS.items():
-        if key in raw:
-            value = raw[key]
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                problem(("matching", key), f"must be a whole number from {lo} to {hi}, got {value!r}")
-            else:
-                out[key] = value
-    if "fpr" in raw:
-        value = raw["fpr"]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1e-3:
-            problem(("matching", "fpr"), f"must be a false-positive rate above 0 and at most 0.001, got {value!r}")
-        else:
-            out["fpr"] = float(value)
-    if out.get("min_items", 1) > out.get("max_items", Rules.max_items):
-        problem(("matching", "min_items"), "must not be larger than max_items")
-    standing = raw.get("standing_consent", [])
-    if not isinstance(standing, list):
-        problem(("matching", "standing_consent"), "must be a list of {answerer, asker, types}")
-        standing = []
-    rules = []
-    for i, rule in enumerate(standing):
-        where = ("matching", "standing_consent", i)
-        if not isinstance(rule, dict) or set(rule) - {"answerer", "asker", "types"} or \
-                not isinstance(rule.get("answerer"), str) or not isinstance(rule.get("asker"), str):
-            problem(where, "must be {answerer: NAME, asker: NAME, types: [...]}")
-            continue
-        types = rule.get("types", list(TYPES))
-        if not isinstance(types, list) or not all(t in TYPES for t in types):
-            problem((*where, "types"), f"must be a list of value types from: {', '.join(TYPES)}")
-            continue
-        rules.append([rule["answerer"], rule["asker"], types])
-    if rules:
-        out["standing_consent"] = rules
-    return out
 
 
 def _log(conn: Any, member: Member, action: str, request_id: str | None, **detail: Any) -> None:
