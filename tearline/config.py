@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_DB = "sqlite:///tearline.db"
+DEFAULT_EVENTS_DB = "tearline-events.duckdb"  # what the events and forecast commands use when events_db is empty
 
 # name, type, default, help
 SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
@@ -42,9 +43,16 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
                           "in ~/.tearline); created on first use"),
     ("guard_scan_seconds", int, 30, "how often the hub scans its audit trail for probing"),
     ("admin_token", str, "", "bearer token of the operator's admin API (/tearline/admin/); empty: no admin API"),
-    ("events_db", str, "", "DuckDB events store whose current forecasts the dashboard shows (empty: none)"),
+    ("events_db", str, "", "DuckDB events store: the one the events and forecast commands use (empty: "
+                           f"{DEFAULT_EVENTS_DB}) and whose current forecasts the dashboard shows (empty: none)"),
     ("warn_outbox", str, "", "directory where escalation notices of unacknowledged warnings are written as .eml "
-                             "files for the operator's mail relay (default: next to a SQLite store, else in ~/.tearline)"),
+                             "files for the operator's mail relay (default: next to a SQLite store, else in "
+                             "~/.tearline)"),
+    # a member's side: what `tearline match` talks to and as whom
+    ("hub", str, "http://127.0.0.1:6100", "URL of the hub a member's private-matching commands talk to"),
+    ("member", str, "", "your member name, for private matching"),
+    ("token", str, "", "your member token, for private matching"),
+    ("match_state", str, "", "directory where your matching keys and values stay (default: ~/.tearline/match)"),
 )
 
 
@@ -69,15 +77,20 @@ class Settings:
     audit_checkpoint_every: int = 1000
     leak_key: str = ""
     guard_scan_seconds: int = 30
-    admin_token: str = ""
+    admin_token: str = dataclasses.field(default="", repr=False)  # secrets stay out of reprs and logs
     events_db: str = ""
     warn_outbox: str = ""
+    hub: str = "http://127.0.0.1:6100"
+    member: str = ""
+    token: str = dataclasses.field(default="", repr=False)
+    match_state: str = ""
 
 
 def secret_path(setting: str, db_url: str, name: str) -> Path:
     """Where a hub secret (the audit signing key, the leak key) lives: the configured file, else next
     to a SQLite store, else one per database under ~/.tearline."""
-    if not setting and not (db_url.startswith("sqlite:///") and ":memory:" not in db_url):  # where keys have always lived
+    # where keys have always lived
+    if not setting and not (db_url.startswith("sqlite:///") and ":memory:" not in db_url):
         return Path.home() / ".tearline" / f"{name}-{hashlib.sha256(db_url.encode()).hexdigest()[:12]}.key"
     return hub_path(setting, db_url, f"{name}-key")
 

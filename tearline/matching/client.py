@@ -68,8 +68,9 @@ def prepare(path: Path, kind: str, region: str = "PK") -> Prepared:
     return Prepared(kind, keep, spelling, dropped)
 
 
-def state_dir(flag: str | None) -> Path:
-    path = Path(flag or os.environ.get("TEARLINE_MATCH_STATE") or Path.home() / ".tearline" / "match")
+def state_dir(setting: str) -> Path:
+    """The member's state directory: the configured one (``Settings.match_state``), else ~/.tearline/match."""
+    path = Path(setting or Path.home() / ".tearline" / "match")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

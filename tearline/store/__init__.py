@@ -33,6 +33,7 @@ from sqlalchemy import (
 
 from ..errors import ConfigError, NotFound
 from ..model import Collection, Member
+from . import schema
 from .schema import api_roots, collections, members, people, upkeep
 
 _CHUNK = 500
@@ -55,7 +56,8 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})", rows)
+        marks = ", ".join(mark for _ in columns)
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
     finally:
         cursor.close()
 
@@ -129,7 +131,8 @@ class Store:
 
     # -- API roots, collections, members ------------------------------------------------------
 
-    def ensure_api_root(self, conn: Connection, name: str, title: str, description: str = "", policy: str = "{}") -> None:
+    def ensure_api_root(self, conn: Connection, name: str, title: str, description: str = "",
+                        policy: str = "{}") -> None:
         exists = conn.execute(select(api_roots.c.name).where(api_roots.c.name == name)).first()
         values = {"title": title, "description": description, "policy": policy}
         if exists:
@@ -138,7 +141,8 @@ class Store:
             conn.execute(insert(api_roots).values(name=name, created_us=now_us(), **values))
 
     def ensure_collection(
-        self, conn: Connection, api_root: str, alias: str, title: str, description: str = "", member_writable: bool = True
+        self, conn: Connection, api_root: str, alias: str, title: str, description: str = "",
+        member_writable: bool = True,
     ) -> int:
         """Create or update a collection; return its store key."""
         row = conn.execute(
@@ -182,7 +186,8 @@ class Store:
         token = new_token()
         with self.engine.begin() as conn:
             done = conn.execute(
-                update(members).where(members.c.api_root == api_root, members.c.name == name).values(token_hash=token_hash(token))
+                update(members).where(members.c.api_root == api_root, members.c.name == name)
+                .values(token_hash=token_hash(token))
             )
             if done.rowcount != 1:
                 raise NotFound(f"no member {name!r} in compact {api_root!r}", details={"member": name})
@@ -200,6 +205,16 @@ class Store:
     def members_of(self, conn: Connection, api_root: str) -> list[Member]:
         return [_member(r) for r in conn.execute(select(members).where(members.c.api_root == api_root)
                                                  .order_by(members.c.name))]
+
+    def compact_members(self, api_root: str) -> list[Member]:
+        """A compact's members by name, for the operator."""
+        with self.engine.connect() as conn:
+            return self.members_of(conn, api_root)
+
+    def all_members(self) -> list[Member]:
+        """Every member of every compact, in the order they were added."""
+        with self.engine.connect() as conn:
+            return [_member(r) for r in conn.execute(select(members).order_by(members.c.id))]
 
     def member_names(self, conn: Connection, api_root: str) -> list[str]:
         return list(conn.scalars(select(members.c.name).where(members.c.api_root == api_root).order_by(members.c.name)))
@@ -237,7 +252,8 @@ class Store:
     def rotate_person_token(self, api_root: str, member: str, person: str) -> str:
         token = new_token()
         with self.engine.begin() as conn:
-            mid = conn.execute(select(members.c.id).where(members.c.api_root == api_root, members.c.name == member)).scalar()
+            mid = conn.execute(select(members.c.id)
+                               .where(members.c.api_root == api_root, members.c.name == member)).scalar()
             done = conn.execute(update(people).where(people.c.member == mid, people.c.name == person)
                                 .values(token_hash=token_hash(token))) if mid is not None else None
             if done is None or done.rowcount != 1:
@@ -269,14 +285,15 @@ class Store:
                 r = own.execute(stmt).first()
         else:
             r = conn.execute(stmt).first()
-        return Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable, r.num, r.policy) if r else None
+        if r is None:
+            return None
+        return Collection(r.id, r.api_root, r.alias, r.title, r.description, r.member_writable, r.num, r.policy)
 
     def version_count(self, coll: int) -> int:
         """How many object versions a collection holds (for the operator: no member reads this)."""
-        from .schema import objects
-
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(objects).where(objects.c.coll == coll)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(schema.objects)
+                                    .where(schema.objects.c.coll == coll)).scalar_one())
 
     def upkeep_due(self, name: str) -> bool:
         with self.engine.connect() as conn:

@@ -1,0 +1,138 @@
+"""The command line as a whole: every command answers --help, a TearlineError raised anywhere below the
+root (a sub-group's command, a sub-sub-group's) ends as one line and the right exit code, and settings
+reach the commands only through tearline.config."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+import tearline
+from tearline import config
+from tearline.audit import latest
+from tearline.cli import app, guard
+from tearline.errors import ConfigError, NotFound, TearlineError
+from tearline.store import Store
+
+ROOT = Path(tearline.__file__).resolve().parent
+
+
+def _paths(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, sub in getattr(cmd, "commands", {}).items():
+        found += _paths(sub, (*path, name))
+    return found
+
+
+PATHS = _paths(typer.main.get_command(app))
+
+
+def test_the_command_tree_is_whole() -> None:
+    groups = {p for p in PATHS if len(p) == 1}
+    assert groups == {(g,) for g in ("serve", "demo", "compact", "db", "events", "forecast", "audit", "guard", "leak",
+                                     "warn", "match")}
+    assert ("warn", "party", "add") in PATHS and len(PATHS) == 56
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "tearline")
+def test_every_command_answers_help(path: tuple[str, ...]) -> None:
+    done = CliRunner().invoke(app, [*path, "--help"])
+    assert done.exit_code == 0, done.output
+    assert "Usage:" in done.stdout
+
+
+def test_an_error_in_a_sub_sub_command_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # a real process, as a user runs it: `warn party add` is two groups down
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    done = subprocess.run([sys.executable, "-m", "tearline", "warn", "party", "add", "Ministry", "--public-key", "zz",
+                           "--db", db], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+
+
+def test_a_refused_step_is_still_audited(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    refused = CliRunner().invoke(app, ["warn", "approve", "no-such-warning", "--by", "alice", "--db", db])
+    assert refused.exit_code == 2 and refused.stderr.startswith("error: "), refused.output
+    store = Store(db)
+    entry = latest(store, 1)[0]
+    store.close()
+    assert entry["path"] == "tearline warn approve" and entry["status"] == NotFound.status
+
+
+@pytest.mark.parametrize(("exc", "code"), [(ConfigError("bad flag"), 2), (NotFound("no such thing"), 2),
+                                           (TearlineError("the hub broke"), 1)])
+def test_the_exit_code_follows_the_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, exc: TearlineError,
+                                         code: int) -> None:
+    def scan(_store: Any) -> list[Any]:
+        raise exc
+
+    monkeypatch.setattr(guard.probes, "scan", scan)
+    done = CliRunner().invoke(app, ["guard", "scan", "--db", f"sqlite:///{tmp_path / 'hub.db'}"])
+    assert done.exit_code == code
+    assert done.stderr == f"error: {exc.description}\n"
+
+
+def test_usage_errors_and_bad_parameters_stay_clicks() -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["events", "trend", "--actor", "X", "--from", "2012-01", "--to", "2012-02",
+                              "--country", "ZZZZ"])
+    assert bad.exit_code == 2 and "is not an ISO 3166 alpha-3 code" in bad.stderr
+    assert "error:" not in bad.stderr
+    unknown = runner.invoke(app, ["warn", "party", "bogus"])
+    assert unknown.exit_code == 2 and "No such command" in unknown.stderr
+
+
+def test_settings_of_a_member_and_of_the_events_store_come_from_config() -> None:
+    env = {"TEARLINE_MEMBER": "ngo-c", "TEARLINE_TOKEN": "t0k", "TEARLINE_HUB": "https://hub.example",
+           "TEARLINE_MATCH_STATE": "/tmp/state", "TEARLINE_EVENTS_DB": "e.duckdb"}
+    settings = config.load({"member": None, "hub": "http://flag"}, env)
+    assert (settings.member, settings.token, settings.hub, settings.match_state, settings.events_db) == (
+        "ngo-c", "t0k", "http://flag", "/tmp/state", "e.duckdb")
+    defaults = config.load({}, {})
+    assert (defaults.member, defaults.token, defaults.hub, defaults.match_state) == ("", "", "http://127.0.0.1:6100", "")
+
+
+def test_a_member_without_credentials_is_told_which_settings_are_missing() -> None:
+    done = CliRunner(env={"TEARLINE_MEMBER": None, "TEARLINE_TOKEN": None}).invoke(app, ["match", "inbox"])
+    assert done.exit_code == 2
+    assert done.stderr == "error: --member and --token (or TEARLINE_MEMBER and TEARLINE_TOKEN) are required\n"
+
+
+def test_only_config_reads_the_environment() -> None:
+    readers = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+               if re.search(r"os\.environ|getenv", p.read_text(encoding="utf-8"))]
+    assert readers == ["config.py"]
+
+
+def _imported(node: ast.AST, package: list[str]) -> list[str]:
+    """The absolute names an import statement reaches (``from .x import y`` reaches x and x.y)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    base = package[:len(package) - node.level + 1] if node.level else []
+    module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+    return [module, *(f"{module}.{a.name}" for a in node.names)]
+
+
+def test_nothing_below_the_cli_imports_it() -> None:
+    # the CLI is the top layer; only the entry point (python -m tearline) starts it
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] == "cli" or rel.name == "__main__.py":
+            continue
+        package = ["tearline", *rel.parent.parts]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            reached = [n for n in _imported(node, package) if n == "tearline.cli" or n.startswith("tearline.cli.")]
+            assert not reached, f"{rel} imports {reached}"
