@@ -22,6 +22,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import release
+from .store import Store
+from .store.schema import audit, guard_alerts, guard_cursor, guard_notes
 
 OBJECT = "/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/"
 VERSIONS = "/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/versions/"
@@ -88,7 +94,8 @@ def signals(entry: dict[str, Any], hidden_exists: HiddenFrom) -> list[str]:
 
     def hidden(object_id: str) -> bool:
         # in the collection asked and out of this member's sight: an id it may know only from elsewhere
-        return bool(object_id and collection and hidden_exists(entry["api_root"], entry["actor"], collection, object_id))
+        return bool(object_id and collection
+                    and hidden_exists(entry["api_root"], entry["actor"], collection, object_id))
 
     if method == "GET" and endpoint in (OBJECT, VERSIONS) and status == 404:
         found = _OBJECT_ID.search(entry["path"])
@@ -154,23 +161,13 @@ LOOKBACK_US = max(r.window_s for r in RULES) * 1_000_000
 def note(conn: Any, seq: int, hidden: int) -> None:
     """Keep, for the guard alone, that the write recorded as audit entry ``seq`` named ``hidden`` ids the
     collection holds out of its writer's sight (the writer was answered as if they did not exist)."""
-    from sqlalchemy import insert
-
-    from .store.schema import guard_notes
-
     conn.execute(insert(guard_notes).values(seq=seq, hidden=hidden))
 
 
-def scan(store: Any) -> list[Alert]:
+def scan(store: Store) -> list[Alert]:
     """Read the audit entries written since the last scan, raise and store alerts. The windows are
     rebuilt from the entries of the longest window before them, so a scan finds what one continuous
     reading would have found."""
-    from sqlalchemy import and_, func, insert, select, update
-    from sqlalchemy.exc import IntegrityError
-
-    from . import release
-    from .store.schema import audit, guard_alerts, guard_cursor, guard_notes
-
     with store.engine.begin() as conn:
         cursor = conn.execute(select(guard_cursor.c.seq).where(guard_cursor.c.id == 1)).scalar()
         if cursor is None:
@@ -183,7 +180,7 @@ def scan(store: Any) -> list[Alert]:
         start = 1 if since is None else (conn.execute(
             select(func.min(audit.c.seq)).where(audit.c.at_us >= since - LOOKBACK_US)).scalar() or 1)
         cols = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "count")
-        rows = [dict(zip((*cols, "hidden"), r)) for r in conn.execute(
+        rows = [dict(zip((*cols, "hidden"), r, strict=True)) for r in conn.execute(
             select(*(audit.c[c] for c in cols), guard_notes.c.hidden)
             .select_from(audit.outerjoin(guard_notes, guard_notes.c.seq == audit.c.seq))
             .where(and_(audit.c.seq >= start, audit.c.seq <= top)).order_by(audit.c.seq))]
@@ -212,10 +209,6 @@ def scan(store: Any) -> list[Alert]:
 
 def stored_alerts(store: Any, member: str | None = None, api_root: str | None = None,
                   status: str | None = None) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from .store.schema import guard_alerts
-
     q = select(guard_alerts).order_by(guard_alerts.c.at_us.desc(), guard_alerts.c.id.desc())
     for col, value in ((guard_alerts.c.member, member), (guard_alerts.c.api_root, api_root),
                        (guard_alerts.c.status, status)):

@@ -67,18 +67,25 @@ def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[Ref]
     (weight 1); a carrying reference passes its object's distance to its target (weight 0). A shortest-path
     search over them, in time linear in the envelope."""
     start: dict[str, int] = dict(held)
+    names = set(policy.actor_names)
+    for obj, _ in envelope:
+        if obj["type"] in ("threat-actor", "intrusion-set") and names:
+            aliases = {str(obj.get("name", "")).lower(), *(str(a).lower() for a in obj.get("aliases") or ())}
+            if aliases & names:
+                start[obj["id"]] = 0
+    dist = _shortest(start, _edges(envelope))
+    return {obj["id"]: dist.get(obj["id"], UNREACHED) for obj, _ in envelope}
+
+
+def _edges(envelope: Sequence[tuple[dict[str, Any], list[Ref]]]) -> dict[str, list[tuple[str, int]]]:
+    """The envelope's reference graph, weighted as ``distances`` says."""
     edges: dict[str, list[tuple[str, int]]] = {}
 
     def edge(a: str, b: str, weight: int) -> None:
         edges.setdefault(a, []).append((b, weight))
 
-    names = set(policy.actor_names)
     for obj, refs in envelope:
         me, kind = obj["id"], obj["type"]
-        if kind in ("threat-actor", "intrusion-set") and names:
-            aliases = {str(obj.get("name", "")).lower(), *(str(a).lower() for a in obj.get("aliases") or ())}
-            if aliases & names:
-                start[me] = 0
         links = []
         for path, prop, target in refs:
             if not isinstance(target, str):
@@ -97,7 +104,11 @@ def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[Ref]
             for t in links:
                 edge(me, t, 1)
                 edge(t, me, 1)
-    # Dijkstra with buckets: weights are 0 or 1 and distances stop at UNREACHED
+    return edges
+
+
+def _shortest(start: Mapping[str, int], edges: Mapping[str, list[tuple[str, int]]]) -> dict[str, int]:
+    """Dijkstra with buckets: weights are 0 or 1 and distances stop at UNREACHED."""
     dist: dict[str, int] = {}
     buckets: list[list[str]] = [[] for _ in range(UNREACHED + 1)]
     for node, d in start.items():
@@ -116,7 +127,7 @@ def distances(policy: Policy, envelope: Sequence[tuple[dict[str, Any], list[Ref]
                 if nd < best.get(nxt, UNREACHED) and nxt not in dist:
                     best[nxt] = nd
                     buckets[nd].append(nxt)
-    return {obj["id"]: dist.get(obj["id"], UNREACHED) for obj, _ in envelope}
+    return dist
 
 
 # The date an object is about, for the compact's time window: the first of these it has.

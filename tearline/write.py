@@ -30,7 +30,7 @@ import orjson
 from sqlalchemy import Connection, select
 
 from . import granular, limits, markings, scope, stix, visibility
-from .errors import Forbidden, PayloadTooLarge
+from .errors import Forbidden, NotFound, PayloadTooLarge
 from .keys import HubKeys
 from .limits import MB, Limits
 from .model import NAME, Collection, Member, can_write
@@ -41,6 +41,7 @@ from .store.schema import objects as objects_table
 from .store.schema import recipients as recipients_table
 
 _IDENTITY = "identity"
+_DEFAULT_LIMITS = Limits()
 
 
 @dataclasses.dataclass
@@ -65,11 +66,12 @@ class _Plan:
     hops: dict[str, int]
     refused: dict[int, str]  # envelope index → why
     chains: dict[int, int]  # envelope index → the chain its version joins (tearline.visibility)
-    hidden: int = 0  # ids the envelope named (objects or references) that the collection holds out of the writer's sight
+    # ids the envelope named (objects or references) that the collection holds out of the writer's sight
+    hidden: int = 0
 
 
 def add_envelope(store: Store, collection: Collection, writer: Member, envelope: Sequence[Any], keys: HubKeys,
-                 today: dt.date | None = None, bounds: Limits = Limits(),
+                 today: dt.date | None = None, bounds: Limits = _DEFAULT_LIMITS,
                  record: Callable[[Connection, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Judge and store one envelope for ``writer``; return the TAXII status resource (§4.3.1), its
     failures listed up to ``bounds.failures`` (tearline.limits). ``record`` is called with the transaction
@@ -101,9 +103,9 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
                 failures.append(_failure(index, obj, "; ".join(problems)))
             else:
                 valid.append(_Candidate(index, obj, refs))
-        successes, hidden = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id, failures,
-                           judged=True, sent={f["id"] for f in failures}, peers=_peers(writer, policy, people),
-                           quota=bounds.storage_bytes)
+        successes, hidden = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id,
+                                   failures, judged=True, sent={f["id"] for f in failures},
+                                   peers=_peers(writer, policy, people), quota=bounds.storage_bytes)
         failures.sort(key=lambda f: f["index"])
         listed = limits.bounded_failures([{k: v for k, v in f.items() if k != "index"} for f in failures], bounds)
         status = {
@@ -121,6 +123,18 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
         if record is not None:
             record(conn, out)
     return out
+
+
+def publish(store: Store, api_root: str, objs: list[dict[str, Any]], keys: HubKeys | None) -> int:
+    """Write objects into a compact's intel collection as the hub (``hub_write``); how many new versions it
+    stored (objects already there, unchanged, add none)."""
+    intel = store.collection(api_root, "intel")
+    if intel is None:
+        raise NotFound(f"no compact named {api_root!r}")
+    before = store.version_count(intel.num)
+    with store.engine.begin() as conn:
+        hub_write(store, conn, intel, objs, keys)
+    return store.version_count(intel.num) - before
 
 
 def hub_write(store: Store, conn: Connection, collection: Collection, objs: list[dict[str, Any]],
@@ -360,7 +374,8 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
                 if t in seen or count.get(t, 0) > 0:
                     continue
                 why = (f"{prop}: {t} was refused in this envelope, and this cannot stand without it"
-                       if t in ids or t in sent else f"{prop}: {t} is not in this collection; send it in the same envelope")
+                       if t in ids or t in sent
+                       else f"{prop}: {t} is not in this collection; send it in the same envelope")
                 queue.extend(refuse(c, why))
                 break
 
@@ -404,8 +419,8 @@ def _chain(c: _Candidate, held: list[rows.Held], reader: visibility.Reader | Non
     return 0 if owner is not None and owner in peers else None
 
 
-def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, keys: HubKeys | None, author: int | None,
-           base: int, exposed: int, quota: int | None = None) -> list[dict[str, Any]]:
+def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, keys: HubKeys | None,
+           author: int | None, base: int, exposed: int, quota: int | None = None) -> list[dict[str, Any]]:
     """Insert the admitted versions (and their stand-ins) and settle what every member may now receive."""
     coll, policy = collection.num, collection.rules
     successes: list[dict[str, Any]] = []
@@ -486,8 +501,9 @@ def _charge(conn: Connection, author: int, size: int, quota: int | None) -> None
     if quota is not None:
         have = rows.stored(conn, author)
         if have + size > quota:
-            raise PayloadTooLarge(f"this member has {have / MB:,.1f} MB stored in this compact and the envelope would add "
-                                  f"{size / MB:,.1f} MB; its quota is {quota / MB:,.0f} MB (member_storage_mb): "
+            raise PayloadTooLarge(f"this member has {have / MB:,.1f} MB stored in this compact "
+                                  f"and the envelope would add {size / MB:,.1f} MB; "
+                                  f"its quota is {quota / MB:,.0f} MB (member_storage_mb): "
                                   "delete or revoke what is no longer needed, or ask the hub's operator",
                                   details={"stored_bytes": have, "envelope_bytes": size, "quota_bytes": quota})
     rows.add_usage(conn, author, size)

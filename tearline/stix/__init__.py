@@ -32,6 +32,6 @@ from .vocabulary import (
 __all__ = [
     "COMMON_REQUIRED", "MAX_DEPTH", "META_REQUIRED", "REQ_ANY", "REQ_EACH", "REQ_OPTIONAL", "REQUIRED_REFS",
     "SCO_REQUIRED", "SCO_TYPES", "SDO_REQUIRED", "SDO_TYPES", "SPEC_VERSION", "SRO_REQUIRED", "SRO_TYPES",
-    "TYPE_NAME", "Ref", "depth", "format_us", "id_type", "inspect", "kind_of", "one_of_groups", "parse_timestamp", "ref_allowed",
-    "refs_of", "required_properties", "required_ref_kind", "to_us", "validate", "version_of", "warm",
+    "TYPE_NAME", "Ref", "depth", "format_us", "id_type", "inspect", "kind_of", "one_of_groups", "parse_timestamp",
+    "ref_allowed", "refs_of", "required_properties", "required_ref_kind", "to_us", "validate", "version_of", "warm",
 ]

@@ -64,11 +64,25 @@ def _rules(stix_type: str) -> tuple[tuple[str, ...], dict[str, Any], tuple[tuple
 
 def problems(obj: dict[str, Any], stix_type: str, parsed: dict[str, Any]) -> list[str]:
     """Every MUST the object breaks. ``parsed`` holds its top-level timestamps already read (name → datetime)."""
-    observed, embedded, compares = _rules(stix_type)
     out: list[str] = []
-    stamps = parsed
-    if observed:
-        stamps = dict(parsed)
+    _timestamps(obj, stix_type, parsed, out)
+    _codes_and_names(obj, stix_type, out)
+    if stix_type == "marking-definition":
+        ident = obj.get("id")
+        marks = obj.get("object_marking_refs")
+        if (isinstance(marks, list) and ident in marks) or any(
+                isinstance(g, dict) and g.get("marking_ref") == ident for g in obj.get("granular_markings") or ()):
+            out.append("object_marking_refs / granular_markings: a marking definition cannot mark itself")
+    if (stix_type == "process" or (stix_type in _V4_UNLESS and not any(k in obj for k in _V4_UNLESS[stix_type]))) \
+            and not _uuid4(obj.get("id")):
+        out.append(f"id: a {stix_type} with nothing to derive its id from must use a UUIDv4")
+    return out
+
+
+def _timestamps(obj: dict[str, Any], stix_type: str, parsed: dict[str, Any], out: list[str]) -> None:
+    """Timestamps that must parse (top level and embedded) and the order they must be in."""
+    observed, embedded, compares = _rules(stix_type)
+    stamps = dict(parsed) if observed else parsed
     for prop in observed:
         if prop in obj and prop not in stamps:
             try:
@@ -78,13 +92,11 @@ def problems(obj: dict[str, Any], stix_type: str, parsed: dict[str, Any]) -> lis
     for container, props in embedded.items():
         value = obj.get(container)
         inner = value.values() if container == "extensions" and isinstance(value, dict) else [value]
-        for item in inner:
-            for prop in props:
-                if isinstance(item, dict) and prop in item:
-                    try:
-                        parse_timestamp(item[prop])
-                    except ValueError as exc:
-                        out.append(f"{container}.{prop}: {exc}")
+        for item, prop in ((item, prop) for item in inner if isinstance(item, dict) for prop in props if prop in item):
+            try:
+                parse_timestamp(item[prop])
+            except ValueError as exc:
+                out.append(f"{container}.{prop}: {exc}")
     for late, op, early in compares:
         if late in stamps and early in stamps:
             test, words = _OPS[op]
@@ -95,12 +107,10 @@ def problems(obj: dict[str, Any], stix_type: str, parsed: dict[str, Any]) -> lis
                 a, b = a.ljust(width, "0"), b.ljust(width, "0")
             if not test(a, b):
                 out.append(f"{late}: must be {words} {early}")
-    if stix_type == "marking-definition":
-        ident = obj.get("id")
-        marks = obj.get("object_marking_refs")
-        if (isinstance(marks, list) and ident in marks) or any(
-                isinstance(g, dict) and g.get("marking_ref") == ident for g in obj.get("granular_markings") or ()):
-            out.append("object_marking_refs / granular_markings: a marking definition cannot mark itself")
+
+
+def _codes_and_names(obj: dict[str, Any], stix_type: str, out: list[str]) -> None:
+    """Values that must come from a registry: language codes, CPE names, media types, character sets."""
     if "lang" in obj and (not isinstance(obj["lang"], str) or obj["lang"] not in _codes("lang")):
         out.append(f"lang: {obj['lang']!r} is not an RFC 5646 language code")
     if stix_type == "software" and isinstance(obj.get("languages"), list):
@@ -118,13 +128,8 @@ def problems(obj: dict[str, Any], stix_type: str, parsed: dict[str, Any]) -> lis
         for key, value in obj["contents"].items():
             if key not in _codes("lang"):
                 out.append(f"contents: {key!r} is not an RFC 5646 language code")
-            for sub in value if isinstance(value, dict) else ():
-                if not _PROPERTY.match(str(sub)):
-                    out.append(f"contents.{key}: {sub!r} is not a property name")
-    if (stix_type == "process" or (stix_type in _V4_UNLESS and not any(k in obj for k in _V4_UNLESS[stix_type]))) \
-            and not _uuid4(obj.get("id")):
-        out.append(f"id: a {stix_type} with nothing to derive its id from must use a UUIDv4")
-    return out
+            out.extend(f"contents.{key}: {sub!r} is not a property name"
+                       for sub in (value if isinstance(value, dict) else ()) if not _PROPERTY.match(str(sub)))
 
 
 def _items(value: Any) -> list[Any]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 # ASCII digits only: Python's \d also takes Arabic-Indic and full-width digits, which int() reads happily
 _TIMESTAMP = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?Z$")
 # created and modified must be precise to the millisecond (STIX 2.1 §3.2; the OASIS schemas hold to it)
 MILLIS = re.compile(r"T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3,}Z$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -29,7 +29,7 @@ def _parse(value: str) -> datetime:
     frac = (m.group(7) or ".0")[1:7].ljust(6, "0")
     y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
     try:
-        return datetime(y, mo, d, h, mi, s, int(frac), tzinfo=timezone.utc)
+        return datetime(y, mo, d, h, mi, s, int(frac), tzinfo=UTC)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a valid date and time: {exc}") from None
 

@@ -91,6 +91,18 @@ def inspect(obj: Any) -> tuple[list[str], list[Ref]]:
         rules = _type_rules(stix_type)
     kind, required = rules
     _identity(obj, stix_type, kind, problems)
+    _properties(obj, stix_type, required, problems)
+    stamps = _timestamps(obj, kind, problems)
+    _values(obj, stix_type, problems)
+    _references(obj, stix_type, refs, problems)
+    _off_schema(obj, stix_type, problems)
+    problems.extend(musts.problems(obj, stix_type, stamps))
+    problems.extend(patterns.problems(obj))
+    return problems, refs
+
+
+def _properties(obj: dict[str, Any], stix_type: str, required: Any, problems: list[str]) -> None:
+    """The properties the type requires, and every property's name and emptiness."""
     for req in required:
         if type(req) is tuple:
             if not any(name in obj for name in req):
@@ -107,22 +119,21 @@ def inspect(obj: Any) -> tuple[list[str], list[Ref]]:
             problems.append(f"{name}: null is not allowed; leave the property out instead")
         elif not value and (type(value) is list or type(value) is dict):
             problems.append(f"{name}: empty lists and objects are not allowed; leave the property out instead")
-    stamps = _timestamps(obj, kind, problems)
-    _values(obj, stix_type, problems)
-    _references(obj, stix_type, refs, problems)
+
+
+def _off_schema(obj: dict[str, Any], stix_type: str, problems: list[str]) -> None:
+    """What the OASIS schemas find that the named checks did not already say."""
     off_schema = schemas.problems(obj)
-    if off_schema:
-        said = {p.split(":", 1)[0].split("[", 1)[0].split(".", 1)[0].split(" / ", 1)[0] for p in problems}
-        own = bool(problems)
-        for where, message in off_schema:
-            prop = where[0] if where else (_REQUIRED_IN_MESSAGE.match(message) or [None, None])[1]
-            # a complaint about the whole object ("not valid under any of the schemas") adds nothing to
-            # the named problems it comes from
-            if prop not in said and not (prop is None and own):
-                problems.append(f"{_render(where) or stix_type}: {message}")
-    problems.extend(musts.problems(obj, stix_type, stamps))
-    problems.extend(patterns.problems(obj))
-    return problems, refs
+    if not off_schema:
+        return
+    said = {p.split(":", 1)[0].split("[", 1)[0].split(".", 1)[0].split(" / ", 1)[0] for p in problems}
+    own = bool(problems)
+    for where, message in off_schema:
+        prop = where[0] if where else (_REQUIRED_IN_MESSAGE.match(message) or [None, None])[1]
+        # a complaint about the whole object ("not valid under any of the schemas") adds nothing to
+        # the named problems it comes from
+        if prop not in said and not (prop is None and own):
+            problems.append(f"{_render(where) or stix_type}: {message}")
 
 
 def _identity(obj: dict[str, Any], stix_type: str, kind: str, problems: list[str]) -> None:
@@ -186,22 +197,23 @@ def _values(obj: dict[str, Any], stix_type: str, problems: list[str]) -> None:
             if not isinstance(ref, dict) or not isinstance(ref.get("source_name"), str):
                 problems.append(f"external_references[{i}]: must be an object with a source_name")
     if type(obj.get("granular_markings")) is list:
-        for i, gm in enumerate(obj["granular_markings"]):
-            if not isinstance(gm, dict):
-                problems.append(f"granular_markings[{i}]: must be an object")
-                continue
-            sel = gm.get("selectors")
-            if not isinstance(sel, list) or not sel or not all(isinstance(s, str) for s in sel):
-                problems.append(f"granular_markings[{i}].selectors: must be a non-empty list of strings")
-            if ("marking_ref" in gm) == ("lang" in gm):
-                problems.append(f"granular_markings[{i}]: exactly one of marking_ref or lang is required")
-        problems.extend(selectors.problems(obj))
-    for prop in _STRING_PROPS:
-        if prop in obj and type(obj[prop]) is not str:
-            problems.append(f"{prop}: must be a string")
-    for prop in _BOOLEAN_PROPS:
-        if prop in obj and type(obj[prop]) is not bool:
-            problems.append(f"{prop}: must be true or false, got {obj[prop]!r}")
+        _granular(obj, problems)
+    problems.extend(f"{prop}: must be a string" for prop in _STRING_PROPS if prop in obj and type(obj[prop]) is not str)
+    problems.extend(f"{prop}: must be true or false, got {obj[prop]!r}"
+                    for prop in _BOOLEAN_PROPS if prop in obj and type(obj[prop]) is not bool)
+
+
+def _granular(obj: dict[str, Any], problems: list[str]) -> None:
+    for i, gm in enumerate(obj["granular_markings"]):
+        if not isinstance(gm, dict):
+            problems.append(f"granular_markings[{i}]: must be an object")
+            continue
+        sel = gm.get("selectors")
+        if not isinstance(sel, list) or not sel or not all(isinstance(s, str) for s in sel):
+            problems.append(f"granular_markings[{i}].selectors: must be a non-empty list of strings")
+        if ("marking_ref" in gm) == ("lang" in gm):
+            problems.append(f"granular_markings[{i}]: exactly one of marking_ref or lang is required")
+    problems.extend(selectors.problems(obj))
 
 
 def _references(obj: dict[str, Any], stix_type: str, refs: list[Ref], problems: list[str]) -> None:
