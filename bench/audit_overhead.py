@@ -114,7 +114,8 @@ def main() -> None:
             extra = make_objects(args.requests * 10, seed=11)
             kinds = {
                 "page of 100": lambda h, k: timed(h, "GET", INTEL, params={"limit": 100}),
-                "filtered page": lambda h, k: timed(h, "GET", INTEL, params={"match[type]": "relationship", "limit": 100}),
+                "filtered page": lambda h, k: timed(h, "GET", INTEL,
+                                                    params={"match[type]": "relationship", "limit": 100}),
                 "object by id": lambda h, k: timed(h, "GET", INTEL + rnd.choice(ids) + "/"),
                 "POST 10 objects": lambda h, k: timed(h, "POST", INTEL, content=json.dumps(
                     {"objects": extra[k * 10:(k + 1) * 10]})),

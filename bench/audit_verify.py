@@ -38,7 +38,7 @@ EVERY = 1000
 
 def build(store: Store, key_file: Path, n: int) -> None:
     key = audit.load_or_create_key(key_file)
-    public = audit._public_bytes(key)
+    public = audit.public_bytes(key)
     kid = audit.key_id(public)
     with store.engine.begin() as conn:
         conn.execute(insert(audit_keys).values(key_id=kid, public_key=public.hex(), created_us=1))

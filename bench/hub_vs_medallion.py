@@ -183,8 +183,8 @@ class Tearline(Server):
     def launch(self) -> subprocess.Popen:
         # one client address for every request, and envelopes past the defaults: the hub's per-address and
         # envelope limits (tearline.limits) are raised as for a trusted loader behind a proxy
-        env = dict(os.environ, TEARLINE_MAX_CONTENT_LENGTH=str(64 * 1024 * 1024), TEARLINE_ADDRESS_PER_MINUTE="10000000",
-                   TEARLINE_MAX_OBJECTS="100000")
+        env = dict(os.environ, TEARLINE_MAX_CONTENT_LENGTH=str(64 * 1024 * 1024),
+                   TEARLINE_ADDRESS_PER_MINUTE="10000000", TEARLINE_MAX_OBJECTS="100000")
         return subprocess.Popen(self.command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def client(self) -> httpx.Client:
@@ -265,12 +265,13 @@ def ingest_interleaved(servers: list[Server], objs: list[dict], size: int, progr
     """Post the same envelopes to every server in turn, envelope by envelope, and time each server's
     own requests: on a shared, noisy machine a slow minute then hits both sides alike."""
     task = progress.add_task(label, total=len(objs) * len(servers))
-    batches = [(len(objs[i : i + size]), orjson.dumps({"objects": objs[i : i + size]})) for i in range(0, len(objs), size)]
+    batches = [(len(objs[i : i + size]), orjson.dumps({"objects": objs[i : i + size]}))
+               for i in range(0, len(objs), size)]
     spent = [0.0] * len(servers)
     clients = [server.client() for server in servers]
     try:
         for count, body in batches:
-            for k, (server, c) in enumerate(zip(servers, clients)):
+            for k, (server, c) in enumerate(zip(servers, clients, strict=True)):
                 start = time.perf_counter()
                 r = c.post(server.objects_path, content=body, headers={"Content-Type": TAXII})
                 spent[k] += time.perf_counter() - start
@@ -313,7 +314,8 @@ def page_through(server: Server, budget: float, progress: Progress, total: int) 
     return times, seen, censored
 
 
-def filtered(server: Server, ids: list[str], added_after: str, n: int, budget: float) -> dict[str, tuple[list[float], bool]]:
+def filtered(server: Server, ids: list[str], added_after: str, n: int, budget: float
+             ) -> dict[str, tuple[list[float], bool]]:
     """n requests of each filtered GET, each kind inside its own time budget; (latencies, cut off)."""
     rnd = random.Random(7)
     kinds = {
@@ -340,7 +342,8 @@ def filtered(server: Server, ids: list[str], added_after: str, n: int, budget: f
     return out
 
 
-def concurrent_readers(server: Server, ids: list[str], per_reader: int, budget: float) -> tuple[float, list[float], int]:
+def concurrent_readers(server: Server, ids: list[str], per_reader: int, budget: float
+                       ) -> tuple[float, list[float], int]:
     """8 threads reading objects by id; requests/s of the successful ones, latencies, error count."""
     latencies: list[float] = []
     errors = [0]
@@ -351,7 +354,7 @@ def concurrent_readers(server: Server, ids: list[str], per_reader: int, budget: 
         rnd = random.Random(seed)
         done = 0
         with server.client() as c:
-            for i in range(per_reader):
+            for _ in range(per_reader):
                 if time.monotonic() > deadline:
                     break
                 path = f"{server.objects_path}{rnd.choice(ids)}/"
@@ -411,7 +414,7 @@ def side_by_side(n: int, budget: float) -> dict[str, dict[str, Measure]]:
         for server in servers:
             server.stop()
         raise
-    for server, rate_big, rate_small in zip(servers, big, small):
+    for server, rate_big, rate_small in zip(servers, big, small, strict=True):
         work = works[server.name]
         r: dict[str, Measure] = {
             "ingest obj/s (envelopes of 1000)": (rate_big, ""),
@@ -463,7 +466,8 @@ def ingest_runs(n: int, runs: int) -> list[dict[str, float]]:
                 shutil.rmtree(work, ignore_errors=True)
         out.append({"tearline ×1000": big[0], "medallion ×1000": big[1], "ratio ×1000": big[0] / big[1],
                     "tearline ×100": small[0], "medallion ×100": small[1], "ratio ×100": small[0] / small[1]})
-        console.print(f"run {run + 1}: envelopes of 1000 {big[0]:,.0f} vs {big[1]:,.0f} obj/s = {big[0] / big[1]:.1f}×; "
+        console.print(f"run {run + 1}: envelopes of 1000 {big[0]:,.0f} vs {big[1]:,.0f} obj/s "
+                      f"= {big[0] / big[1]:.1f}×; "
                       f"of 100 {small[0]:,.0f} vs {small[1]:,.0f} = {small[0] / small[1]:.1f}×")
     return out
 
@@ -524,7 +528,8 @@ def main() -> None:
     parser.add_argument("--alone", type=int, nargs="*", default=[100_000, 1_000_000], help="sizes for Tearline alone")
     parser.add_argument("--budget", type=float, default=90.0, help="seconds allowed per slow medallion workload")
     parser.add_argument("--ingest-runs", type=int, default=0,
-                        help="also repeat the side-by-side ingest this many times on fresh servers and print the median")
+                        help="also repeat the side-by-side ingest this many times on fresh servers "
+                             "and print the median")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "hub_vs_medallion.json")
     args = parser.parse_args()
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
@@ -548,8 +553,8 @@ def main() -> None:
             t, m = sbs["tearline"][key], sbs["medallion"][key]
             table.add_row(escape(key), _fmt(t), _fmt(m), _ratio(key, t, m))
         console.print(table)
-        console.print(f"'>' and '<': medallion did not finish inside the {args.budget:.0f} s budget, so its figure is a "
-                      "bound and the ratio a lower bound.")
+        console.print(f"'>' and '<': medallion did not finish inside the {args.budget:.0f} s budget, "
+                      "so its figure is a bound and the ratio a lower bound.")
     if args.alone:
         al = alone(args.alone)
         report["alone"] = {str(k): v for k, v in al.items()}

@@ -18,13 +18,13 @@ half the collection relationships) in a compact of five members. Two measurement
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace as dataclasses_replace
 import importlib.util
 import random
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def measure(store: Store, gates: dict[str, Any], reads: int, seed: int) -> dict[
     def where(gate: Any, q: TaxiiQuery, after: int | None) -> list[Any]:
         if isinstance(gate, release.Gate):
             return release._filters(gate, q, after)
-        clauses = [c for c in release._filters(bare, dataclasses_replace(q, versions=("all",)), after)]
+        clauses = list(release._filters(bare, dataclasses_replace(q, versions=("all",)), after))
         return [*gate, *clauses, objects.c.is_latest.is_(True)]
     out: dict[tuple[str, str], list[float]] = {}
     with Progress(TextColumn("reads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
@@ -168,7 +168,8 @@ def served(db: Path, reads: int) -> dict[tuple[str, str], tuple[float, float]]:
     store.close()
     paging = hub_keys(db)
     keys = (str(db) + ".audit-key", str(db) + ".leak-key")
-    env = dict(os.environ, TEARLINE_AUDIT_KEY=keys[0], TEARLINE_LEAK_KEY=keys[1], TEARLINE_ADDRESS_PER_MINUTE="10000000")
+    env = dict(os.environ, TEARLINE_AUDIT_KEY=keys[0], TEARLINE_LEAK_KEY=keys[1],
+               TEARLINE_ADDRESS_PER_MINUTE="10000000")
     ports = {"policy": port(), "no policy": port()}
     procs = [subprocess.Popen([sys.executable, "-m", "tearline", "serve", "--db", url, "--port", str(ports["policy"])],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
@@ -243,7 +244,8 @@ def main() -> None:
         bare = results[(shape, "bare")][0]
         for name in gates:
             p50, p99 = results[(shape, name)]
-            table.add_row(escape(shape), name, f"{p50:.2f}", f"{p99:.2f}", "" if name == "bare" else f"+{(p50 / bare - 1) * 100:.0f}%")
+            table.add_row(escape(shape), name, f"{p50:.2f}", f"{p99:.2f}",
+                          "" if name == "bare" else f"+{(p50 / bare - 1) * 100:.0f}%")
     console.print(table)
     store.close()
     http = served(db, max(200, args.reads // 3))

@@ -71,7 +71,8 @@ def start_hub(workdir: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
 
 def lists(workdir: Path, n_ask: int, n_answer: int) -> tuple[Path, Path, int]:
     overlap = n_ask // 10
-    ask = [f"n{i}.asker-only.example" for i in range(n_ask - overlap)] + [f"s{i}.shared.example" for i in range(overlap)]
+    ask = [f"n{i}.asker-only.example" for i in range(n_ask - overlap)] + \
+          [f"s{i}.shared.example" for i in range(overlap)]
     answer = [f"a{i}.answerer-only.example" for i in range(n_answer - overlap)] + \
              [f"S{i}.Shared.Example." for i in range(overlap)]  # the same domains, spelled differently
     a, b = workdir / f"ask-{n_ask}.txt", workdir / f"answer-{n_answer}.txt"

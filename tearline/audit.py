@@ -171,7 +171,8 @@ def verify_signature(public_hex: str, message: bytes, signature_hex: str) -> boo
 
 
 def checkpoint_message(cp: dict[str, Any]) -> bytes:
-    return SIGNING_CONTEXT + orjson.dumps([cp["first_seq"], cp["seq"], cp["root"], cp["head"], cp["at_us"], cp["key_id"]])
+    return SIGNING_CONTEXT + orjson.dumps([cp["first_seq"], cp["seq"], cp["root"], cp["head"], cp["at_us"],
+                                           cp["key_id"]])
 
 
 # --- the log ----------------------------------------------------------------------------------------
@@ -300,7 +301,8 @@ class AuditLog:
             rows = conn.execute(select(audit.c.seq, audit.c.hash).where(audit.c.seq > last).order_by(audit.c.seq)).all()
             if not rows:
                 return None
-            cp = {"seq": rows[-1][0], "first_seq": last + 1, "root": merkle_root([bytes.fromhex(h) for _, h in rows]).hex(),
+            cp = {"seq": rows[-1][0], "first_seq": last + 1,
+                  "root": merkle_root([bytes.fromhex(h) for _, h in rows]).hex(),
                   "head": rows[-1][1], "at_us": now_us(), "key_id": kid}
             cp["signature"] = key.sign(checkpoint_message(cp)).hex()
             try:
@@ -384,7 +386,8 @@ def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 5
 
     with store.engine.connect() as conn:
         keys = {r.key_id: r.public_key for r in conn.execute(select(audit_keys))}
-        checkpoints = [dict(r._mapping) for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))]
+        checkpoints = [dict(r._mapping)
+                       for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))]
     trusted = {key_id(bytes.fromhex(k)): k.lower() for k in trusted_keys}
     usable = trusted or keys
     cp_iter = iter(checkpoints)
@@ -434,7 +437,8 @@ def _check_checkpoint(cp: dict[str, Any], hashes: list[bytes], head: str, expect
                       keys: dict[str, str], trusted: bool, problem: Any) -> None:
     where = f"checkpoint at entry {cp['seq']}"
     if cp["first_seq"] != expected_first:
-        problem(f"{where}: covers from entry {cp['first_seq']}, but the previous checkpoint ended at {expected_first - 1}")
+        problem(f"{where}: covers from entry {cp['first_seq']}, "
+                f"but the previous checkpoint ended at {expected_first - 1}")
     if cp["head"] != head:
         problem(f"{where}: the chain at entry {cp['seq']} is not the one that was signed (history rewritten)")
     if merkle_root(hashes).hex() != cp["root"]:
@@ -456,7 +460,8 @@ def export(log: AuditLog, api_root: str, member: str) -> dict[str, Any]:
     with store.engine.connect() as conn:
         mine = [dict(r._mapping) for r in conn.execute(select(audit).where(and_(
             audit.c.api_root == api_root, audit.c.actor == member)).order_by(audit.c.seq))]
-        checkpoints = [dict(r._mapping) for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))]
+        checkpoints = [dict(r._mapping)
+                       for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))]
         keys = [dict(r._mapping) for r in conn.execute(select(audit_keys))]
         used: dict[int, dict[str, Any]] = {}
         for entry in mine:

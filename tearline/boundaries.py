@@ -121,7 +121,7 @@ def locate(latitude: float, longitude: float) -> tuple[str, str] | None:
 def _inside(x: float, y: float, ring: list[tuple[float, float]]) -> bool:
     """Even-odd rule: a ray from the point crosses the ring an odd number of times when it is inside."""
     inside = False
-    for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1]):
+    for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1], strict=True):
         if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
             inside = not inside
     return inside

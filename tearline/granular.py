@@ -62,7 +62,8 @@ def _whole_items(obj: dict[str, Any], paths: set[Path]) -> set[Path]:
     for (prop, i), fields_lost in lost.items():
         items = obj.get(prop)
         item = items[i] if isinstance(items, list) and isinstance(i, int) and 0 <= i < len(items) else None
-        if isinstance(item, dict) and any(not (set(fields) & (set(item) - fields_lost)) for fields in _ITEM_NEEDS[prop]):
+        if isinstance(item, dict) and any(not (set(fields) & (set(item) - fields_lost))
+                                          for fields in _ITEM_NEEDS[prop]):
             paths.add((prop, i))
     return paths
 

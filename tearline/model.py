@@ -41,7 +41,7 @@ class Policy:
         return orjson.dumps(dataclasses.asdict(self)).decode()
 
     @classmethod
-    def loads(cls, text: str) -> "Policy":
+    def loads(cls, text: str) -> Policy:
         raw = orjson.loads(text or "{}")
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields})

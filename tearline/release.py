@@ -221,13 +221,15 @@ def _coarse_place(obj: dict[str, Any]) -> dict[str, Any]:
     """What a location keeps when its coordinates are redacted and it had nothing else to stand on: the
     province and country its point lies in, else the point to the whole degree (about 111 km)."""
     lat, lon = obj.get("latitude"), obj.get("longitude")
-    found = boundaries.locate(float(lat), float(lon)) if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) else None
+    found = (boundaries.locate(float(lat), float(lon))
+             if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) else None)
     if found:
         import pycountry
 
         country = pycountry.countries.get(alpha_3=found[0])
         return {"country": country.alpha_2 if country else found[0], "administrative_area": found[1]}
-    return {"latitude": float(round(float(lat or 0))), "longitude": float(round(float(lon or 0))), "precision": 111_000.0}
+    return {"latitude": float(round(float(lat or 0))), "longitude": float(round(float(lon or 0))),
+            "precision": 111_000.0}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -253,7 +255,8 @@ def _stand_ins(conn: Connection, gate: Gate, member: Member, api_root: str, keys
     if not named:
         return {}
     own = set(conn.scalars(select(objects.c.stix_id).distinct().where(
-        objects.c.coll == gate.coll, objects.c.chain == 0, objects.c.author == member.id, objects.c.stix_id.in_(named))))
+        objects.c.coll == gate.coll, objects.c.chain == 0, objects.c.author == member.id,
+        objects.c.stix_id.in_(named))))
     return {i: i if i in own else keys.pseudonym(api_root, i) for i in named}
 
 
@@ -471,7 +474,7 @@ def _warnings_gate(member: Member) -> list[ColumnElement[bool]]:
 _ADDRESSEE_STEPS = ("deliver", "acknowledge", "escalate", "expire")
 
 
-def _warning_view(member: Member, record: dict[str, Any], copier: "Copier") -> dict[str, Any]:
+def _warning_view(member: Member, record: dict[str, Any], copier: Copier) -> dict[str, Any]:
     """Its own draft in full to the member that drafted it (a text taken from a report carries its
     fingerprint, as every copy of that report it receives does); a delivered warning to its addressee as its
     copy, without its author: the steps it did not take say only when, and by the sender or the hub."""
@@ -525,7 +528,7 @@ def draft_text(store: Store, compact: str, source: str, author: Member | None, k
     if author is not None:
         if keys is None:
             raise ValueError("a member's release needs the hub's keys")
-        found = [o for o in released(store, author, coll, keys, today, ids=[source], mark=False)]
+        found = list(released(store, author, coll, keys, today, ids=[source], mark=False))
         obj = found[0] if found else None
     else:
         with store.engine.connect() as conn:

@@ -29,7 +29,7 @@ class Seen:
     objects: dict[str, dict[str, Any]]
 
     @classmethod
-    def of(cls, copies: Iterable[dict[str, Any]]) -> "Seen":
+    def of(cls, copies: Iterable[dict[str, Any]]) -> Seen:
         return cls({o["id"]: o for o in copies})
 
     def of_type(self, *types: str) -> list[dict[str, Any]]:
@@ -55,7 +55,8 @@ def dataset_of(obj: dict[str, Any]) -> str:
 
 
 def fatalities(obj: dict[str, Any]) -> int:
-    value = (obj.get("x_tearline_fatalities") or {}).get("best") if isinstance(obj.get("x_tearline_fatalities"), dict) else None
+    value = ((obj.get("x_tearline_fatalities") or {}).get("best")
+             if isinstance(obj.get("x_tearline_fatalities"), dict) else None)
     return int(value) if isinstance(value, (int, float)) else 0
 
 
@@ -145,12 +146,13 @@ def graph(seen: Seen, incidents: int = 30) -> dict[str, Any]:
     keep |= {where[i]["id"] for i in keep if i in where}
     for rel in seen.relationships():  # other objects tied to an actor (a campaign, a tool)
         ends = {rel.get("source_ref"), rel.get("target_ref")}
-        if ends & {o["id"] for o in seen.of_type("threat-actor", "intrusion-set")} and ends <= set(seen.objects):
-            if not any(str(e).startswith("incident--") for e in ends):
-                keep |= ends  # type: ignore[arg-type]
+        if (ends & {o["id"] for o in seen.of_type("threat-actor", "intrusion-set")} and ends <= set(seen.objects)
+                and not any(str(e).startswith("incident--") for e in ends)):
+            keep |= ends  # type: ignore[arg-type]
     nodes = [seen.objects[i] for i in sorted(keep) if i in seen.objects]
     edges = [r for r in seen.relationships() if r.get("source_ref") in keep and r.get("target_ref") in keep]
-    return {"nodes": nodes, "edges": edges, "incidents_total": len(seen.of_type("incident")), "incidents_shown": len(recent)}
+    return {"nodes": nodes, "edges": edges, "incidents_total": len(seen.of_type("incident")),
+            "incidents_shown": len(recent)}
 
 
 def references(obj: dict[str, Any]) -> list[str]:

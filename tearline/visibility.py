@@ -52,7 +52,7 @@ class Reader:
     hides_authors: bool = False
 
     @classmethod
-    def of(cls, member: Member) -> "Reader":
+    def of(cls, member: Member) -> Reader:
         return cls(member.id, member.name, member.tlp_max, member.hides_authors)
 
     @property
@@ -180,7 +180,8 @@ class _Around:
                 names.setdefault(int(added), set()).add(member)
             for stix_id, rows in found.items():
                 self._versions[stix_id] = [Version(a, stix_id, tlp, author, persona, chain, hop,
-                                                   frozenset(names.get(a, ()))) for a, tlp, author, persona, chain, hop in rows]
+                                                   frozenset(names.get(a, ())))
+                                           for a, tlp, author, persona, chain, hop in rows]
                 for a, *_ in rows:
                     self._ids[a] = stix_id
         return {i: self._versions[i] for i in ids}
@@ -283,7 +284,8 @@ def received(conn: Connection, coll: int, reader: Reader | None, ids: Iterable[s
     around.load_withheld([reader], [v.added_us for vs in found.values() for v in vs])
     out = {}
     for stix_id, versions in found.items():
-        given = [v for v in versions if may_see(reader, v, addressed_only) and not around.is_withheld(reader, v.added_us)]
+        given = [v for v in versions
+                 if may_see(reader, v, addressed_only) and not around.is_withheld(reader, v.added_us)]
         if given:
             out[stix_id] = given
     return out
@@ -345,7 +347,7 @@ def _fix(around: _Around, reader: Reader, region: set[int], addressed_only: bool
     groups = around.groups(region)
     found = around.versions({t for gs in groups.values() for g in gs for t in g})
     around.load_withheld([reader], [*region, *(v.added_us for vs in found.values() for v in vs)])
-    held = {a: False for a in region}
+    held = dict.fromkeys(region, False)
     targets = {t for gs in groups.values() for g in gs for t in g}
     # targets with a version in the region may come into or go out of sight as it is worked out; the rest
     # are fixed for this computation, so their answer is kept

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
-from pathlib import Path
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -117,7 +117,7 @@ class Hub:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "Hub":
+    def __enter__(self) -> Hub:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:

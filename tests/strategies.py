@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tearline import markings
 from tests.stixgen import ACTOR_ID
 
-_BASE = datetime(2015, 1, 1, tzinfo=timezone.utc)
+_BASE = datetime(2015, 1, 1, tzinfo=UTC)
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
 uuids = st.uuids(version=4).map(str)

@@ -12,8 +12,8 @@ from stix2validator import ValidationOptions, validate_instance
 
 from tearline import compact, events, write
 from tearline.events import tostix
-from tearline.store import Store
 from tearline.keys import HubKeys
+from tearline.store import Store
 from tests.conftest import TAXII, free_port
 
 DATA = Path(__file__).resolve().parent.parent / "tearline" / "data" / "events"
@@ -73,3 +73,22 @@ def test_demo_serves_the_compact_seeded_with_real_events(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_an_event_with_no_place_is_placed_nowhere_rather_than_in_a_guessed_region(
+        demo_spec: compact.CompactSpec) -> None:
+    import datetime as dt
+
+    row = {"source": "acled", "event_id": "X1", "event_date": dt.date(2024, 3, 22), "date_precision": "day",
+           "country_iso3": None, "province": None, "place": None, "latitude": None, "longitude": None,
+           "geo_precision": None, "event_type": "Attack", "fatalities_best": 3, "fatalities_low": None,
+           "fatalities_high": None, "notes": ""}
+    actor_id = compact.actor_object(demo_spec.actors[0])["id"]
+    objs = tostix.event_objects(row, actor_id)
+    assert [o["type"] for o in objs] == ["incident", "relationship"]
+    assert objs[1]["relationship_type"] == "attributed-to"
+    for obj in objs:
+        assert validate_instance(obj, ValidationOptions(version="2.1")).is_valid
+    placed = tostix.event_objects(row | {"country_iso3": "AFG"}, actor_id)
+    assert [o["type"] for o in placed] == ["incident", "location", "relationship", "relationship"]
+    assert placed[1]["country"] == "AF" and "region" not in placed[1]

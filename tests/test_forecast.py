@@ -49,7 +49,7 @@ def test_panel_has_every_unit_month_and_matches_an_independent_count(ttp: panel.
     # every unit-month is there, zeros included: eight provinces (some never struck by TTP) × 179 months
     assert ttp.counts.shape == (8, ttp.end - ttp.start + 1)
     assert ("PAK", "Gilgit-Baltistan") in ttp.units
-    for (iso, prov), row, fat in zip(ttp.units, ttp.counts, ttp.fatalities):
+    for (_iso, prov), row, fat in zip(ttp.units, ttp.counts, ttp.fatalities, strict=True):
         mine = ttp_rows[ttp_rows.adm_1.fillna("").str.replace(r"\s+province$", "", regex=True) == prov]
         by_month = mine.groupby("month").size()
         for m, n in by_month.items():

@@ -3,14 +3,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TAXII, Hub, free_port
 from tearline import compact
 from tearline.config import Settings
 from tearline.errors import ConfigError, TooManyRequests
@@ -18,7 +14,7 @@ from tearline.guard import RateLimiter
 from tearline.release import Member
 from tearline.store import Store
 from tearline.store.schema import audit
-
+from tests.conftest import TAXII, Hub, free_port
 
 
 class Clock:

@@ -198,7 +198,7 @@ def test_7_timestamps_in_other_digits_or_without_milliseconds_are_refused(small:
 def _reference_gaps(text: str) -> list[tuple[int, str, str]]:
     """The definition, written out slowly: one space or no-break space with a word on each side."""
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-    return [(e1, text[s1:e1], text[s2:e2]) for (s1, e1), (s2, e2) in zip(words, words[1:])
+    return [(e1, text[s1:e1], text[s2:e2]) for (s1, e1), (s2, e2) in zip(words, words[1:], strict=False)
             if s2 == e1 + 1 and text[e1] in " \u00a0"]
 
 

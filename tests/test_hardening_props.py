@@ -105,7 +105,7 @@ def _reads(store: Store, member: Any, ids: set[str]) -> dict[str, Any]:
     for i in sorted(ids):
         try:
             body = release.object_page(store, member, coll, i, TaxiiQuery(versions=("all",), limit=1000), KEYS, dt.date.today()).body
-            out[i] = [{k: v for k, v in o.items()} for o in orjson.loads(body)["objects"]]
+            out[i] = [dict(o.items()) for o in orjson.loads(body)["objects"]]
         except NotFound:
             out[i] = None
     return out

@@ -60,7 +60,7 @@ def test_each_member_gets_its_own_fingerprint_and_the_meaning_is_unchanged(hub: 
     assert texts["state-a"] == TEXT  # the author's own object comes back exactly as sent
     assert len({texts["state-b"], texts["ngo-c"], TEXT}) == 3  # each recipient has its own copy …
     assert {t.replace(leak.NBSP, " ") for t in texts.values()} == {TEXT}  # … of the same words
-    for m, obj in got.items():
+    for obj in got.values():
         assert {k: v for k, v in obj.items() if k != "description"} == \
             {k: v for k, v in got["state-a"].items() if k != "description"}
         result = validate_instance(obj, ValidationOptions(version="2.1", strict=False))

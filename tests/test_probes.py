@@ -112,23 +112,35 @@ def probing_session(kind: str, c: httpx.Client, rnd: random.Random, visible: lis
         for _ in range(rnd.randint(3, 4)):
             walk(c, MANIFEST)
     elif kind == "targeting":
-        for _ in range(rnd.randint(4, 6)):
-            if rnd.random() < 0.5:
-                c.get(INTEL, params={"match[type]": rnd.choice(["identity", "location", "infrastructure"])})
-            else:
-                c.get(INTEL, params={"match[id]": rnd.choice(identities)})
+        _targeting(c, rnd, identities)
     elif kind == "denied":
-        for _ in range(rnd.randint(6, 9)):
-            rnd.choice([
-                lambda: c.get("/taxii2/other-compact/"),
-                lambda: c.post(INTEL, content=json.dumps({"objects": [indicator(7)]})),
-                lambda: c.get(f"/taxii2/probe/collections/{uuid.UUID(int=rnd.getrandbits(128))}/objects/"),
-            ])()
+        _denied(c, rnd)
     elif kind == "off-scope":
-        for _ in range(rnd.randint(3, 5)):
-            stray = indicator(8000 + rnd.randrange(10**6))
-            del stray["x_tearline_about_ref"]
-            c.post(INTEL, content=json.dumps({"objects": [stray, indicator(8500 + rnd.randrange(10**6))]}))
+        _off_scope(c, rnd)
+
+
+def _targeting(c: httpx.Client, rnd: random.Random, identities: list[str]) -> None:
+    for _ in range(rnd.randint(4, 6)):
+        if rnd.random() < 0.5:
+            c.get(INTEL, params={"match[type]": rnd.choice(["identity", "location", "infrastructure"])})
+        else:
+            c.get(INTEL, params={"match[id]": rnd.choice(identities)})
+
+
+def _denied(c: httpx.Client, rnd: random.Random) -> None:
+    for _ in range(rnd.randint(6, 9)):
+        rnd.choice([
+            lambda: c.get("/taxii2/other-compact/"),
+            lambda: c.post(INTEL, content=json.dumps({"objects": [indicator(7)]})),
+            lambda: c.get(f"/taxii2/probe/collections/{uuid.UUID(int=rnd.getrandbits(128))}/objects/"),
+        ])()
+
+
+def _off_scope(c: httpx.Client, rnd: random.Random) -> None:
+    for _ in range(rnd.randint(3, 5)):
+        stray = indicator(8000 + rnd.randrange(10**6))
+        del stray["x_tearline_about_ref"]
+        c.post(INTEL, content=json.dumps({"objects": [stray, indicator(8500 + rnd.randrange(10**6))]}))
 
 
 @pytest.fixture(params=["sqlite"])

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tearline import keys, leak, markings, visibility, warn
+from tearline import keys, leak, visibility, warn
 from tearline.store import Store
 from tearline.store.schema import withheld
 from tests.stixgen import ACTOR_ID
@@ -180,8 +180,7 @@ def test_8_a_delivered_warning_does_not_name_its_author(rev: Rev, store: Store) 
 
 def test_9_a_draft_from_a_report_carries_its_drafters_fingerprint(rev: Rev) -> None:
     report = sdo("report", "green", description=" ".join(
-        "A cell in Kunar is preparing attacks on aid convoys on the road to Asadabad next week, and a second "
-        "cell is watching the offices of two organisations in Jalalabad for the same purpose.".split() * 2))
+        ["A", "cell", "in", "Kunar", "is", "preparing", "attacks", "on", "aid", "convoys", "on", "the", "road", "to", "Asadabad", "next", "week,", "and", "a", "second", "cell", "is", "watching", "the", "offices", "of", "two", "organisations", "in", "Jalalabad", "for", "the", "same", "purpose."] * 2))
     assert rev.post("alpha", [report])["failure_count"] == 0
     made = _draft(rev, "greeny", "greeny", report["id"])
     assert made.status_code == 201

@@ -94,7 +94,7 @@ def test_every_member_reads_exactly_what_it_is_entitled_to(inv, ops) -> None:  #
             for m in MEMBERS:
                 if entitled(m, author, level, recipients):
                     expected[m].add((ident, stamp))
-    mine = {p for p in posted}
+    mine = set(posted)
     for member, c in inv.items():
         assert read_all(c, "objects") & mine == expected[member]
         assert read_all(c, "manifest") & mine == expected[member]
@@ -131,7 +131,7 @@ def test_no_copy_mentions_an_object_its_reader_may_not_see(inv, ops) -> None:  #
     # ids are drawn up front, so a reference may point at an object that only arrives later (the gate's
     # precomputed view of a relationship's ends must follow)
     planned = [f"{kind}--{uuid.uuid4()}" for _author, _level, kind, _picks in ops]
-    for (author, level, kind, picks), ident in zip(ops, planned):
+    for (author, level, kind, picks), ident in zip(ops, planned, strict=True):
         base = {"type": kind, "spec_version": "2.1", "id": ident, "created": "2024-01-01T00:00:00.000Z",
                 "modified": "2024-01-01T00:00:00.000Z", "object_marking_refs": [markings.TLP2[level][0]]}
         targets = [planned[p % len(planned)] for p in picks if planned[p % len(planned)] != ident]

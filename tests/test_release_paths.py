@@ -131,7 +131,7 @@ def _build(kind: str, level: str, recipients: list[str], picks: list[int], model
     if level == "red":
         mark["x_tearline_recipients"] = recipients or ["alpha"]
     known = model.ids()
-    target = lambda p, kinds=(): ([i for i in model.ids(kinds)] or [ACTOR_ID])[p % max(1, len(model.ids(kinds)) or 1)]  # noqa: E731
+    target = lambda p, kinds=(): (list(model.ids(kinds)) or [ACTOR_ID])[p % max(1, len(model.ids(kinds)) or 1)]  # noqa: E731
     base = {"spec_version": "2.1", "created": TS, "modified": TS}
     authors = model.ids(("identity",))
     author_ref = {"created_by_ref": authors[picks[0] % len(authors)]} if authors and picks[0] % 3 else {}
@@ -279,7 +279,7 @@ def _check_member(member: str, c: httpx.Client, store: Store, model: Model, hub_
     base = "/taxii2/paths/collections/intel"
     expected = model.received(member)
     every = _walk(c, f"{base}/objects/", {"match[version]": "all"})
-    ours = {i for i in model.versions}
+    ours = set(model.versions)
     got: dict[str, set[str]] = {}
     manifest = _walk(c, f"{base}/manifest/", {"match[version]": "all"})
     assert [m["id"] for m in manifest] == [o["id"] for o in every]  # the same versions, in the same order
@@ -310,7 +310,6 @@ def _check_member(member: str, c: httpx.Client, store: Store, model: Model, hub_
     for obj in every:  # every version it receives, not only the newest, is a valid copy
         if obj["id"] in ours:
             assert not [str(e) for e in validate_instance(obj, OPTIONS).errors], (member, obj)
-    authors = model.authors()
     held = {i for i, vs in model.versions.items() if vs}
     for obj in (o for i, o in latest.items() if i in ours):
         mine = [v["obj"] for v in model.versions.get(obj["id"], []) if v["author"] == member]
@@ -321,7 +320,7 @@ def _check_member(member: str, c: httpx.Client, store: Store, model: Model, hub_
             assert markings.tlp_of(obj) is not None, obj  # every other copy says which TLP governs it
         for target in _references(obj):  # what this history holds and the member does not receive is never named
             assert target in received or target not in held, (member, obj["id"], target)
-        identities = {i for i in model.ids(("identity",))}
+        identities = set(model.ids(("identity",)))
         own_identities = {i for i in identities if any(v["author"] == member for v in model.versions.get(i, []))}
         if MEMBERS[member][1]:
             # no identity but its own (their stand-ins instead), and every stand-in of a held identity resolves
@@ -331,7 +330,7 @@ def _check_member(member: str, c: httpx.Client, store: Store, model: Model, hub_
                     assert target not in identities - own_identities, (member, obj)
                     assert target in received or target not in stand_ins, (member, obj)
     if MEMBERS[member][1]:
-        identities = {i for i in model.ids(("identity",))}
+        identities = set(model.ids(("identity",)))
         own_identities = {i for i in identities if any(v["author"] == member for v in model.versions.get(i, []))}
         assert not (identities & received - own_identities), member
 

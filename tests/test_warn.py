@@ -13,7 +13,7 @@ import httpx
 import pytest
 from stix2validator import ValidationOptions, validate_instance
 
-from tearline import write, warn
+from tearline import warn, write
 from tearline.errors import BadRequest, Conflict
 from tearline.store import Store
 from tests.conftest import TAXII
@@ -288,7 +288,8 @@ def test_an_unacknowledged_warning_goes_to_each_contact_in_turn(store: Store, to
     second = warn.escalate(store, outbox, int(at + 49 * hour))
     assert [s["contact"] for s in second] == ["State B deputy director <deputy@state-b.example>"]
     assert warn.escalate(store, outbox, int(at + 500 * hour)) == []  # every contact has been told
-    message = email.message_from_bytes(open(first[0]["file"], "rb").read())
+    with open(first[0]["file"], "rb") as fh:
+        message = email.message_from_bytes(fh.read())
     assert message["To"] == "State B watch desk <watch@state-b.example>" and w["id"] in message["Subject"]
     assert "mosque in Peshawar" in message.get_payload()
     assert [e["action"] for e in warn.show(store, w["id"])["history"]][-2:] == ["escalate", "escalate"]

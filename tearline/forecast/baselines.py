@@ -62,7 +62,7 @@ class Climatology:
         pick = rng.integers(0, counts.shape[1], size=(counts.shape[0], SAMPLES))
         rows = np.arange(counts.shape[0])[:, None]
         pred = Prediction(p=p, counts=counts[rows, pick], fatalities=fat[rows, pick])
-        return {h: pred for h in horizons}
+        return dict.fromkeys(horizons, pred)
 
 
 class NoChange:
@@ -74,7 +74,7 @@ class NoChange:
         last_n, last_f = hist.counts[:, -1], hist.fatalities[:, -1]
         pred = Prediction(p=(last_n > 0).astype(float), counts=np.repeat(last_n[:, None], SAMPLES, axis=1),
                           fatalities=np.repeat(last_f[:, None], SAMPLES, axis=1))
-        return {h: pred for h in horizons}
+        return dict.fromkeys(horizons, pred)
 
 
 def ewma(values: np.ndarray, half_life: float) -> np.ndarray:
@@ -95,4 +95,4 @@ class RecentRate:
         rate = ewma(hist.counts, self.half_life)
         counts = rng.poisson(rate[:, None], size=(rate.size, SAMPLES)).astype(float)
         pred = Prediction(p=1.0 - np.exp(-rate), counts=counts, fatalities=compound(counts, hist, rng))
-        return {h: pred for h in horizons}
+        return dict.fromkeys(horizons, pred)

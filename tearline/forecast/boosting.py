@@ -108,9 +108,9 @@ class Boosting:
         self._fits: dict[int, tuple[int | None, tuple]] = {}  # horizon -> (refit epoch, fitted parts)
 
     def _params(self) -> dict:
-        return dict(n_estimators=self.trees, learning_rate=0.03, num_leaves=4, min_child_samples=30,
-                    subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=5.0, random_state=self.seed,
-                    deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1)
+        return {"n_estimators": self.trees, "learning_rate": 0.03, "num_leaves": 4, "min_child_samples": 30,
+                "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 5.0,
+                "random_state": self.seed, "deterministic": True, "force_row_wise": True, "n_jobs": 1, "verbose": -1}
 
     def _fit(self, hist: Panel, h: int, x: np.ndarray, logit: np.ndarray, rate: np.ndarray) -> tuple:
         import lightgbm as lgb

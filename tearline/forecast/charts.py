@@ -96,7 +96,7 @@ def forecast_map(units: Sequence[tuple[str, str | None]], p: Sequence[float], ti
     countries = {iso for iso, _ in units}
     drawn: dict[str, float] = {}
     missing = []
-    for (iso, province), prob in zip(units, p):
+    for (iso, province), prob in zip(units, p, strict=True):
         code = boundaries.code(iso, province)
         if code is None:
             missing.append(f"{iso}: {province}")
@@ -111,7 +111,7 @@ def forecast_map(units: Sequence[tuple[str, str | None]], p: Sequence[float], ti
         for ring in boundaries.rings(code):
             ax.add_patch(Polygon(ring, closed=True, facecolor=colour, edgecolor="#555555", linewidth=0.4))
         if code in drawn:
-            xs, ys = zip(*max(boundaries.rings(code), key=len))
+            xs, ys = zip(*max(boundaries.rings(code), key=len), strict=True)
             ax.text(np.mean(xs), np.mean(ys), f"{props['name']}\n{drawn[code]:.0%}", fontsize=6.5,
                     ha="center", va="center")
     ax.autoscale_view()

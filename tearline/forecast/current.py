@@ -88,7 +88,7 @@ def record(con: duckdb.DuckDBPyConnection, panel: Panel, model_name: str, rows: 
     """Write the run and its alerts in one transaction; returns the run id and the alerts raised."""
     if not 0.0 < threshold <= 1.0:
         raise BadRequest(f"--threshold must be a probability in (0, 1], got {threshold}")
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_id = hashlib.sha256(json.dumps([panel.actor, panel.source, panel.level, model_name, now.isoformat(), rows],
                                        default=str).encode()).hexdigest()[:16]
     alerts = []
@@ -126,7 +126,7 @@ def alerts(con: duckdb.DuckDBPyConnection, status: str | None = None) -> list[di
     where, params = ("WHERE status = ?", [status]) if status else ("", [])
     rows = con.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM forecast_alerts {where} "
                        "ORDER BY raised_at DESC, probability DESC", params).fetchall()
-    return [dict(zip(ALERT_COLUMNS, r)) | {"raised_at": str(r[2])} for r in rows]
+    return [dict(zip(ALERT_COLUMNS, r, strict=True)) | {"raised_at": str(r[2])} for r in rows]
 
 
 def draft_warning(con: duckdb.DuckDBPyConnection, alert_id: str) -> dict[str, Any]:
@@ -163,7 +163,8 @@ def latest_run(con: duckdb.DuckDBPyConnection, actors: Sequence[str], horizon: i
     if not wanted or not {"forecasts", "forecast_alerts"} <= tables:
         return None
     marks = ", ".join("?" for _ in wanted)
-    head = con.execute(f"SELECT run_id, made_at, actor, source, model, level FROM forecasts WHERE lower(actor) IN ({marks}) "
+    head = con.execute("SELECT run_id, made_at, actor, source, model, level FROM forecasts "
+                       f"WHERE lower(actor) IN ({marks}) "
                        "ORDER BY made_at DESC LIMIT 1", wanted).fetchone()
     if head is None:
         return None
@@ -171,7 +172,7 @@ def latest_run(con: duckdb.DuckDBPyConnection, actors: Sequence[str], horizon: i
     rows = con.execute(f"SELECT {', '.join(cols)} FROM forecasts WHERE run_id = ? AND horizon = ? "
                        "ORDER BY probability DESC LIMIT ?", [head[0], horizon, limit]).fetchall()
     return {"run_id": head[0], "made_at": str(head[1]), "actor": head[2], "source": head[3], "model": head[4],
-            "level": head[5], "horizon": horizon, "rows": [dict(zip(cols, r)) for r in rows],
-            "alerts": [dict(zip(ALERT_COLUMNS, r)) | {"raised_at": str(r[2])} for r in con.execute(
+            "level": head[5], "horizon": horizon, "rows": [dict(zip(cols, r, strict=True)) for r in rows],
+            "alerts": [dict(zip(ALERT_COLUMNS, r, strict=True)) | {"raised_at": str(r[2])} for r in con.execute(
                 f"SELECT {', '.join(ALERT_COLUMNS)} FROM forecast_alerts WHERE run_id = ? AND status = 'open' "
                 "ORDER BY probability DESC", [head[0]]).fetchall()]}

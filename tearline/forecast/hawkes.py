@@ -25,7 +25,7 @@ def _spread_ties(times: np.ndarray) -> np.ndarray:
     (which would let the likelihood grow without bound)."""
     out = times.copy()
     values, starts, counts = np.unique(times, return_index=True, return_counts=True)
-    for v, c in zip(values[counts > 1], counts[counts > 1]):
+    for v, c in zip(values[counts > 1], counts[counts > 1], strict=True):
         idx = np.nonzero(times == v)[0]
         out[idx] = v + ((np.arange(c) + 0.5) / c - 0.5) / 30.0
     return out

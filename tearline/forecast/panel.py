@@ -105,7 +105,8 @@ def build(con: duckdb.DuckDBPyConnection, actor_name: str, level: str = "provinc
     mine = f"{where} AND source = ?"
     mine_params = params + [chosen]
     first = con.execute(f"SELECT min(event_date) FROM events WHERE {mine}", mine_params).fetchone()[0]
-    last = con.execute("SELECT max(coalesce(date_end, event_date)) FROM events WHERE source = ?", [chosen]).fetchone()[0]
+    last = con.execute("SELECT max(coalesce(date_end, event_date)) FROM events WHERE source = ?",
+                       [chosen]).fetchone()[0]
     countries = [c for (c,) in con.execute(
         f"SELECT DISTINCT country_iso3 FROM events WHERE {mine} AND country_iso3 IS NOT NULL ORDER BY 1",
         mine_params).fetchall()]

@@ -111,7 +111,7 @@ def _eip55(lower_hex: str) -> str:
     from Crypto.Hash import keccak
 
     digest = keccak.new(digest_bits=256, data=lower_hex.encode()).hexdigest()
-    return "".join(c.upper() if c.isalpha() and int(d, 16) >= 8 else c for c, d in zip(lower_hex, digest))
+    return "".join(c.upper() if c.isalpha() and int(d, 16) >= 8 else c for c, d in zip(lower_hex, digest, strict=False))
 
 
 def read(path: Path, kind: str, region: str = "PK") -> tuple[list[str], dict[str, str]]:
@@ -129,7 +129,8 @@ def read(path: Path, kind: str, region: str = "PK") -> tuple[list[str], dict[str
     return parse(lines, kind, str(path), region)
 
 
-def parse(lines: Iterable[str], kind: str, source: str = "<values>", region: str = "PK") -> tuple[list[str], dict[str, str]]:
+def parse(lines: Iterable[str], kind: str, source: str = "<values>", region: str = "PK"
+          ) -> tuple[list[str], dict[str, str]]:
     first: dict[str, str] = {}
     problems = []
     for number, line in enumerate(lines, 1):

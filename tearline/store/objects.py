@@ -49,7 +49,8 @@ def claim_clock(conn: Connection, count: int, now: int) -> tuple[int, int]:
     greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
     conn.execute(update(hub_clock).where(hub_clock.c.id == 1).values(
         exposed_us=greatest(hub_clock.c.exposed_us + 1, now),
-        last_us=greatest(hub_clock.c.last_us + max(count, 1), greatest(hub_clock.c.exposed_us + 1, now) + max(count, 1) - 1),
+        last_us=greatest(hub_clock.c.last_us + max(count, 1),
+                         greatest(hub_clock.c.exposed_us + 1, now) + max(count, 1) - 1),
     ))
     last, exposed = conn.execute(select(hub_clock.c.last_us, hub_clock.c.exposed_us).where(hub_clock.c.id == 1)).one()
     return int(last) - max(count, 1) + 1, int(exposed)
@@ -81,8 +82,9 @@ def insert_versions(conn: Connection, rows: Sequence[Sequence[Any]], edges: Sequ
 def set_flags(conn: Connection, coll: int, changes: Iterable[tuple[str, int, int, bool, bool]]) -> None:
     """(stix_id, chain, version_us, is_first, is_latest) for versions whose flags changed."""
     for stix_id, chain, version_us, first, latest in changes:
-        conn.execute(update(objects).where(objects.c.coll == coll, objects.c.stix_id == stix_id, objects.c.chain == chain,
-                                           objects.c.version_us == version_us).values(is_first=first, is_latest=latest))
+        conn.execute(update(objects).where(objects.c.coll == coll, objects.c.stix_id == stix_id,
+                                           objects.c.chain == chain, objects.c.version_us == version_us)
+                     .values(is_first=first, is_latest=latest))
 
 
 def select_rows(conn: Connection, columns: Sequence[Any], where: Sequence[ColumnElement[bool]], order: Any,

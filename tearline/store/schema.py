@@ -10,13 +10,12 @@ lookup instead of a GROUP BY over every version.
 from __future__ import annotations
 
 from sqlalchemy import (
-    true,
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
-    Float,
     Integer,
     LargeBinary,
     MetaData,
@@ -26,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 metadata = MetaData()

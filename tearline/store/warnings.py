@@ -30,7 +30,7 @@ def load(conn: Connection, wid: str) -> dict[str, Any] | None:
     row = conn.execute(select(warnings).where(warnings.c.id == wid)).first()
     if row is None:
         return None
-    events = [{"at": dt.datetime.fromtimestamp(e.at_us / 1e6, dt.timezone.utc).isoformat(), "by": e.by,
+    events = [{"at": dt.datetime.fromtimestamp(e.at_us / 1e6, dt.UTC).isoformat(), "by": e.by,
                "action": e.action, "from": e.from_state, "to": e.to_state, "note": e.note}
               for e in conn.execute(select(warning_events).where(warning_events.c.warning_id == wid)
                                     .order_by(warning_events.c.id))]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from requests import HTTPError
 import stix2
+from requests import HTTPError
 from stix2validator import ValidationOptions, validate_instance
 from taxii2client.v21 import Server, as_pages
 
