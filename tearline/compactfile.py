@@ -239,10 +239,10 @@ class MemberModel(_Model):
     @classmethod
     def _properties(cls, names: list[str]) -> list[str]:
         for r in names:
-            if r not in ("x_", "coordinates") and not _PROPERTY.match(r):
-                raise ValueError(f"{r!r} is not a property name, 'x_' or 'coordinates'")
             if r in _REQUIRED_PROPERTIES:
                 raise ValueError(f"{r!r} is required in every STIX object and cannot be redacted")
+            if r not in ("x_", "coordinates") and not _PROPERTY.match(r):
+                raise ValueError(f"{r!r} is not a property name, 'x_' or 'coordinates'")
         return names
 
     @field_validator("people")
@@ -255,8 +255,8 @@ class MemberModel(_Model):
 
 class CompactFile(_Model):
     name: Name
-    title: str = ""
-    description: str = ""
+    title: str | None = None  # "title:" with nothing after it is no title
+    description: str | None = None
     scope: Scope
     expires: dt.date | None = None
     members: Annotated[list[MemberModel], Field(min_length=1)]
@@ -404,7 +404,7 @@ def _spec(m: CompactFile) -> CompactSpec:
         matching["standing_consent"] = [[c.answerer, c.asker, list(c.types)] for c in m.matching.standing_consent]
     window = (m.scope.window.start.isoformat(), m.scope.window.end.isoformat()) if m.scope.window else ()
     return CompactSpec(
-        name=m.name, title=m.title or f"Compact {m.name}", description=m.description, actors=actors,
+        name=m.name, title=m.title or f"Compact {m.name}", description=m.description or "", actors=actors,
         hops=m.scope.hops, expires=m.expires, members=members, types=tuple(m.scope.types),
         default_tlp=m.default_tlp, grace_days=m.grace_days, region=tuple(_alpha2(c) or "" for c in m.scope.region),
         window=window, members_visible=m.members_visible, matching=matching,

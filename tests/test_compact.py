@@ -119,3 +119,25 @@ def test_cli_refuses_a_bad_db_url(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "tearline", "db", "upgrade", "--db", "mysql://x"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "--db" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_declared_model_reports_every_problem_with_its_line_and_field() -> None:
+    bad = GOOD.replace("  hops: 2\n", "  hops: 2\n  region: [AFG, QQQ]\n  window: {from: 2024-01-01, to: 2023-01-01}\n") \
+        .replace("expires: 2027-12-31\n", "expires: 2027-12-31\ntitle:\nversions_by: everyone\nrate_limits: {fly: 3}\n") \
+        .replace("write: true,  tlp_max: amber}", "write: maybe, tlp_max: amber, redact: [id], people: [a, a]}")
+    with pytest.raises(ConfigError) as info:
+        compact.parse(bad, "c.yaml")
+    problems = info.value.details["problems"]
+    assert "c.yaml:7: scope.region: 'QQQ' is not an ISO 3166 country code" in problems
+    assert "c.yaml:8: scope.window: ends before it starts" in problems
+    assert "c.yaml:11: versions_by: input should be 'member' or 'organisation', got 'everyone'" in problems
+    assert "c.yaml:12: rate_limits.fly: unknown endpoint class (known: meta, read, write, match)" in problems
+    assert "c.yaml:14: members[0].write: input should be a valid boolean, got 'maybe'" in problems
+    assert any(p.startswith("c.yaml:14: members[0].redact: 'id' is required in every STIX object") for p in problems)
+    assert "c.yaml:14: members[0].people: a person appears twice" in problems
+    assert len(problems) == 7
+
+
+def test_an_empty_title_is_no_title() -> None:
+    spec = compact.parse(GOOD + "title:\ndescription:\n")
+    assert (spec.title, spec.description) == ("Compact isis-k", "")
