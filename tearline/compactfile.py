@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pycountry
 import yaml
@@ -20,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -93,10 +94,11 @@ class CompactSpec:
 _NAME_PATTERN = NAME.pattern
 _PROPERTY = re.compile(r"^[a-z][a-z0-9_]{2,249}$")
 _REQUIRED_PROPERTIES = ("id", "type", "spec_version", "created", "modified")
-DATASETS = ("acled", "ucdp-ged", "ucdp-candidate", "iskp-curated", "*")
+Dataset = Literal["acled", "ucdp-ged", "ucdp-candidate", "iskp-curated", "*"]
+DATASETS = get_args(Dataset)
+EndpointClass = Literal["meta", "read", "write", "match"]  # tearline.guard.CLASSES (a test holds them equal)
 
 Name = Annotated[str, Field(pattern=_NAME_PATTERN)]
-Text = Annotated[str, Field(min_length=1)]
 
 
 def _per_minute(value: int) -> int:
@@ -106,12 +108,12 @@ def _per_minute(value: int) -> int:
 
 
 PerMinute = Annotated[int, AfterValidator(_per_minute)]
-RateLimits = dict[Literal["meta", "read", "write", "match"], PerMinute]
-assert set(CLASSES) == {"meta", "read", "write", "match"}  # the endpoint classes tearline.guard limits
+RateLimits = dict[EndpointClass, PerMinute]
 
 
 class _Model(BaseModel):
-    # YAML already gives booleans, numbers and dates their types: nothing is coerced from text
+    # YAML already gives booleans and numbers their types: none is taken from text ("yes please" is not
+    # true, "2" is not a number). Dates are the exception: a quoted date reads as the date it spells.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -125,6 +127,21 @@ def _date(value: Any) -> Any:
     return value
 
 
+def _none_is_empty(value: Any) -> Any:
+    """A mapping key with nothing after it (every entry commented out, say) is an empty mapping."""
+    return {} if value is None else value
+
+
+def _text(value: Any) -> Any:
+    """A title or description: whatever YAML read, as text (``title: 2024`` is the title '2024')."""
+    return None if value is None else str(value)
+
+
+Day = Annotated[dt.date, BeforeValidator(_date)]
+Alpha3 = Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+                   Field(pattern=r"^[A-Z]{3}$")]
+
+
 class DatasetRule(_Model):
     """How one event dataset names the actor (tearline.events.actors)."""
 
@@ -133,7 +150,7 @@ class DatasetRule(_Model):
     countries: list[str] = []
     ambiguous: list[str | int] = []
     # [ISO3, date] pairs: YAML has no tuples, so a two-item list is taken as one
-    extra_events: list[Annotated[tuple[Annotated[str, Field(pattern=r"^[A-Z]{3}$")], dt.date], Strict(False)]] = []
+    extra_events: list[Annotated[tuple[Alpha3, Day], Strict(False)]] = []
     everything: bool = False
 
     @field_validator("countries")
@@ -145,11 +162,10 @@ class DatasetRule(_Model):
         return codes
 
 
-
 class ActorModel(_Model):
     name: Annotated[str, Field(min_length=1, pattern=r"\S")]
     aliases: list[str] = []
-    datasets: dict[Literal["acled", "ucdp-ged", "ucdp-candidate", "iskp-curated", "*"], DatasetRule] = {}
+    datasets: Annotated[dict[Dataset, DatasetRule], BeforeValidator(_none_is_empty)] = {}
 
 
 class Window(_Model):
@@ -207,7 +223,9 @@ class Matching(_Model):
     @model_validator(mode="after")
     def _sizes(self) -> Matching:
         if self.min_items > self.max_items:
-            raise ValueError("min_items must not be larger than max_items")
+            given = "" if "min_items" in self.model_fields_set else ", the default"
+            raise ValueError(f"max_items ({self.max_items:,}) is below min_items ({self.min_items:,}{given}): "
+                             "no request could be admitted")
         return self
 
 
@@ -255,8 +273,8 @@ class MemberModel(_Model):
 
 class CompactFile(_Model):
     name: Name
-    title: str | None = None  # "title:" with nothing after it is no title
-    description: str | None = None
+    title: Annotated[str | None, BeforeValidator(_text)] = None  # "title:" with nothing after it is no title
+    description: Annotated[str | None, BeforeValidator(_text)] = None
     scope: Scope
     expires: dt.date | None = None
     members: Annotated[list[MemberModel], Field(min_length=1)]
@@ -359,7 +377,9 @@ def _problems(error: ValidationError, root: yaml.Node, source: str) -> list[str]
     out = []
     for e in error.errors():
         # pydantic names a tuple's members and a union's branches in the path; the file has neither
-        path = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in ("str", "int"))))
+        loc = e["loc"]
+        path = tuple(p for i, p in enumerate(loc) if not (isinstance(p, str) and (
+            "[" in p or (p in ("str", "int") and i and isinstance(loc[i - 1], int)))))
         message = _unknown_key(path) if e["loc"][-1:] == ("[key]",) else _message(e, _owner(path))
         line = f"{source}:{_line(root, path) or '?'}: {_field(path)}: {message}"
         if line not in out:  # a value that fits no branch of a union fails once per branch
@@ -420,6 +440,8 @@ def parse(text: str, source: str = "<compact>") -> CompactSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except ValueError as exc:  # a value YAML's own types refuse, such as the date 2027-13-01
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a compact file is a YAML mapping with name, scope and members")
     problems = _cross_problems(data, root, source)

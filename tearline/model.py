@@ -21,7 +21,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """A compact's rules as the hub stores them with its API root (tearline.compact builds it from the file)."""
+    """A compact's rules as the hub stores them with its API root (tearline.compactfile builds it from the file)."""
 
     actor_names: tuple[str, ...] = ()  # the scope actors' names and aliases, lower-case
     actor_label: str = "the compact's actors"

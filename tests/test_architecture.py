@@ -185,10 +185,11 @@ def test_settings_come_only_from_config() -> None:
 
 # what reaches the database (or the disk): called only from plain handlers, which FastAPI runs in its thread
 # pool, or handed to run_in_threadpool from an async one
-_BLOCKING = {"release", "write", "warn", "probes", "audit", "mailbox", "authenticate", "store", ".store", ".log",
+_BLOCKING = {"release", "write", "warn", "probes", "audit", "mailbox", "authenticate", "caller", "store", ".store",
+             ".log",
              "_member", "_intel", "_copies", "_seen", "_acknowledge", "_take"}
 # pure functions of those modules: shaping data already in memory
-_PURE = {"mailbox.max_body", "release.status_resource"}
+_PURE = {"mailbox.max_body", "release.status_resource", "caller.hub", "caller.read_body", "caller.as_json"}
 
 
 def _root_name(node: ast.AST) -> str | None:

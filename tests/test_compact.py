@@ -141,3 +141,31 @@ def test_the_declared_model_reports_every_problem_with_its_line_and_field() -> N
 def test_an_empty_title_is_no_title() -> None:
     spec = compact.parse(GOOD + "title:\ndescription:\n")
     assert (spec.title, spec.description) == ("Compact isis-k", "")
+
+
+def test_the_model_knows_the_endpoint_classes_the_guard_limits() -> None:
+    from typing import get_args
+
+    from tearline import compactfile, guard
+
+    assert set(get_args(compactfile.EndpointClass)) == set(guard.CLASSES)
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (("expires: 2027-12-31", "expires: 2027-13-01"), "c.yaml: not valid YAML: month must be in 1..12"),
+    (("  hops: 2", "  hops: 2\n  str: 1"), "c.yaml:7: scope.str: unknown field"),
+])
+def test_odd_files_get_a_line_not_a_traceback(edit: tuple[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        compact.parse(GOOD.replace(*edit), "c.yaml")
+    assert problem in str(info.value)
+
+
+def test_what_the_old_parser_took_the_model_takes() -> None:
+    # quoted dates, lower-case country codes, an empty datasets mapping, a number as a title
+    text = GOOD.replace("      aliases: [ISIS-K, ISKP]\n", "      aliases: [ISIS-K, ISKP]\n      datasets:\n") + "title: 2024\n"
+    assert compact.parse(text).title == "2024"
+    text = GOOD.replace("      aliases: [ISIS-K, ISKP]\n", "      aliases: [ISIS-K, ISKP]\n      datasets:\n"
+                        "        acled: {names: [x], extra_events: [[rus, '2024-03-22']]}\n")
+    rule = dict(compact.parse(text).actors[0].datasets)["acled"]
+    assert rule["extra_events"] == (("RUS", "2024-03-22"),)

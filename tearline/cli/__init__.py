@@ -2,7 +2,7 @@
 
 Commands only call the package and print what comes back; they never catch its errors. A
 ``TearlineError`` raised anywhere below the root group (a command, a sub-group's command, an option's
-callback) becomes one line on stderr and an exit code in ``_Commands.invoke``, so every command fails
+callback) becomes one line on stderr and an exit code in ``_Commands.invoke`` (the root group), so every command fails
 the same way and none can forget to. Each group lives in its own module; this one only puts them together.
 """
 

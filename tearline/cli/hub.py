@@ -15,7 +15,6 @@ from rich.table import Table
 from .. import compact as compacts
 from .. import events, keys, write
 from ..events import actors, tostix
-from ..web.app import create_app
 from . import context
 from .context import DbOpt, err, out
 
@@ -33,7 +32,11 @@ def serve(
 
 
 def _serve(ctx: context.Ctx) -> None:
+    # the web stack (FastAPI, uvicorn, the dashboard's templates) is loaded by the commands that serve
+    # only: every other command, an outside party's `warn verify` among them, starts without it
     import uvicorn
+
+    from ..web.app import create_app
 
     settings = ctx.settings
     application = create_app(settings, ctx.store)

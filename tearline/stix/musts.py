@@ -66,13 +66,13 @@ def problems(obj: dict[str, Any], stix_type: str, parsed: dict[str, Any]) -> lis
     """Every MUST the object breaks. ``parsed`` holds its top-level timestamps already read (name → datetime)."""
     out: list[str] = []
     _timestamps(obj, stix_type, parsed, out)
-    _codes_and_names(obj, stix_type, out)
     if stix_type == "marking-definition":
         ident = obj.get("id")
         marks = obj.get("object_marking_refs")
         if (isinstance(marks, list) and ident in marks) or any(
                 isinstance(g, dict) and g.get("marking_ref") == ident for g in obj.get("granular_markings") or ()):
             out.append("object_marking_refs / granular_markings: a marking definition cannot mark itself")
+    _codes_and_names(obj, stix_type, out)
     if (stix_type == "process" or (stix_type in _V4_UNLESS and not any(k in obj for k in _V4_UNLESS[stix_type]))) \
             and not _uuid4(obj.get("id")):
         out.append(f"id: a {stix_type} with nothing to derive its id from must use a UUIDv4")

@@ -1,1 +1,2 @@
-"""TAXII 2.1: query parsing (query), media types (media) and the endpoints (api)."""
+"""TAXII 2.1 as data: query parsing (query), media types (media), envelopes and resources (resources). No
+HTTP here: tearline.web.taxii routes requests to these."""

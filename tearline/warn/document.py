@@ -7,6 +7,7 @@ party's registered key and names the digest of the very document delivered."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -74,15 +75,20 @@ def _signed_part(doc: dict[str, Any]) -> bytes:
 _EMBEDDED = re.compile(r'<script type="application/json" id="tearline-warning">(.*?)</script>', re.S)
 
 
+@functools.cache
+def _page() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("tearline.warn", "templates"), autoescape=True,
+                             keep_trailing_newline=True)
+    return env.get_template("document.html")
+
+
 def render_html(doc: dict[str, Any]) -> str:
     """A page a person reads, carrying the signed JSON so the page itself can be verified."""
     w = doc["warning"]
     target = ", ".join(str(w["target"][k]) for k in ("place_type", "city", "province", "country") if w["target"].get(k))
     # the signed JSON goes in verbatim (it is what gets verified); "</" is escaped so no text in it ends the script
     embedded = orjson.dumps(doc).decode().replace("</", "<\\/")
-    env = jinja2.Environment(loader=jinja2.PackageLoader("tearline.warn", "templates"), autoescape=True,
-                             keep_trailing_newline=True)
-    return env.get_template("document.html").render(w=w, target=target, key_id=doc["signature"]["key_id"],
+    return _page().render(w=w, target=target, key_id=doc["signature"]["key_id"],
                                                      reply=doc["reply"], embedded=embedded)
 
 

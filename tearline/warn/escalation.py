@@ -16,7 +16,8 @@ import orjson
 from ..model import Policy
 from ..store import Store, now_us
 from ..store import warnings as rows
-from .lifecycle import EXTENSION_ID, expire
+from .lifecycle import expire
+from .report import EXTENSION_ID
 
 
 def escalate(store: Store, outbox: Path, now: int | None = None) -> list[dict[str, Any]]:
