@@ -27,8 +27,9 @@ ROOT = Path(tearline.__file__).resolve().parent
 
 def _paths(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [path]
-    for name, sub in getattr(cmd, "commands", {}).items():
-        found += _paths(sub, (*path, name))
+    if hasattr(cmd, "list_commands"):  # the root group loads its groups when asked for them
+        for name in cmd.list_commands(None):
+            found += _paths(cmd.get_command(None, name), (*path, name))
     return found
 
 
@@ -136,3 +137,12 @@ def test_nothing_below_the_cli_imports_it() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             reached = [n for n in _imported(node, package) if n == "tearline.cli" or n.startswith("tearline.cli.")]
             assert not reached, f"{rel} imports {reached}"
+
+
+def test_serving_loads_neither_duckdb_nor_the_forecasting_stack() -> None:
+    # the hub process is `tearline serve`: what the events and forecast commands need stays out of it
+    code = ("import sys, typer.main; from tearline.cli import app; "
+            "typer.main.get_command(app).get_command(None, 'serve'); "
+            "print(sorted(m for m in ('duckdb', 'numpy', 'scipy', 'sklearn', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
