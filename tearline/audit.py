@@ -9,6 +9,11 @@ range's entry hashes and the chain head. Rewriting history then needs the signin
 leaves a checkpoint that points past the end. Entries after the last checkpoint are reported as not
 yet signed.
 
+Tree heads. The hub also seals the whole log (``seal``): a signed head over the Merkle tree hash of every
+entry so far (tearline.merkle), every few seconds while entries arrive and when it stops, so a cut-off
+tail shorter than a checkpoint's range is caught too. ``verify`` grows the tree as it walks the entries
+and checks each head where it was signed.
+
 Keys. The private key is a PKCS#8 PEM file, readable by its owner only, created on first use
 (``--audit-key``/``TEARLINE_AUDIT_KEY``; by default next to a SQLite store, or in ~/.tearline for a
 PostgreSQL one). Its public key is recorded
@@ -36,13 +41,15 @@ import orjson
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import merkle
 from .config import create_secret, secret_path
 from .errors import BadRequest, ConfigError
 from .store import Store, now_us
-from .store.schema import audit, audit_checkpoints, audit_keys
+from .store.schema import audit, audit_checkpoints, audit_heads, audit_keys
 
 GENESIS = "0" * 64
 SIGNING_CONTEXT = b"tearline-audit-checkpoint/1"
+HEAD_CONTEXT = b"tearline-audit-tree-head/1"
 MAX_IDS = 5000  # ids kept per entry; a page is at most page_size objects, so this is never reached by reads
 MAX_TEXT = 512  # characters kept of one field (a path, a parameter); the rest is summed up by its hash
 MAX_REASON = 2_000
@@ -59,66 +66,22 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps([entry[f] for f in FIELDS])).hexdigest()
 
 
-# --- Merkle trees (RFC 6962: leaves and nodes hashed with distinct prefixes) ----------------------
-
-def _leaf(h: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + h).digest()
-
-
-def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def _split(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
+# --- Merkle trees over entry hashes (tearline.merkle: RFC 6962) -------------------------------------
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    level = [_leaf(x) for x in leaves]
-    if not level:
-        return hashlib.sha256(b"").digest()
-    return _root(level)
-
-
-def _root(nodes: Sequence[bytes]) -> bytes:
-    if len(nodes) == 1:
-        return nodes[0]
-    k = _split(len(nodes))
-    return _node(_root(nodes[:k]), _root(nodes[k:]))
+    """The tree hash of a range of entries, each leaf an entry's hash."""
+    return merkle.root(merkle.MemoryNodes(leaves), len(leaves))
 
 
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[str]:
-    """The sibling hashes from leaf `index` up to the root (RFC 6962 audit path), hex."""
-    def path(nodes: Sequence[bytes], i: int) -> list[bytes]:
-        if len(nodes) <= 1:
-            return []
-        k = _split(len(nodes))
-        if i < k:
-            return path(nodes[:k], i) + [_root(nodes[k:])]
-        return path(nodes[k:], i - k) + [_root(nodes[:k])]
-
-    return [p.hex() for p in path([_leaf(x) for x in leaves], index)]
+    """The sibling hashes from leaf ``index`` up to the root (RFC 6962 audit path), hex."""
+    return [p.hex() for p in merkle.inclusion_proof(merkle.MemoryNodes(leaves), index, len(leaves))]
 
 
-def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[str]) -> bytes:
-    """Recompute the root from a leaf and its audit path (RFC 6962 §2.1.1 verification)."""
-    def climb(i: int, n: int, steps: list[bytes]) -> bytes:
-        if n <= 1:
-            if steps:
-                raise ValueError("proof longer than the tree")
-            return _leaf(leaf)
-        k = _split(n)
-        if not steps:
-            raise ValueError("proof shorter than the tree")
-        sibling = steps.pop()
-        if i < k:
-            return _node(climb(i, k, steps), sibling)
-        return _node(sibling, climb(i - k, n - k, steps))
-
-    return climb(index, size, [bytes.fromhex(p) for p in proof])
+def in_tree(leaf: bytes, index: int, size: int, proof: Sequence[str], root: str) -> bool:
+    """Does the audit path ``proof`` put the entry hash ``leaf`` at ``index`` of the tree of ``size`` whose
+    root is ``root`` (hex)?"""
+    return merkle.verify_inclusion(leaf, index, size, [bytes.fromhex(p) for p in proof], bytes.fromhex(root))
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -168,6 +131,11 @@ def verify_signature(public_hex: str, message: bytes, signature_hex: str) -> boo
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+def head_message(head: dict[str, Any]) -> bytes:
+    """What a signed tree head's signature is over: its own context, then size, root, time and key."""
+    return HEAD_CONTEXT + orjson.dumps([head["size"], head["root"], head["at_us"], head["key_id"]])
 
 
 def checkpoint_message(cp: dict[str, Any]) -> bytes:
@@ -311,6 +279,29 @@ class AuditLog:
                 return None
         return cp
 
+    def seal(self) -> dict[str, Any] | None:
+        """Sign a tree head over every entry so far; None when nothing came since the last one. Only the
+        entries since that head are read and hashed (its frontier holds the rest)."""
+        key, kid = self._signing_key()
+        with self._lock, self.store.engine.begin() as conn:
+            last = conn.execute(select(audit_heads).order_by(audit_heads.c.size.desc()).limit(1)).first()
+            frontier = merkle.Frontier.loads(last.size, orjson.loads(last.frontier)) if last else merkle.Frontier()
+            rows = conn.execute(select(audit.c.seq, audit.c.hash).where(audit.c.seq > frontier.size)
+                                .order_by(audit.c.seq)).all()
+            for seq, digest in rows:
+                if seq != frontier.size + 1:  # an entry not committed yet: seal up to it
+                    break
+                frontier.append(merkle.leaf_hash(bytes.fromhex(digest)))
+            if frontier.size == (last.size if last else 0):
+                return None
+            head = {"size": frontier.size, "root": frontier.root().hex(), "at_us": now_us(), "key_id": kid}
+            head["signature"] = key.sign(head_message(head)).hex()
+            try:
+                conn.execute(insert(audit_heads).values(**head, frontier=orjson.dumps(frontier.dumps()).decode()))
+            except IntegrityError:  # another process sealed the same size first
+                return None
+        return head
+
     def rotate_key(self) -> tuple[str, str]:
         """Seal with the current key, retire it, and make a new one. Returns (old id, new id)."""
         _key, old = self._signing_key()
@@ -358,6 +349,8 @@ class Report:
     entries: int = 0
     checkpoints: int = 0
     unsigned_tail: int = 0
+    heads: int = 0  # signed tree heads checked
+    unsealed_tail: int = 0  # entries after the last signed tree head
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -388,8 +381,10 @@ def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 5
         keys = {r.key_id: r.public_key for r in conn.execute(select(audit_keys))}
         checkpoints = [dict(r._mapping)
                        for r in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))]
+        heads = [dict(r._mapping) for r in conn.execute(select(audit_heads).order_by(audit_heads.c.size))]
     trusted = {key_id(bytes.fromhex(k)): k.lower() for k in trusted_keys}
     usable = trusted or keys
+    sealed = _Sealed(heads, usable, bool(trusted), problem)
     cp_iter = iter(checkpoints)
     cp = next(cp_iter, None)
     cp_seq = cp["seq"] if cp else None
@@ -413,6 +408,7 @@ def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 5
         if sha256(dumps(row[:n_fields])).hexdigest() != stored:
             problem(f"entry {seq}: its content does not match its hash (edited)")
         prev_hash, expected_seq = stored, seq + 1
+        sealed.add(stored, report)
         while cp is not None and seq > cp_seq:
             problem(f"checkpoint at entry {cp_seq}: that entry is missing")
             cp = next(cp_iter, None)
@@ -430,7 +426,45 @@ def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 5
     if cp is not None:
         problem(f"checkpoint at entry {cp['seq']} is signed, but the log ends at entry {expected_seq - 1} "
                 "(truncated)")
+    sealed.end(report)
     return report
+
+
+class _Sealed:
+    """The signed tree heads, checked as ``verify`` walks the entries: the tree grows with each entry, and
+    where a head was signed its root must be the tree's."""
+
+    def __init__(self, heads: list[dict[str, Any]], keys: dict[str, str], trusted: bool, problem: Any):
+        self.heads, self.keys, self.trusted, self.problem = heads, keys, trusted, problem
+        self.tree = merkle.Frontier()
+        self.next = 0
+
+    def add(self, stored: str, report: Report) -> None:
+        self.tree.append(merkle.leaf_hash(bytes.fromhex(stored)))
+        report.unsealed_tail += 1
+        while self.next < len(self.heads) and self.heads[self.next]["size"] == self.tree.size:
+            self._check(self.heads[self.next])
+            report.heads += 1
+            report.unsealed_tail = 0
+            self.next += 1
+
+    def _check(self, head: dict[str, Any]) -> None:
+        where = f"tree head at size {head['size']}"
+        if self.tree.root().hex() != head["root"]:
+            self.problem(f"{where}: the first {head['size']} entries are not the ones that were signed "
+                         "(history rewritten)")
+        public = self.keys.get(head["key_id"])
+        if public is None:
+            self.problem(f"{where}: signed by key {head['key_id']}, which is not "
+                         + ("among the trusted public keys" if self.trusted else "recorded in audit_keys"))
+        elif not verify_signature(public, head_message(head), head["signature"]):
+            self.problem(f"{where}: the signature does not verify (the head was altered or forged)")
+
+    def end(self, report: Report) -> None:
+        if self.next < len(self.heads):
+            last = self.heads[-1]
+            self.problem(f"tree head at size {last['size']} is signed, but the log ends at entry {self.tree.size} "
+                         "(truncated)")
 
 
 def _check_checkpoint(cp: dict[str, Any], hashes: list[bytes], head: str, expected_first: int,
@@ -509,8 +543,8 @@ def verify_export(doc: Any, trusted_keys: Sequence[str] = ()) -> Report:
                 continue
             proof = entry["proof"]
             cp = checkpoints[proof["checkpoint"]]
-            root = root_from_proof(bytes.fromhex(entry["hash"]), proof["index"], proof["size"], proof["path"])
-            if root.hex() != cp["root"] or proof["size"] != cp["seq"] - cp["first_seq"] + 1:
+            if proof["size"] != cp["seq"] - cp["first_seq"] + 1 or not in_tree(
+                    bytes.fromhex(entry["hash"]), proof["index"], proof["size"], proof["path"], cp["root"]):
                 report.problems.append(f"entry {seq}: not in the signed checkpoint at entry {cp['seq']}")
         except (KeyError, ValueError, TypeError) as exc:
             report.problems.append(f"entry {seq}: malformed ({exc})")

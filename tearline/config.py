@@ -39,6 +39,8 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("audit_key", str, "", "file of the hub's Ed25519 audit signing key (default: next to a SQLite store, "
                            "else ./tearline-audit.key); created on first use"),
     ("audit_checkpoint_every", int, 1000, "sign a checkpoint of the audit log every this many entries"),
+    ("audit_seal_seconds", int, 10, "seal the audit log (sign a tree head over every entry) at least this often "
+                                    "while entries arrive, and when the hub stops"),
     ("leak_key", str, "", "file of the secret key of leak fingerprints (default: next to a SQLite store, else "
                           "in ~/.tearline); created on first use"),
     ("guard_scan_seconds", int, 30, "how often the hub scans its audit trail for probing"),
@@ -75,6 +77,7 @@ class Settings:
     contact: str = ""
     audit_key: str = ""
     audit_checkpoint_every: int = 1000
+    audit_seal_seconds: int = 10
     leak_key: str = ""
     guard_scan_seconds: int = 30
     admin_token: str = dataclasses.field(default="", repr=False)  # secrets stay out of reprs and logs

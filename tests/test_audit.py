@@ -4,6 +4,7 @@ tampering is found and located, by the CLI too; key rotation and members' offlin
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,9 +152,11 @@ def test_a_member_export_verifies_offline_and_shows_tampering(log: audit.AuditLo
 def test_merkle_proofs_hold_for_every_tree_size() -> None:
     for size in range(1, 40):
         leaves = [bytes([i]) * 32 for i in range(size)]
-        root = audit.merkle_root(leaves)
+        root = audit.merkle_root(leaves).hex()
         for i in range(size):
-            assert audit.root_from_proof(leaves[i], i, size, audit.inclusion_proof(leaves, i)) == root
+            assert audit.in_tree(leaves[i], i, size, audit.inclusion_proof(leaves, i), root)
+            assert not audit.in_tree(leaves[i], (i + 1) % size, size, audit.inclusion_proof(leaves, i), root) \
+                or leaves[i] == leaves[(i + 1) % size]
 
 
 def test_requests_to_the_hub_are_on_record(hub: Any, tokens: dict[str, str], store: Store) -> None:
@@ -206,3 +209,111 @@ def test_admin_actions_are_on_record(tmp_path: Path) -> None:
         assert json.loads(rows[1]["query"]) == {"member": "ngo-c"}
     finally:
         store.close()
+
+
+# --- sealing: signed tree heads over the whole log --------------------------------------------------------
+
+def _served(tmp_path: Path, requests: int, seal_seconds: int = 3600) -> tuple[Store, int]:
+    """A hub run as `tearline serve` in its own process, asked ``requests`` times, stopped as an operator
+    stops it (SIGINT); the store it leaves and how many entries it wrote."""
+    import signal
+    import time
+
+    from tests.conftest import free_port
+
+    db, port = f"sqlite:///{tmp_path / 'hub.db'}", free_port()
+    # strangers' requests (401) are what it is asked; the per-address limits would otherwise refuse most
+    env = {**os.environ, "TEARLINE_AUDIT_KEY": str(tmp_path / "audit.key"), "TEARLINE_LEAK_KEY": str(tmp_path / "leak.key"),
+           "TEARLINE_ANONYMOUS_PER_MINUTE": "100000", "TEARLINE_ADDRESS_PER_MINUTE": "100000"}
+    proc = subprocess.Popen([*TL, "serve", "--db", db, "--port", str(port), "--audit-seal-seconds", str(seal_seconds)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/taxii2/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+                time.sleep(0.2)
+        for i in range(requests - 1):
+            httpx.get(f"http://127.0.0.1:{port}/taxii2/", params={"n": str(i)}, timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    store = Store(db)
+    with store.engine.connect() as conn:
+        entries = conn.execute(select(audit_table.c.seq).order_by(audit_table.c.seq.desc()).limit(1)).scalar_one()
+    return store, int(entries)
+
+
+def test_a_stopped_hub_has_sealed_every_entry_and_any_cut_tail_is_found(tmp_path: Path) -> None:
+    store, entries = _served(tmp_path, 36)
+    assert entries >= 36
+    report = audit.verify(store)
+    # far fewer than a checkpoint's thousand entries, yet every one is under a signed tree head
+    assert report.intact and report.checkpoints == 0 and report.heads >= 1 and report.unsealed_tail == 0
+    with store.engine.begin() as conn:
+        conn.execute(delete(audit_table).where(audit_table.c.seq > entries - 3))
+    found = audit.verify(store).problems
+    assert any(f"log ends at entry {entries - 3} (truncated)" in p for p in found), found
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete", "reorder", "insert"])
+def test_every_kind_of_tampering_under_a_tree_head_is_found(store: Store, tmp_path: Path, tamper: str) -> None:
+    lg = audit.AuditLog(store, tmp_path / "audit.key", checkpoint_every=1000)
+    for i in range(30):
+        lg.append(actor="state-a", api_root="isis-k", method="GET", endpoint="/taxii2/", path="/taxii2/",
+                  query={"n": str(i)})
+    assert lg.seal() is not None and lg.seal() is None  # nothing new: no second head
+    assert audit.verify(store).intact
+    with store.engine.begin() as conn:
+        if tamper == "edit":
+            conn.execute(update(audit_table).where(audit_table.c.seq == 12).values(status=500))
+        elif tamper == "delete":
+            conn.execute(delete(audit_table).where(audit_table.c.seq == 12))
+        elif tamper == "reorder":
+            a, b = (dict(conn.execute(select(audit_table).where(audit_table.c.seq == s)).one()._mapping) for s in (5, 6))
+            conn.execute(delete(audit_table).where(audit_table.c.seq.in_([5, 6])))
+            conn.execute(insert(audit_table), [a | {"seq": 6}, b | {"seq": 5}])
+        else:
+            row = dict(conn.execute(select(audit_table).where(audit_table.c.seq == 30)).one()._mapping)
+            conn.execute(insert(audit_table).values(**(row | {"seq": 31})))
+    report = audit.verify(store)
+    assert not report.intact
+    if tamper == "edit":  # the entry no longer matches its hash; the head covers the hash it had
+        assert "entry 12: its content does not match its hash (edited)" in report.problems
+    elif tamper == "insert":  # past the head: the unsealed tail, which the chain and its link vouch for alone
+        assert report.unsealed_tail == 1
+    else:
+        assert any("tree head at size 30" in p for p in report.problems), report.problems
+
+
+def test_a_rewritten_and_rehashed_log_breaks_its_signed_tree_head(store: Store, tmp_path: Path) -> None:
+    # whoever can write the database recomputes every hash after an edit; only the signature stops them
+    lg = audit.AuditLog(store, tmp_path / "audit.key", checkpoint_every=1000)
+    for i in range(20):
+        lg.append(actor="state-a", api_root="isis-k", method="GET", endpoint="/taxii2/", path="/taxii2/",
+                  query={"n": str(i)})
+    lg.seal()
+    with store.engine.begin() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(audit_table).order_by(audit_table.c.seq))]
+        prev = audit.GENESIS
+        for row in rows:
+            row["status"] = 200 if row["seq"] != 7 else 204
+            row["prev"] = prev
+            row["hash"] = prev = audit.entry_hash(row)
+            conn.execute(update(audit_table).where(audit_table.c.seq == row["seq"])
+                         .values(status=row["status"], prev=row["prev"], hash=row["hash"]))
+    found = audit.verify(store).problems
+    assert found == ["tree head at size 20: the first 20 entries are not the ones that were signed "
+                     "(history rewritten)"]
+
+
+def test_a_running_hub_seals_within_its_seal_interval(tmp_path: Path) -> None:
+    store, entries = _served(tmp_path, 12, seal_seconds=1)
+    from tearline.store.schema import audit_heads
+
+    with store.engine.connect() as conn:
+        sizes = [r[0] for r in conn.execute(select(audit_heads.c.size).order_by(audit_heads.c.size))]
+    assert sizes[-1] == entries and len(sizes) >= 1

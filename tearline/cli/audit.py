@@ -44,7 +44,8 @@ def audit_verify(db: DbOpt = None, public_key: PublicKeyOpt = None) -> None:
     report = audit.verify(context.open(db=db).store, trusted)
     _tampered(report)
     summary = (f"{report.entries:,} entries, {report.checkpoints:,} signed checkpoints, "
-               f"{report.unsigned_tail:,} entries after the last checkpoint")
+               f"{report.unsigned_tail:,} entries after the last checkpoint, {report.heads:,} signed tree heads, "
+               f"{report.unsealed_tail:,} entries after the last")
     if not report.intact:
         err.print(f"audit log NOT intact: {len(report.problems)} problem(s) found; {summary}")
         raise typer.Exit(1)
@@ -55,10 +56,13 @@ def audit_verify(db: DbOpt = None, public_key: PublicKeyOpt = None) -> None:
 
 @app.command("checkpoint")
 def audit_checkpoint(db: DbOpt = None, audit_key: AuditKeyOpt = None) -> None:
-    """Sign the entries written since the last checkpoint now."""
-    cp = context.open(db=db, audit_key=audit_key).audit_log.checkpoint()
+    """Sign the entries written since the last checkpoint now, and a tree head over the whole log."""
+    log = context.open(db=db, audit_key=audit_key).audit_log
+    cp, head = log.checkpoint(), log.seal()
     out.print(f"checkpoint at entry {cp['seq']} (from {cp['first_seq']}), key {cp['key_id']}" if cp
               else "nothing new to sign")
+    if head:
+        out.print(f"tree head at size {head['size']}: root {head['root']}")
 
 
 @app.command("key")

@@ -13,6 +13,8 @@ from . import context
 from .context import DbOpt, err, out
 
 serve_app = typer.Typer(add_completion=False)
+SealOpt = Annotated[int | None, typer.Option(help="seal the audit log at least this often while entries arrive "
+                                                  "(TEARLINE_AUDIT_SEAL_SECONDS, 10)")]
 db_app = typer.Typer(help="The hub's database.", no_args_is_help=True)
 
 
@@ -22,9 +24,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (TEARLINE_HOST, 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (TEARLINE_PORT, 6100)")] = None,
     max_content_length: Annotated[int | None, typer.Option(help="largest request body in bytes")] = None,
+    audit_seal_seconds: SealOpt = None,
 ) -> None:
     """Run the hub (TAXII 2.1 under /taxii2/)."""
-    run(context.open(db=db, host=host, port=port, max_content_length=max_content_length))
+    run(context.open(db=db, host=host, port=port, max_content_length=max_content_length,
+                     audit_seal_seconds=audit_seal_seconds))
 
 
 def run(ctx: context.Ctx) -> None:

@@ -275,6 +275,20 @@ audit_checkpoints = Table(
     Column("signature", String(128), nullable=False),
 )
 
+# Signed tree heads: the Merkle tree hash (RFC 6962) of the first ``size`` entries, signed when the hub seals
+# the log (every few seconds while entries arrive, every checkpoint, at shutdown). ``frontier`` holds the
+# roots of the perfect subtrees covering those entries, so the next seal hashes only what came since.
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("frontier", Text, nullable=False),  # JSON [[level, hex], ...]
+)
+
 audit_keys = Table(
     "audit_keys",
     metadata,

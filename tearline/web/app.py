@@ -36,7 +36,10 @@ class _TrailingSlash:
 
 def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
     """The hub's lifespan: a thread that, every `guard_scan_seconds`, scans the audit trail for probing
-    and escalates unacknowledged warnings to the addressees' next contacts (each escalation audited)."""
+    and escalates unacknowledged warnings to the addressees' next contacts (each escalation audited); and
+    one that seals the audit log (a signed tree head over every entry) every `audit_seal_seconds` while
+    entries arrive, and once more when the hub stops, so that no more than those seconds of the log's
+    tail could be cut off unseen."""
     every = settings.guard_scan_seconds
     outbox = hub_path(settings.warn_outbox, settings.db, "outbox")
 
@@ -58,11 +61,22 @@ def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
                 except Exception:
                     logging.getLogger("tearline.warn").exception("warning escalation failed")
 
-        thread = threading.Thread(target=loop, name="tearline-guard", daemon=True)
-        thread.start()
+        def seal() -> None:
+            while not stop.wait(settings.audit_seal_seconds):
+                try:
+                    log.seal()
+                except Exception:  # the next seal covers what this one missed
+                    logging.getLogger("tearline.audit").exception("sealing the audit log failed")
+
+        threads = [threading.Thread(target=loop, name="tearline-guard", daemon=True),
+                   threading.Thread(target=seal, name="tearline-seal", daemon=True)]
+        for thread in threads:
+            thread.start()
         yield
         stop.set()
-        thread.join(5)
+        for thread in threads:
+            thread.join(5)
+        log.seal()  # the last requests, sealed as the hub stops
 
     return lifespan
 
