@@ -43,13 +43,14 @@ from sqlalchemy.exc import IntegrityError
 
 from . import merkle
 from .config import create_secret, secret_path
-from .errors import BadRequest, ConfigError
+from .errors import BadRequest, ConfigError, TearlineError
 from .store import Store, now_us
 from .store.schema import audit, audit_checkpoints, audit_heads, audit_keys
 
 GENESIS = "0" * 64
 SIGNING_CONTEXT = b"tearline-audit-checkpoint/1"
 HEAD_CONTEXT = b"tearline-audit-tree-head/1"
+_BATCH = 50_000  # entries read at a time while sealing
 MAX_IDS = 5000  # ids kept per entry; a page is at most page_size objects, so this is never reached by reads
 MAX_TEXT = 512  # characters kept of one field (a path, a parameter); the rest is summed up by its hash
 MAX_REASON = 2_000
@@ -189,9 +190,14 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._key: Any = None
         self._lock = threading.Lock()
+        self._key_lock = threading.Lock()  # the seal thread and request threads may both load it first
         self._due = False
 
     def _signing_key(self) -> tuple[Any, str]:
+        with self._key_lock:
+            return self._load_key()
+
+    def _load_key(self) -> tuple[Any, str]:
         if self._key is None:
             self._key = load_or_create_key(self.key_file)
             public = public_bytes(self._key)
@@ -281,17 +287,31 @@ class AuditLog:
 
     def seal(self) -> dict[str, Any] | None:
         """Sign a tree head over every entry so far; None when nothing came since the last one. Only the
-        entries since that head are read and hashed (its frontier holds the rest)."""
+        entries since that head are read and hashed (its frontier holds the rest). A head sealed over a
+        base that does not hold together (its frontier not its signed root, entries missing below the
+        newest, a head past the log's end) is refused loudly: signing on it would vouch for a forgery.
+        Not under the append lock: the unique size settles two sealers, and requests keep being recorded."""
         key, kid = self._signing_key()
-        with self._lock, self.store.engine.begin() as conn:
+        with self.store.engine.begin() as conn:
             last = conn.execute(select(audit_heads).order_by(audit_heads.c.size.desc()).limit(1)).first()
-            frontier = merkle.Frontier.loads(last.size, orjson.loads(last.frontier)) if last else merkle.Frontier()
-            rows = conn.execute(select(audit.c.seq, audit.c.hash).where(audit.c.seq > frontier.size)
-                                .order_by(audit.c.seq)).all()
-            for seq, digest in rows:
-                if seq != frontier.size + 1:  # an entry not committed yet: seal up to it
-                    break
-                frontier.append(merkle.leaf_hash(bytes.fromhex(digest)))
+            frontier = _frontier_of(conn, last)
+            newest = conn.execute(select(func.max(audit.c.seq))).scalar() or 0
+            if newest < frontier.size:
+                raise TearlineError(f"audit log: a tree head is signed at size {frontier.size}, but the log ends at "
+                                    f"entry {newest}; run `tearline audit verify`", code="audit_tampered")
+            while frontier.size < newest:
+                got = 0
+                for seq, digest in conn.execute(select(audit.c.seq, audit.c.hash).where(audit.c.seq > frontier.size)
+                                                .order_by(audit.c.seq).limit(_BATCH)):
+                    if seq != frontier.size + 1:
+                        break
+                    frontier.append(merkle.leaf_hash(bytes.fromhex(digest)))
+                    got += 1
+                if frontier.size < newest and got < _BATCH:
+                    # entries commit in seq order (each is claimed by its insert), so a gap below committed
+                    # entries is not one still being written: it was deleted
+                    raise TearlineError(f"audit log: entry {frontier.size + 1} is missing below entry {newest}; "
+                                        "run `tearline audit verify`", code="audit_tampered")
             if frontier.size == (last.size if last else 0):
                 return None
             head = {"size": frontier.size, "root": frontier.root().hex(), "at_us": now_us(), "key_id": kid}
@@ -426,8 +446,23 @@ def verify(store: Store, trusted_keys: Sequence[str] = (), max_problems: int = 5
     if cp is not None:
         problem(f"checkpoint at entry {cp['seq']} is signed, but the log ends at entry {expected_seq - 1} "
                 "(truncated)")
-    sealed.end(report)
+    sealed.end(report, expected_seq - 1)
     return report
+
+
+def _frontier_of(conn: Connection, last: Any) -> merkle.Frontier:
+    """The frontier kept with the newest head, once it is shown to be that head's: its subtrees cover the
+    head's size, give its root, and the head's signature holds. The column itself is not signed."""
+    if last is None:
+        return merkle.Frontier()
+    frontier = merkle.Frontier.loads(last.size, orjson.loads(last.frontier))
+    public = conn.execute(select(audit_keys.c.public_key).where(audit_keys.c.key_id == last.key_id)).scalar()
+    head = dict(last._mapping)
+    if (sum(1 << level for level, _ in frontier.roots) != last.size or frontier.root().hex() != last.root
+            or public is None or not verify_signature(public, head_message(head), last.signature)):
+        raise TearlineError(f"audit log: the tree head at size {last.size} does not hold together (its frontier, root "
+                            "or signature was changed); run `tearline audit verify`", code="audit_tampered")
+    return frontier
 
 
 class _Sealed:
@@ -442,10 +477,14 @@ class _Sealed:
     def add(self, stored: str, report: Report) -> None:
         self.tree.append(merkle.leaf_hash(bytes.fromhex(stored)))
         report.unsealed_tail += 1
-        while self.next < len(self.heads) and self.heads[self.next]["size"] == self.tree.size:
-            self._check(self.heads[self.next])
-            report.heads += 1
-            report.unsealed_tail = 0
+        while self.next < len(self.heads) and self.heads[self.next]["size"] <= self.tree.size:
+            head = self.heads[self.next]
+            if head["size"] < self.tree.size:  # a size no tree of this log had (0, or below the first entry)
+                self.problem(f"tree head at size {head['size']}: no such size in this log (forged)")
+            else:
+                self._check(head)
+                report.heads += 1
+                report.unsealed_tail = 0
             self.next += 1
 
     def _check(self, head: dict[str, Any]) -> None:
@@ -460,11 +499,15 @@ class _Sealed:
         elif not verify_signature(public, head_message(head), head["signature"]):
             self.problem(f"{where}: the signature does not verify (the head was altered or forged)")
 
-    def end(self, report: Report) -> None:
-        if self.next < len(self.heads):
-            last = self.heads[-1]
-            self.problem(f"tree head at size {last['size']} is signed, but the log ends at entry {self.tree.size} "
-                         "(truncated)")
+    def end(self, report: Report, last_seq: int) -> None:
+        for head in self.heads[self.next:]:
+            public = self.keys.get(head["key_id"])
+            if public is None or not verify_signature(public, head_message(head), head["signature"]):
+                self.problem(f"tree head at size {head['size']}: past the log's end, and its signature does not "
+                             "verify (forged)")
+            else:
+                self.problem(f"tree head at size {head['size']} is signed, but the log holds {self.tree.size} "
+                             f"entries, the last numbered {last_seq} (truncated)")
 
 
 def _check_checkpoint(cp: dict[str, Any], hashes: list[bytes], head: str, expected_first: int,

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
-from tearline import audit
+from tearline import audit, merkle
 from tearline.store import Store
 from tearline.store.schema import audit as audit_table
 from tearline.store.schema import audit_checkpoints
@@ -213,7 +213,8 @@ def test_admin_actions_are_on_record(tmp_path: Path) -> None:
 
 # --- sealing: signed tree heads over the whole log --------------------------------------------------------
 
-def _served(tmp_path: Path, requests: int, seal_seconds: int = 3600) -> tuple[Store, int]:
+def _served(tmp_path: Path, requests: int, seal_seconds: int = 3600,
+            while_running: Any = None) -> tuple[Store, int]:
     """A hub run as `tearline serve` in its own process, asked ``requests`` times, stopped as an operator
     stops it (SIGINT); the store it leaves and how many entries it wrote."""
     import signal
@@ -238,6 +239,8 @@ def _served(tmp_path: Path, requests: int, seal_seconds: int = 3600) -> tuple[St
                 time.sleep(0.2)
         for i in range(requests - 1):
             httpx.get(f"http://127.0.0.1:{port}/taxii2/", params={"n": str(i)}, timeout=5)
+        if while_running is not None:
+            while_running(Store(db))
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
@@ -256,7 +259,8 @@ def test_a_stopped_hub_has_sealed_every_entry_and_any_cut_tail_is_found(tmp_path
     with store.engine.begin() as conn:
         conn.execute(delete(audit_table).where(audit_table.c.seq > entries - 3))
     found = audit.verify(store).problems
-    assert any(f"log ends at entry {entries - 3} (truncated)" in p for p in found), found
+    assert any(f"the log holds {entries - 3} entries, the last numbered {entries - 3} (truncated)" in p
+               for p in found), found
 
 
 @pytest.mark.parametrize("tamper", ["edit", "delete", "reorder", "insert"])
@@ -311,9 +315,73 @@ def test_a_rewritten_and_rehashed_log_breaks_its_signed_tree_head(store: Store, 
 
 
 def test_a_running_hub_seals_within_its_seal_interval(tmp_path: Path) -> None:
-    store, entries = _served(tmp_path, 12, seal_seconds=1)
+    import time
+
     from tearline.store.schema import audit_heads
 
-    with store.engine.connect() as conn:
-        sizes = [r[0] for r in conn.execute(select(audit_heads.c.size).order_by(audit_heads.c.size))]
-    assert sizes[-1] == entries and len(sizes) >= 1
+    seen: list[int] = []
+
+    def look(store: Store) -> None:  # the hub is still serving: only its seal thread can have sealed
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with store.engine.connect() as conn:
+                size = conn.execute(select(func.max(audit_heads.c.size))).scalar()
+            if size and size >= 12:
+                seen.append(int(size))
+                return
+            time.sleep(0.25)
+
+    _served(tmp_path, 12, seal_seconds=1, while_running=look)
+    assert seen and seen[0] >= 12
+
+
+def _sealed_log(store: Store, tmp_path: Path, n: int = 20) -> audit.AuditLog:
+    lg = audit.AuditLog(store, tmp_path / "audit.key", checkpoint_every=1000)
+    for i in range(n):
+        lg.append(actor="state-a", api_root="isis-k", method="GET", endpoint="/taxii2/", path="/taxii2/",
+                  query={"n": str(i)})
+    assert lg.seal() is not None
+    return lg
+
+
+def test_the_hub_refuses_to_seal_on_a_base_that_does_not_hold_together(store: Store, tmp_path: Path) -> None:
+    from tearline.errors import TearlineError
+    from tearline.store.schema import audit_heads
+
+    lg = _sealed_log(store, tmp_path)
+    lg.append(actor="state-a", api_root="isis-k", method="GET", endpoint="/taxii2/", path="/taxii2/")
+    # the frontier column is not signed: one that gives another root must not become the next head's base
+    fake = merkle.Frontier()
+    for i in range(20):
+        fake.append(merkle.leaf_hash(bytes([i]) * 32))
+    with store.engine.begin() as conn:
+        real = conn.execute(select(audit_heads.c.frontier)).scalar_one()
+        conn.execute(update(audit_heads).values(frontier=json.dumps(fake.dumps())))
+    with pytest.raises(TearlineError, match="does not hold together"):
+        lg.seal()
+    with store.engine.begin() as conn:
+        conn.execute(update(audit_heads).values(frontier=real))
+        conn.execute(delete(audit_table).where(audit_table.c.seq == 21))
+        for i in range(3):
+            lg.append(actor="state-a", api_root="isis-k", method="GET", endpoint="/taxii2/", path="/taxii2/",
+                      query={"again": str(i)}, conn=conn)
+        conn.execute(delete(audit_table).where(audit_table.c.seq == 22))  # a hole below the newest entry
+    with pytest.raises(TearlineError, match="entry 22 is missing below entry 23"):
+        lg.seal()
+
+
+def test_forged_or_impossible_tree_heads_are_named(store: Store, tmp_path: Path) -> None:
+    from tearline.store.schema import audit_heads
+
+    lg = _sealed_log(store, tmp_path)
+    with store.engine.begin() as conn:
+        real = dict(conn.execute(select(audit_heads)).one()._mapping)
+        conn.execute(insert(audit_heads), [real | {"size": 0}, real | {"size": 10**12}])
+    found = audit.verify(store).problems
+    assert "tree head at size 0: no such size in this log (forged)" in found
+    assert "tree head at size 1000000000000: past the log's end, and its signature does not verify (forged)" in found
+    assert len(found) == 2  # the real head at 20 still checks out
+    from tearline.errors import TearlineError
+
+    with pytest.raises(TearlineError, match="tree head at size 1000000000000 does not hold together"):
+        lg.seal()

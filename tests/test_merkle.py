@@ -113,7 +113,9 @@ def _pymerkle(entries: list[bytes]) -> InmemoryTree:
 
 
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=70))
-def test_roots_and_proofs_agree_with_an_independent_implementation(entries: list[bytes]) -> None:
+def test_roots_agree_with_an_independent_implementation_and_proofs_verify_against_them(entries: list[bytes]) -> None:
+    # pymerkle's proofs are in its own format; what is compared is the tree hash of every size, and our
+    # proofs are checked against pymerkle's roots
     theirs = _pymerkle(entries)
     ours = merkle.MemoryNodes(entries)
     n = len(entries)
@@ -137,3 +139,21 @@ def test_a_frontier_grows_to_the_same_root(entries: list[bytes]) -> None:
         again = merkle.Frontier.loads(frontier.size, frontier.dumps())
         assert frontier.root() == again.root() == merkle.root(ours, n)
         assert len(frontier.roots) == bin(n).count("1")
+
+
+def test_the_edges_of_proofs() -> None:
+    nodes = merkle.MemoryNodes(LEAVES)
+    r5, r8 = merkle.root(nodes, 5), merkle.root(nodes, 8)
+    assert merkle.verify_consistency(8, 8, r8, r8, []) and not merkle.verify_consistency(8, 8, r8, r5, [])
+    assert not merkle.verify_consistency(8, 8, r8, r8, [r8])  # equal sizes take no proof
+    assert merkle.verify_consistency(0, 8, merkle.EMPTY, r8, []) and not merkle.verify_consistency(0, 8, r8, r8, [r8])
+    long = merkle.consistency_proof(nodes, 5, 8) + [r8]
+    assert not merkle.verify_consistency(5, 8, r5, r8, long)
+    path = merkle.inclusion_proof(nodes, 3, 8)
+    assert not merkle.verify_inclusion(LEAVES[3], 3, 8, [*path, r8], r8)
+    assert not merkle.verify_inclusion(LEAVES[3], 8, 8, path, r8) and not merkle.verify_inclusion(LEAVES[3], -1, 8, path, r8)
+    for bad in ((0, 8), (9, 8), (-1, 8)):
+        with pytest.raises(ValueError):
+            merkle.consistency_proof(nodes, *bad)
+    with pytest.raises(ValueError):
+        merkle.inclusion_proof(nodes, 8, 8)

@@ -276,8 +276,9 @@ audit_checkpoints = Table(
 )
 
 # Signed tree heads: the Merkle tree hash (RFC 6962) of the first ``size`` entries, signed when the hub seals
-# the log (every few seconds while entries arrive, every checkpoint, at shutdown). ``frontier`` holds the
-# roots of the perfect subtrees covering those entries, so the next seal hashes only what came since.
+# the log (every few seconds while entries arrive, with `tearline audit checkpoint`, at shutdown).
+# ``frontier`` holds the roots of the perfect subtrees covering those entries, so the next seal hashes only
+# what came since.
 audit_heads = Table(
     "audit_heads",
     metadata,

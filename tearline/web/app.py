@@ -76,7 +76,10 @@ def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
         stop.set()
         for thread in threads:
             thread.join(5)
-        log.seal()  # the last requests, sealed as the hub stops
+        try:
+            log.seal()  # the last requests, sealed as the hub stops
+        except Exception:
+            logging.getLogger("tearline.audit").exception("sealing the audit log at shutdown failed")
 
     return lifespan
 
