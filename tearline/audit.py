@@ -544,16 +544,16 @@ def export(log: AuditLog, api_root: str, member: str) -> dict[str, Any]:
         for entry in mine:
             cp = next(c for c in checkpoints if c["first_seq"] <= entry["seq"] <= c["seq"])
             used[cp["seq"]] = cp
-            if "leaves" not in cp:
-                cp["leaves"] = [bytes.fromhex(h) for (h,) in conn.execute(
-                    select(audit.c.hash).where(audit.c.seq.between(cp["first_seq"], cp["seq"])).order_by(audit.c.seq))]
-            entry["proof"] = {"checkpoint": cp["seq"], "index": entry["seq"] - cp["first_seq"],
-                              "size": cp["seq"] - cp["first_seq"] + 1,
-                              "path": inclusion_proof(cp["leaves"], entry["seq"] - cp["first_seq"])}
+            if "tree" not in cp:  # the checkpoint's tree, built once for all of the member's entries in it
+                cp["tree"] = merkle.MemoryNodes([bytes.fromhex(h) for (h,) in conn.execute(
+                    select(audit.c.hash).where(audit.c.seq.between(cp["first_seq"], cp["seq"])).order_by(audit.c.seq))])
+            size, index = cp["seq"] - cp["first_seq"] + 1, entry["seq"] - cp["first_seq"]
+            entry["proof"] = {"checkpoint": cp["seq"], "index": index, "size": size,
+                              "path": [h.hex() for h in merkle.inclusion_proof(cp["tree"], index, size)]}
     return {
         "format": "tearline-audit-export/1", "api_root": api_root, "member": member,
         "entries": mine,
-        "checkpoints": [{k: v for k, v in cp.items() if k != "leaves"} for cp in used.values()],
+        "checkpoints": [{k: v for k, v in cp.items() if k != "tree"} for cp in used.values()],
         "public_keys": [{"key_id": k["key_id"], "public_key": k["public_key"]} for k in keys],
     }
 
