@@ -74,5 +74,9 @@ class TooManyRequests(TearlineError):
     status, code, title = 429, "too_many_requests", "Too many requests"
 
 
+class Unavailable(TearlineError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
 class ConfigError(TearlineError):
     status, code, title = 400, "config", "Invalid configuration"

@@ -161,9 +161,13 @@ class Frontier:
     level): enough to append leaves and to compute the tree hash without the leaves before them, so that a
     log of millions of entries is sealed by hashing only what came since the last seal."""
 
-    def __init__(self, size: int = 0, roots: Sequence[tuple[int, bytes]] = ()):
+    def __init__(self, size: int = 0, roots: Sequence[tuple[int, bytes]] = (), keep_from: int | None = None):
         self.size = size
         self.roots = list(roots)
+        # the perfect subtrees of 2^keep_from leaves or more completed by appends, as (level, index, hash),
+        # for whoever stores them (None: keep none)
+        self.keep_from = keep_from
+        self.completed: list[tuple[int, int, bytes]] = []
 
     def append(self, hashed: bytes) -> None:
         """Add a leaf given by its leaf hash."""
@@ -172,6 +176,8 @@ class Frontier:
         while self.roots and self.roots[-1][0] == level:
             _, left = self.roots.pop()
             level, h = level + 1, node_hash(left, h)
+            if self.keep_from is not None and level >= self.keep_from:
+                self.completed.append((level, (self.size >> level) - 1, h))
         self.roots.append((level, h))
 
     def root(self) -> bytes:
@@ -186,5 +192,5 @@ class Frontier:
         return [[level, h.hex()] for level, h in self.roots]
 
     @classmethod
-    def loads(cls, size: int, data: Sequence[Sequence[int | str]]) -> Frontier:
-        return cls(size, [(int(level), bytes.fromhex(str(h))) for level, h in data])
+    def loads(cls, size: int, data: Sequence[Sequence[int | str]], keep_from: int | None = None) -> Frontier:
+        return cls(size, [(int(level), bytes.fromhex(str(h))) for level, h in data], keep_from)

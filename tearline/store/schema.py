@@ -260,6 +260,9 @@ audit = Table(
     Column("count", Integer, nullable=False),
     Column("prev", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # random, in the hash: without it a member shown a neighbour's hash (its own entry's prev, a sibling in
+    # an inclusion proof) could confirm a guess of what another member did. NULL in entries made before it.
+    Column("nonce", String(32), nullable=True),
     Index("ix_audit_actor", "api_root", "actor", "seq"),
 )
 
@@ -287,7 +290,17 @@ audit_heads = Table(
     Column("at_us", BigInteger, nullable=False),
     Column("key_id", String(16), nullable=False),
     Column("signature", String(128), nullable=False),
-    Column("frontier", Text, nullable=False),  # JSON [[level, hex], ...]
+    Column("frontier", Text, nullable=True),  # JSON [[level, hex], ...]; kept on the newest head only
+)
+
+# The roots of the audit tree's perfect subtrees of 2^level entries, level >= NODE_LEVEL, stored as sealing
+# completes them, so that a proof reads O(log n) rows rather than hashing the whole log.
+audit_nodes = Table(
+    "audit_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
 )
 
 audit_keys = Table(
