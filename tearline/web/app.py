@@ -18,7 +18,7 @@ from ..config import Settings, hub_path
 from ..guard import RateLimiter
 from ..limits import Limits
 from ..store import Store
-from . import admin, caller, dashboard, doorman, errors, match, taxii, trail, warn
+from . import admin, caller, dashboard, doorman, errors, match, taxii, trail, transparency, warn
 
 
 class _TrailingSlash:
@@ -101,7 +101,8 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
     app.state.hub = caller.Hub(store, settings, RateLimiter(), keys, log, Limits.of(settings))
     app.state.pages = dashboard.Pages.load(dashboard.Sessions())
-    for router in (taxii.router(), match.router(), warn.router(), admin.router(), dashboard.router()):
+    for router in (taxii.router(), match.router(), warn.router(), transparency.router(), admin.router(),
+                   dashboard.router()):
         app.include_router(router)
     return doorman.Doorman(_TrailingSlash(trail.AuditTrail(app, log)), log, store, Limits.of(settings),
                            settings.admin_token, app.state.pages.sessions.valid)

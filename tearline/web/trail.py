@@ -2,7 +2,9 @@
 authenticated member, or nobody), the route, the filters, the outcome, the reason for a refusal, and the
 ids returned or written. A write records itself inside its own transaction (``within``), so a committed
 write always has its entry and a write that did not commit never has one; every other request is
-recorded by the middleware. If a record cannot be written, the request fails rather than go unrecorded."""
+recorded by the middleware. If a record cannot be written, the request fails rather than go unrecorded.
+Every response to a member carries the newest signed tree head (``Tearline-Tree-Head``), which the member
+can keep and check later heads against (tearline.audit, tearline.witness)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import audit
+
+HEAD_HEADER = b"tearline-tree-head"  # the newest signed tree head, on every response to a member
 
 
 def _fields(scope: Scope, state: dict[str, Any], status: int) -> dict[str, Any]:
@@ -59,13 +63,18 @@ class AuditTrail:
             nonlocal started
             if message["type"] == "http.response.start" and not started:
                 started = True
-                if state.get("audited"):  # recorded by its write; the checkpoint it made due is signed now
-                    await run_in_threadpool(self.log.settle)
-                else:
-                    await run_in_threadpool(self._record, scope, state, message["status"])
+                head = await run_in_threadpool(self._record, scope, state, message["status"])
+                if head is not None:
+                    message = message | {"headers": [*message.get("headers", ()), (HEAD_HEADER, head.encode())]}
             await send(message)
 
         await self.app(scope, receive, recorded)
 
-    def _record(self, scope: Scope, state: dict[str, Any], status: int) -> None:
-        self.log.append(**_fields(scope, state, status))
+    def _record(self, scope: Scope, state: dict[str, Any], status: int) -> str | None:
+        """Record the request (unless its write did; then sign the checkpoint it made due) and return the tree
+        head the response carries: to members only, the newest the hub signed."""
+        if state.get("audited"):
+            self.log.settle()
+        else:
+            self.log.append(**_fields(scope, state, status))
+        return self.log.head_header() if state.get("audit_member") is not None else None
