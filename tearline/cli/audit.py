@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
-from .. import audit
-from ..errors import ConfigError
+from .. import audit, witness
+from ..audit import tree
+from ..errors import ConfigError, TearlineError
 from . import context
 from .context import DbOpt, err, out
 
@@ -58,9 +60,11 @@ def audit_verify(db: DbOpt = None, public_key: PublicKeyOpt = None) -> None:
 def audit_checkpoint(db: DbOpt = None, audit_key: AuditKeyOpt = None) -> None:
     """Sign the entries written since the last checkpoint now, and a tree head over the whole log."""
     log = context.open(db=db, audit_key=audit_key).audit_log
-    cp, head = log.checkpoint(), log.seal()
+    cp = log.checkpoint()
+    log.seal()
     out.print(f"checkpoint at entry {cp['seq']} (from {cp['first_seq']}), key {cp['key_id']}" if cp
               else "nothing new to sign")
+    head = tree.latest_head(log.store)
     if head:
         out.print(f"tree head at size {head['size']}: root {head['root']}")
 
@@ -113,3 +117,85 @@ def audit_verify_export(
     if not report.intact:
         raise typer.Exit(1)
     out.print(f"export intact: {report.entries} entries, {report.checkpoints} signed checkpoint(s)")
+
+
+def _hub_fetch(client: httpx.Client) -> witness.Fetch:
+    def fetch(path: str, query: dict[str, object]) -> object:
+        try:
+            response = client.get(path, params=query)
+        except httpx.HTTPError as exc:
+            raise TearlineError(f"could not reach the hub at {client.base_url}: {exc}", code="witness_unreachable") \
+                from None
+        if response.status_code == 404 and "no_tree_head" in response.text:
+            raise witness.Missing(path)
+        if response.status_code != 200:
+            try:
+                said = response.json().get("description", "")
+            except ValueError:
+                said = response.text[:200]
+            raise TearlineError(f"the hub answered {response.status_code} to {path}: {said}", code="witness_refused")
+        try:
+            return response.json()
+        except ValueError:
+            raise TearlineError(f"the hub's answer to {path} is not JSON", code="witness_refused") from None
+    return fetch
+
+
+@app.command("witness")
+def audit_witness(
+    hub: Annotated[str, typer.Option(help="the hub's base URL, e.g. https://hub.example:8443")],
+    member: Annotated[str, typer.Option(help="your member name on the hub")],
+    token: Annotated[str, typer.Option(help="your member token", envvar="TEARLINE_TOKEN")],
+    state: Annotated[Path, typer.Option(help="directory where the witness keeps the heads it has seen")],
+    public_key: Annotated[list[str] | None, typer.Option(
+        "--public-key", help="the hub's published audit key, hex (repeat after a rotation); without one, the "
+                             "first run trusts the key the hub names")] = None,
+    grace_seconds: Annotated[float, typer.Option(
+        min=1, help="a log that has not grown since a run this long ago is a frozen view (keep it above the hub's "
+                    "--audit-seal-seconds)")] = 60.0,
+) -> None:
+    """Check the hub's newest signed tree head against the last one kept; exit 1 with evidence when the hub's
+    log is not consistent with what it showed before (run it on a schedule)."""
+    with httpx.Client(base_url=hub.rstrip("/"), auth=(member, token), timeout=60) as client:
+        outcome = witness.witness(_hub_fetch(client), witness.State(state), hub, member, _public_keys(public_key),
+                                  grace_seconds)
+    for line in outcome.lines:
+        (out if outcome.ok else err).print(line, soft_wrap=True)
+    if not outcome.ok:
+        err.print("check the evidence offline with `tearline audit prove-fork FILE --public-key KEY`")
+        raise typer.Exit(1)
+
+
+@app.command("prove-fork")
+def audit_prove_fork(
+    files: Annotated[list[Path], typer.Argument(
+        help="an evidence file written by `tearline audit witness`; or several, and witnesses' heads.jsonl, pooled")],
+    public_key: Annotated[list[str] | None, typer.Option(
+        "--public-key", help="the hub's published audit key, hex (repeat for retired keys)")] = None,
+) -> None:
+    """Check a witness's evidence offline: exit 0 when the hub's own signatures show its log forked, shrank or
+    was rewritten; 1 when they do not. Several members' heads.jsonl pooled catch a hub that showed them
+    different logs."""
+    pooled: dict[str, list[object]] = {"heads": [], "consistency": []}
+    for file in files:
+        try:
+            text = file.read_text()
+            docs = ([json.loads(line) for line in text.splitlines() if line.strip()] if file.suffix == ".jsonl"
+                    else [json.loads(text)])
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{file}: cannot read it as JSON ({exc})") from None
+        for doc in docs:
+            if file.suffix == ".jsonl":
+                pooled["heads"].append(doc)
+                continue
+            if not isinstance(doc, dict) or doc.get("format") != witness.EVIDENCE_FORMAT:
+                raise ConfigError(f"{file}: not a witness's evidence (format {witness.EVIDENCE_FORMAT}) nor its "
+                                  "heads.jsonl")
+            pooled["heads"] += doc.get("heads") or []
+            said = doc.get("consistency")
+            pooled["consistency"] += said if isinstance(said, list) else [] if said is None else [said]
+    verdict = witness.prove_fork({"format": witness.EVIDENCE_FORMAT, **pooled}, _public_keys(public_key))
+    for line in verdict.lines:
+        out.print(line, soft_wrap=True)
+    if not verdict.proven:
+        raise typer.Exit(1)
