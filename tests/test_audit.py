@@ -263,6 +263,46 @@ def test_a_stopped_hub_has_sealed_every_entry_and_any_cut_tail_is_found(tmp_path
                for p in found), found
 
 
+@pytest.fixture(scope="module")
+def served_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The store a hub left after a normal start, a few dozen requests and a stop (served once per module)."""
+    where = tmp_path_factory.mktemp("served")
+    store, entries = _served(where, 40)
+    store.close()
+    return where, entries
+
+
+@pytest.mark.parametrize("tamper", ["truncate", "delete", "edit", "reorder", "insert"])
+def test_after_a_normal_serve_cycle_every_kind_of_tampering_is_found(served_once: tuple[Path, int], tmp_path: Path,
+                                                                     tamper: str) -> None:
+    import shutil
+
+    where, entries = served_once
+    for name in ("hub.db", "audit.key"):
+        shutil.copy(where / name, tmp_path / name)
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    key = audit.AuditLog(store, tmp_path / "audit.key").public_keys()[0]["public_key"]
+    assert audit.verify(store, [key]).intact
+    with store.engine.begin() as conn:
+        rows = {r.seq: dict(r._mapping) for r in conn.execute(select(audit_table))}
+        if tamper == "truncate":
+            conn.execute(delete(audit_table).where(audit_table.c.seq > entries - 2))
+        elif tamper == "delete":
+            conn.execute(delete(audit_table).where(audit_table.c.seq == 17))
+        elif tamper == "edit":
+            conn.execute(update(audit_table).where(audit_table.c.seq == 17).values(status=200, reason=""))
+        elif tamper == "reorder":
+            conn.execute(delete(audit_table).where(audit_table.c.seq.in_([8, 9])))
+            conn.execute(insert(audit_table), [rows[8] | {"seq": 9}, rows[9] | {"seq": 8}])
+        else:  # a made-up entry in the middle, the entries after it moved up one
+            conn.execute(delete(audit_table).where(audit_table.c.seq >= 12))
+            conn.execute(insert(audit_table), [rows[12] | {"actor": "state-b"}] +
+                         [rows[s] | {"seq": s + 1} for s in range(12, entries + 1)])
+    report = audit.verify(store, [key])
+    store.close()
+    assert not report.intact, tamper
+
+
 @pytest.mark.parametrize("tamper", ["edit", "delete", "reorder", "insert"])
 def test_every_kind_of_tampering_under_a_tree_head_is_found(store: Store, tmp_path: Path, tamper: str) -> None:
     lg = audit.AuditLog(store, tmp_path / "audit.key", checkpoint_every=1000)
