@@ -1,5 +1,6 @@
-"""What the audit trail costs a request: the hub at a commit before the audit trail and the hub now,
-side by side in one run, on the same data and the same requests.
+"""What the audit trail costs a request: the hub at a commit before the audit trail (or before a part of
+it, e.g. --before 1ce4c6b for the signed tree heads) and the hub now, side by side in one run, on the same
+data and the same requests.
 
     .venv/bin/python bench/audit_overhead.py [--before 1f975b7] [--objects 10000] [--requests 300]
 
@@ -130,8 +131,8 @@ def main() -> None:
             for hub in hubs:
                 hub.stop()
             subprocess.run(["git", "worktree", "remove", "--force", str(before_src)], cwd=ROOT, capture_output=True)
-    table = Table(title=f"Request latency with the audit trail (now) and without it ({args.before}), "
-                        f"{args.objects:,} objects, {args.requests} requests each")
+    table = Table(title=f"Request latency now and at {args.before} (the audit trail came after 1f975b7, its "
+                        f"tree heads after 1ce4c6b), {args.objects:,} objects, {args.requests} requests each")
     for col in ("request", "before p50", "now p50", "before p90", "now p90", "now / before (p50)"):
         table.add_column(col, justify="right")
     for name in kinds:
