@@ -74,6 +74,13 @@ class TooManyRequests(TearlineError):
     status, code, title = 429, "too_many_requests", "Too many requests"
 
 
+class Unprocessable(TearlineError):
+    """Understood, but more than this hub takes at once or holds for the member (not a body over
+    max_content_length, which alone is 413 in TAXII 2.1 §4.2.1)."""
+
+    status, code, title = 422, "unprocessable", "Unprocessable content"
+
+
 class Unavailable(TearlineError):
     status, code, title = 503, "unavailable", "Service unavailable"
 

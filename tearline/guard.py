@@ -7,7 +7,7 @@ is applied. Each (member, class) has a token bucket holding ten seconds' worth o
 continuously; a request that finds it empty gets 429 with Retry-After, and the refusal is on record in
 the audit trail like any other. An envelope counts as one write per OBJECTS_PER_WRITE objects, so a
 member's share of the hub's work is bounded by what it sends, not by how many requests it makes; one
-larger than the member's whole burst is refused (413) with the size it may send. Buckets live in the
+larger than the member's whole burst is refused (422) with the size it may send. Buckets live in the
 hub process (one hub process per store).
 """
 
@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import PayloadTooLarge, TooManyRequests
+from .errors import TooManyRequests, Unprocessable
 from .model import Member
 
 # Endpoint classes and their default limits (requests per minute per member)
@@ -77,14 +77,15 @@ class RateLimiter:
     def charge(self, member: Member, kind: str, objects: int) -> None:
         """Charge an envelope (checked already as one request) for its size: it counts one request per
         OBJECTS_PER_WRITE objects, taken even past empty so that the member's next requests wait for it. An
-        envelope larger than the member's whole burst is refused (413): no single request of a member may
-        cost more than ten seconds of its share of the hub."""
+        envelope larger than the member's whole burst is refused (422: 413 is only for a body over
+        max_content_length, TAXII 2.1 §4.2.1): no single request of a member may cost more than ten seconds of
+        its share of the hub."""
         per_minute = (member.profile.get("rate_limits") or {}).get(kind, CLASSES[kind])
         burst = max(1.0, per_minute / 60.0 * BURST_SECONDS)
         cost = objects / OBJECTS_PER_WRITE
         if cost > burst:
             most = int(burst * OBJECTS_PER_WRITE)
-            raise PayloadTooLarge(f"an envelope of {objects:,} objects counts as {cost:,.0f} {kind} requests, "
+            raise Unprocessable(f"an envelope of {objects:,} objects counts as {cost:,.0f} {kind} requests, "
                                   f"more than member {member.name!r} may make at once under its limit of "
                                   f"{per_minute} a minute: send at most {most:,} objects per envelope",
                                   details={"max_objects": most})

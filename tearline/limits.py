@@ -4,14 +4,14 @@ Every per-object and per-request step of the hub is linear in its input; these l
 that no member (and no stranger) can make one request cost the hub, or the other members, more than a
 stated amount. Each is a setting (tearline.config; the README's settings table):
 
-- ``max_objects``: objects in one envelope (a larger envelope is refused whole, 413, before any is judged);
+- ``max_objects``: objects in one envelope (a larger envelope is refused whole, 422, before any is judged);
 - ``max_string``: characters in any one string of an object, ``max_list``: items in any one list or
   properties in any one dictionary (an object over either fails on its own, named, before validation);
   nesting deeper than tearline.stix.MAX_DEPTH fails the same way;
 - ``max_failures``: failures listed in a status resource; the rest are counted in ``failure_count`` and
   ``x_tearline_failures_omitted``, and each failure's message is cut to MESSAGE_CHARS;
 - ``member_storage_mb``: bytes of object versions one member may have stored in one compact (an envelope
-  that would pass it is refused whole, 413, and stores nothing);
+  that would pass it is refused whole, 422, and stores nothing);
 - ``member_mailbox_mb``: bytes of private-matching messages one member may have waiting in the mailbox;
 - ``address_per_minute`` / ``anonymous_per_minute``: requests per client address that end without an
   authenticated caller, and of those the ones that end refused (tearline.web.doorman).
@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .errors import PayloadTooLarge
+from .errors import Unprocessable
 from .stix import MAX_DEPTH
 
 MESSAGE_CHARS = 2_000  # one failure's message in a status; the whole message says what the first part shows
@@ -50,7 +50,7 @@ class Limits:
 
 def check_envelope(count: int, limits: Limits) -> None:
     if count > limits.objects:
-        raise PayloadTooLarge(f"the envelope holds {count:,} objects; this hub takes at most {limits.objects:,} "
+        raise Unprocessable(f"the envelope holds {count:,} objects; this hub takes at most {limits.objects:,} "
                               "in one envelope (max_objects): send them in several",
                               details={"max_objects": limits.objects, "objects": count})
 

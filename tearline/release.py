@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, false
 from . import boundaries, granular, leak, markings, stix
 from .errors import BadRequest, Forbidden, NotFound
 from .keys import HubKeys
-from .model import Collection, Member, can_read
+from .model import Collection, Member, can_read, can_write
 from .store import Store
 from .store import objects as rows
 from .store import warnings as stored_warnings
@@ -315,9 +315,14 @@ def object_page(store: Store, member: Member, collection: Collection, object_id:
     version of it."""
     gate = gate_for(member, collection, today)
     page = _page(store, gate, dataclasses.replace(q, ids=(object_id,)), keys)
-    if not page.rows and q.next is None and not _page(store, gate, _any_version(object_id, q), keys).rows:
+    if not page.rows and q.next is None and not _received(store, gate, object_id, keys):
         raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
-    return _envelope(store, gate, member, collection, keys, page)
+    return _envelope(store, gate, member, collection, keys, page)  # filtered to nothing: empty (§5.5)
+
+
+def _received(store: Store, gate: Gate, object_id: str, keys: HubKeys) -> bool:
+    """Does the member receive any version of ``object_id``, whatever a request's filters?"""
+    return bool(_page(store, gate, TaxiiQuery(ids=(object_id,), versions=("all",), limit=1), keys).rows)
 
 
 def manifest_page(store: Store, member: Member, collection: Collection, q: TaxiiQuery, keys: HubKeys,
@@ -336,9 +341,10 @@ def versions_page(store: Store, member: Member, collection: Collection, object_i
     """GET …/objects/{id}/versions/ (§5.8)."""
     gate = gate_for(member, collection, today)
     page = _page(store, gate, _any_version(object_id, q), keys, (objects.c.stix_id, objects.c.version))
-    if not page.rows and q.next is None and q.added_after_us is None:
+    if not page.rows and q.next is None and not _received(store, gate, object_id, keys):
         raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
-    body = b"{" + _more(page, gate, keys) + b',"versions":' + orjson.dumps([r.version for r in page.rows]) + b"}"
+    listed = [r.version for r in page.rows]  # §5.8.1: no versions on the page, no "versions" list
+    body = b"{" + _more(page, gate, keys) + (b',"versions":' + orjson.dumps(listed) if listed else b"") + b"}"
     return _released(page, body, [object_id] * len(page.rows))
 
 
@@ -352,6 +358,10 @@ def deletable(store: Store, member: Member, collection: Collection, object_id: s
     """The versions of ``object_id`` a DELETE by ``member`` removes (§5.7): those matching the filters that
     it wrote (or its ``peers``: tearline.write.peers_of). 404 when it receives none of them (as for an
     object that does not exist); 403 when it receives some but wrote none."""
+    if not can_write(member, collection):  # §5.7: 404 to a member with no rights at all, else 403
+        if not can_read(member, collection):
+            raise NotFound(f"no object {object_id!r} in this collection", details={"object_id": object_id})
+        raise Forbidden(f"member {member.name!r} may not write to collection {collection.alias!r}")
     gate = gate_for(member, collection, today)
     seen = _page(store, gate, dataclasses.replace(q, ids=(object_id,), limit=100_000, next=None), keys,
                  (objects.c.stix_id, objects.c.author))
@@ -380,19 +390,24 @@ def status_resource(row: dict[str, Any]) -> dict[str, Any]:
     def load(value: Any) -> Any:
         return orjson.loads(value) if isinstance(value, str) else value
 
-    failures = load(row["failures"])
+    # §4.3.1: every entry has a version; one that failed before it had one (an observable without created or
+    # modified, a malformed object) is given the request's time, the same for all of them
+    failures = [f if f.get("version") else f | {"version": stix.format_us(row["request_us"])}
+                for f in load(row["failures"])]
     out = {
         "id": row["id"],
         "status": "complete" if row["pending_count"] == 0 else "pending",
         "request_timestamp": stix.format_us(row["request_us"]),
         "total_count": row["total_count"],
         "success_count": row["success_count"],
-        "successes": load(row["successes"]),
         "failure_count": row["failure_count"],
-        "failures": failures,
         "pending_count": row["pending_count"],
-        "pendings": load(row["pendings"]),
     }
+    # §4.3.1: the lists are optional and, when present, never empty
+    for name, listed in (("successes", load(row["successes"])), ("failures", failures),
+                         ("pendings", load(row["pendings"]))):
+        if listed:
+            out[name] = listed
     if row["failure_count"] > len(failures):  # the hub lists the first max_failures (tearline.limits)
         out["x_tearline_failures_omitted"] = row["failure_count"] - len(failures)
     return out

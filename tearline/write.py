@@ -30,7 +30,7 @@ import orjson
 from sqlalchemy import Connection, select
 
 from . import granular, limits, markings, scope, stix, visibility
-from .errors import Forbidden, NotFound, PayloadTooLarge
+from .errors import Forbidden, NotFound, Unprocessable
 from .keys import HubKeys
 from .limits import MB, Limits
 from .model import NAME, Collection, Member, can_write
@@ -322,7 +322,7 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
            quota: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """Close, judge and write ``valid`` (failures appended in place); return the success records and how many ids
     the envelope named that are hidden from the writer (tearline.probes). ``quota``:
-    the most the author may have stored once this is written (tearline.limits; 413 and nothing written above)."""
+    the most the author may have stored once this is written (tearline.limits; 422 and nothing written above)."""
     if not valid:
         return [], 0
     identities = sum(1 for c in valid if c.obj["type"] == _IDENTITY)
@@ -501,7 +501,7 @@ def _charge(conn: Connection, author: int, size: int, quota: int | None) -> None
     if quota is not None:
         have = rows.stored(conn, author)
         if have + size > quota:
-            raise PayloadTooLarge(f"this member has {have / MB:,.1f} MB stored in this compact "
+            raise Unprocessable(f"this member has {have / MB:,.1f} MB stored in this compact "
                                   f"and the envelope would add {size / MB:,.1f} MB; "
                                   f"its quota is {quota / MB:,.0f} MB (member_storage_mb): "
                                   "delete or revoke what is no longer needed, or ask the hub's operator",

@@ -56,7 +56,7 @@ def _honest(c: httpx.Client, name: str, stop: threading.Event, latencies: list[f
                     for n in range(5)]
             r = c.post(objects_url(), json={"objects": objs}, headers=POST)
             assert r.status_code == 202, r.text
-            ok = {s["id"] for s in r.json()["successes"]}
+            ok = {s["id"] for s in r.json().get("successes", [])}
             written |= ok
             mine.extend(ok)
         elif pick < 0.55:

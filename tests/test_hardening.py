@@ -108,7 +108,7 @@ def test_3_a_status_lists_its_first_failures_and_counts_the_rest(small: Rev) -> 
 
 def test_3_an_envelope_over_max_objects_is_refused_whole_before_any_is_judged(small: Rev) -> None:
     r = small.c["alpha"].post(objects_url(), json={"objects": [ind() for _ in range(51)]}, headers=POST)
-    assert r.status_code == 413 and "max_objects" in r.json()["description"]
+    assert r.status_code == 422 and "max_objects" in r.json()["description"]  # 413 is for bodies (§4.2.1)
     assert r.json()["details"] == {"max_objects": 50, "objects": 51}
 
 
@@ -117,7 +117,7 @@ def test_3_a_member_past_its_storage_quota_stores_nothing_more(small: Rev) -> No
     assert small.post("alpha", chunk)["success_count"] == 4
     over = small.c["alpha"].post(objects_url(), json={"objects": [ind(description="q " * 120_000)]},
                                  headers=POST)
-    assert over.status_code == 413 and "member_storage_mb" in over.json()["description"]
+    assert over.status_code == 422 and "member_storage_mb" in over.json()["description"]
     assert small.post("greeny", [ind()])["success_count"] == 1  # a quota is one member's
     # what a member deletes no longer counts against it
     assert small.c["alpha"].delete(f"{objects_url()}{chunk[0]['id']}/").status_code == 200
@@ -155,7 +155,7 @@ def test_3_a_stranger_cannot_grow_the_audit_trail(small: Rev, store: Store) -> N
 # --- 6. client mistakes that were 500s --------------------------------------------------------------------
 
 @pytest.mark.parametrize("params", [{"limit": "²"}, {"limit": "٣"}, {"next": "n8000000000000000"},
-                                    {"added_after": "9" * 400}, {"limit": "9" * 40}])
+                                    {"added_after": "9" * 400}, {"limit": "9" * 400}])
 def test_6_odd_paging_parameters_are_refused_by_name(small: Rev, params: dict[str, str]) -> None:
     r = small.c["alpha"].get(objects_url(), params=params)
     assert r.status_code == 400, r.text

@@ -94,8 +94,8 @@ def _piece(kind: str, n: int) -> list[dict[str, Any]]:
 
 def _answer(status: dict[str, Any]) -> Any:
     return (status["success_count"], status["failure_count"],
-            sorted((s["id"], s["version"]) for s in status["successes"]),
-            sorted((f["id"], f["message"]) for f in status["failures"]))
+            sorted((s["id"], s["version"]) for s in status.get("successes", [])),
+            sorted((f["id"], f["message"]) for f in status.get("failures", [])))
 
 
 def _reads(store: Store, member: Any, ids: set[str]) -> dict[str, Any]:

@@ -1,13 +1,16 @@
 """TAXII 2.1 query parameters → a ``TaxiiQuery``; every bad parameter is named in the error.
 
 Filters per TAXII 2.1 §3.4: match[id], match[type], match[version] (last, first, all or timestamps),
-match[spec_version], added_after, limit, next. Unknown parameters are refused rather than ignored, so
-a client's typo does not silently widen or narrow what it reads.
+match[spec_version], added_after, limit, next. A malformed value is refused (400, §3.4). A TAXII parameter
+an endpoint does not take (match[id] on one object, §5.6) is refused too. Any other parameter, a match
+field this server does not know included, is ignored as §3.4 lets a server do, and named back to the
+client (``X-Tearline-Ignored-Parameters``) so that a typo does not pass unnoticed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 
 from ..errors import BadRequest
@@ -22,6 +25,9 @@ ALLOWED = {
     "none": set(),
 }
 
+TAXII_PARAMETERS = set().union(*ALLOWED.values())
+SPEC_VERSION = re.compile(r"^[0-9]{1,3}\.[0-9]{1,3}$")
+
 
 @dataclasses.dataclass(frozen=True)
 class TaxiiQuery:
@@ -34,6 +40,7 @@ class TaxiiQuery:
     added_after_us: int | None = None
     next: str | None = None  # opaque: only the release module, which issued it, can read it
     limit: int = 0
+    ignored: tuple[str, ...] = ()  # parameters this server does not know, left out of the query
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -69,13 +76,19 @@ def _versions(value: str, problems: list[str]) -> dict[str, object]:
             problems.append(f"match[version]: {part!r} is not first, last, all or a STIX timestamp")
     if not words and not stamps:
         problems.append("match[version]: empty")
+    if "all" in words and len(words) + len(stamps) > 1:  # §3.4.1: all is every version; with others it means nothing
+        problems.append("match[version]: 'all' cannot be combined with other values")
+    given = [*words, *stamps]
+    if len(set(given)) < len(given):
+        problems.append("match[version]: a value is given more than once")
     return {"versions": tuple(words), "version_us": tuple(stamps)}
 
 
 def _spec_versions(value: str, problems: list[str]) -> dict[str, object]:
     specs = _split(value)
-    if not specs or any(s not in ("2.0", "2.1") for s in specs):
-        problems.append(f"match[spec_version]: {value!r} — this server knows 2.0 and 2.1")
+    # a well-formed version this server holds nothing of (2.0, 2.2) matches nothing; only a malformed one is 400
+    if not specs or any(not SPEC_VERSION.match(s) for s in specs):
+        problems.append(f"match[spec_version]: {value!r} is not a list of STIX versions such as 2.1")
     return {"spec_versions": specs}
 
 
@@ -88,8 +101,8 @@ def _added_after(value: str, problems: list[str]) -> dict[str, object]:
 
 
 def _limit(value: str, problems: list[str]) -> dict[str, object]:
-    # str.isdigit() also takes '²' and other digits int() refuses
-    if not (value.isascii() and value.isdigit()) or len(value) > 9 or int(value) < 1:
+    # str.isdigit() also takes '²' and other digits int() refuses; a huge positive limit is only capped
+    if not (value.isascii() and value.isdigit()) or len(value) > 100 or int(value) < 1:
         problems.append(f"limit: {value!r} is not a positive integer")
         return {}
     return {"limit": int(value)}
@@ -104,10 +117,12 @@ def parse(params: Mapping[str, str], endpoint: str, page_size: int, *,
           multi: Mapping[str, list[str]] | None = None) -> TaxiiQuery:
     """Parse the query string of one endpoint; raise BadRequest naming every bad parameter."""
     problems: list[str] = []
-    unknown = sorted(set(params) - ALLOWED[endpoint])
-    if unknown:
-        problems.append(f"unknown parameter(s) for this endpoint: {', '.join(unknown)}")
-    repeated = sorted(k for k, v in (multi or {}).items() if len(v) > 1)
+    unknown = set(params) - ALLOWED[endpoint]
+    misplaced = sorted(unknown & TAXII_PARAMETERS)
+    if misplaced:
+        problems.append(f"parameter(s) this endpoint does not take: {', '.join(misplaced)}")
+    ignored = tuple(sorted(unknown - TAXII_PARAMETERS))
+    repeated = sorted(k for k, v in (multi or {}).items() if len(v) > 1 and k in TAXII_PARAMETERS)
     if repeated:
         problems.append(f"parameter(s) given more than once: {', '.join(repeated)} (use a comma-separated list)")
     fields: dict[str, object] = {}
@@ -117,4 +132,4 @@ def parse(params: Mapping[str, str], endpoint: str, page_size: int, *,
     if problems:
         raise BadRequest("; ".join(problems), details={"problems": problems})
     fields["limit"] = min(int(fields.get("limit", page_size)), page_size)  # type: ignore[call-overload]
-    return TaxiiQuery(**fields)  # type: ignore[arg-type]
+    return TaxiiQuery(**fields, ignored=ignored)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ and collection resources the hub answers with. No HTTP here: tearline.web.taxii 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -11,20 +12,30 @@ from ..errors import BadRequest
 from ..model import Collection, Member, can_read, can_write
 from . import media
 
+BUNDLE_ID = re.compile(r"^bundle--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
 
 def parse_envelope(body: bytes) -> list[Any]:
-    """The objects of a posted envelope (§3.7), or a BadRequest that names what is wrong with it."""
+    """The objects of a posted envelope (§3.7), or of a STIX bundle, which is what the OASIS stix2 library's
+    TAXIICollectionSink and other common clients post: both carry an ``objects`` list, and properties an
+    envelope does not define (a bundle's ``type`` and ``id``, anything else) are ignored. A body that is one
+    STIX object, or a bundle with a malformed id, is refused with what it is."""
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(envelope, dict):
-        raise BadRequest("the body must be a TAXII envelope: a JSON object with an 'objects' list")
-    if "objects" not in envelope or not isinstance(envelope["objects"], list):
-        raise BadRequest("the envelope has no 'objects' list", details={"property": "objects"})
-    unknown = sorted(set(envelope) - {"objects", "more", "next"})
-    if unknown:
-        raise BadRequest(f"unknown envelope properties: {', '.join(unknown)}", details={"properties": unknown})
+        raise BadRequest("the body must be a TAXII envelope or a STIX bundle: a JSON object with an 'objects' list")
+    kind = envelope.get("type")
+    if kind is not None and kind != "bundle":
+        raise BadRequest(f"the body is a STIX {str(kind)[:60]!r} object, not an envelope or a bundle: post it inside "
+                         "{\"objects\": [...]}", details={"property": "type"})
+    if kind == "bundle" and not (isinstance(envelope.get("id"), str) and BUNDLE_ID.match(envelope["id"])):
+        raise BadRequest("the bundle's id must be 'bundle--' and a lowercase UUID", details={"property": "id"})
+    if "objects" not in envelope:  # optional in both (§3.7): an envelope or bundle of nothing
+        return []
+    if not isinstance(envelope["objects"], list):
+        raise BadRequest("'objects' must be a list", details={"property": "objects"})
     return list(envelope["objects"])
 
 

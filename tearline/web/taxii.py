@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -24,6 +25,7 @@ from . import caller, trail
 
 DATE_FIRST = "X-TAXII-Date-Added-First"
 DATE_LAST = "X-TAXII-Date-Added-Last"
+IGNORED = "X-Tearline-Ignored-Parameters"
 COLLECTION = "/taxii2/{api_root}/collections/{collection_id}"
 
 
@@ -37,9 +39,13 @@ def taxii_response(body: bytes | dict[str, Any], status: int = 200,
     return Response(content=content, status_code=status, media_type=media.TAXII, headers=headers)
 
 
-def _answer(request: Request, released: release.Released) -> Response:
+def _answer(request: Request, released: release.Released, q: query.TaxiiQuery | None = None) -> Response:
     request.state.audit_ids = released.ids
-    return taxii_response(released.body, released=released)
+    response = taxii_response(released.body, released=released)
+    if q is not None and q.ignored:  # named back, quoted and bounded, so a typo does not pass unnoticed
+        response.headers[IGNORED] = ", ".join(quote(name[:60], safe="[]_-.") for name in q.ignored[:10]) + (
+            f", … {len(q.ignored) - 10} more" if len(q.ignored) > 10 else "")
+    return response
 
 
 def _member(request: Request, kind: str) -> Member:
@@ -92,7 +98,8 @@ def get_collections(api_root: str, request: Request) -> Response:
     _query(request, "none")
     _root(request, member, api_root)
     found = caller.hub(request).store.collections(api_root)
-    return taxii_response({"collections": [resources.collection(member, c) for c in found]})
+    listed = [resources.collection(member, c) for c in found]
+    return taxii_response({"collections": listed} if listed else {})  # §5.1.1: no empty list
 
 
 def get_collection(api_root: str, collection_id: str, request: Request) -> Response:
@@ -106,7 +113,7 @@ def get_objects(api_root: str, collection_id: str, request: Request) -> Response
     q = _query(request, "objects")
     coll = _collection(request, member, api_root, collection_id)
     hub = caller.hub(request)
-    return _answer(request, release.objects_page(hub.store, member, coll, q, hub.keys, datetime.date.today()))
+    return _answer(request, release.objects_page(hub.store, member, coll, q, hub.keys, datetime.date.today()), q)
 
 
 async def add_objects(api_root: str, collection_id: str, request: Request) -> Response:
@@ -137,7 +144,7 @@ def get_manifest(api_root: str, collection_id: str, request: Request) -> Respons
     q = _query(request, "manifest")
     coll = _collection(request, member, api_root, collection_id)
     hub = caller.hub(request)
-    return _answer(request, release.manifest_page(hub.store, member, coll, q, hub.keys, datetime.date.today()))
+    return _answer(request, release.manifest_page(hub.store, member, coll, q, hub.keys, datetime.date.today()), q)
 
 
 def get_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
@@ -146,7 +153,7 @@ def get_object(api_root: str, collection_id: str, object_id: str, request: Reque
     coll = _collection(request, member, api_root, collection_id)
     hub = caller.hub(request)
     return _answer(request, release.object_page(hub.store, member, coll, object_id, q, hub.keys,
-                                                datetime.date.today()))
+                                                datetime.date.today()), q)
 
 
 def delete_object(api_root: str, collection_id: str, object_id: str, request: Request) -> Response:
@@ -169,7 +176,7 @@ def get_versions(api_root: str, collection_id: str, object_id: str, request: Req
     coll = _collection(request, member, api_root, collection_id)
     hub = caller.hub(request)
     return _answer(request, release.versions_page(hub.store, member, coll, object_id, q, hub.keys,
-                                                  datetime.date.today()))
+                                                  datetime.date.today()), q)
 
 
 def get_status(api_root: str, status_id: str, request: Request) -> Response:
