@@ -274,3 +274,21 @@ def test_last_and_first_mean_the_last_and_first_version_a_member_may_see(clients
     assert [o["modified"] for o in ngo.get(path).json()["objects"]] == [v3["modified"]]
     listed = {o["id"]: o["modified"] for o in ngo.get(OBJECTS.format(root="gate"), params={"match[type]": "indicator"}).json()["objects"]}
     assert listed[v1["id"]] == v3["modified"]
+
+
+def test_tlp_1_markings_are_released_as_their_tlp_2_equivalents(clients) -> None:  # type: ignore[no-untyped-def]
+    import stix2
+
+    # what stix2 (which knows only TLP 1.0) and older feeds send: WHITE is CLEAR, the others keep their names
+    old = {level: marked("clear") | {"object_marking_refs": [definition.id]} for level, definition in (
+        ("white", stix2.TLP_WHITE), ("green", stix2.TLP_GREEN), ("amber", stix2.TLP_AMBER), ("red", stix2.TLP_RED))}
+    old["red"]["x_tearline_recipients"] = ["bravo"]
+    status = clients["alpha"].post(OBJECTS.format(root="gate"), json={"objects": list(old.values())},
+                                   headers=POST).json()
+    assert status["success_count"] == 4, status
+    expected = {"ngo": {"white", "green"}, "charlie": {"white", "green", "amber"},
+                "bravo": {"white", "green", "amber", "red"}, "alpha": {"white", "green", "amber", "red"}}
+    for member, levels in expected.items():
+        seen = ids(clients[member], **{"match[type]": "indicator"})
+        assert {level for level, obj in old.items() if obj["id"] in seen} == levels, member
+    assert markings.tlp_of(old["white"]) == "clear" and markings.tlp_of(old["amber"]) == "amber"
