@@ -15,7 +15,7 @@ from . import markings, write
 from .compactfile import Actor, CompactSpec, MemberSpec, load, parse
 from .store import Store
 
-__all__ = ["Actor", "CompactSpec", "MemberSpec", "actor_object", "apply", "load", "parse"]
+__all__ = ["Actor", "CompactSpec", "MemberSpec", "actor_object", "apply", "is_actor_object", "load", "parse"]
 
 # A fixed namespace so the threat-actor object of a compact's actor has the same id on every hub.
 _ACTOR_NS = uuid.UUID("6f1c8f7e-3a0b-4d8e-9a52-3b1f7f0c2d11")
@@ -34,6 +34,14 @@ def actor_object(actor: Actor) -> dict[str, Any]:
         "threat_actor_types": ["terrorist"],
         "object_marking_refs": [markings.TLP2["clear"][0]],
     }
+
+
+def is_actor_object(obj: dict[str, Any]) -> bool:
+    """Whether a threat-actor is a compact's own (its id derives from its name as ``actor_object`` makes it):
+    what a member's tools link their reports to."""
+    name = obj.get("name")
+    return obj.get("type") == "threat-actor" and isinstance(name, str) and \
+        obj.get("id") == f"threat-actor--{uuid.uuid5(_ACTOR_NS, name.lower())}"
 
 
 def apply(store: Store, spec: CompactSpec) -> dict[str, str]:

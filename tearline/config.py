@@ -50,10 +50,10 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("warn_outbox", str, "", "directory where escalation notices of unacknowledged warnings are written as .eml "
                              "files for the operator's mail relay (default: next to a SQLite store, else in "
                              "~/.tearline)"),
-    # a member's side: what `tearline match` talks to and as whom
-    ("hub", str, "http://127.0.0.1:6100", "URL of the hub a member's private-matching commands talk to"),
-    ("member", str, "", "your member name, for private matching"),
-    ("token", str, "", "your member token, for private matching"),
+    # a member's side: what `tearline match` and `tearline misp` talk to and as whom
+    ("hub", str, "http://127.0.0.1:6100", "URL of the hub a member's matching and MISP commands talk to"),
+    ("member", str, "", "your member name, for private matching and the MISP bridge"),
+    ("token", str, "", "your member token, for private matching and the MISP bridge"),
     ("match_state", str, "", "directory where your matching keys and values stay (default: ~/.tearline/match)"),
 )
 

@@ -38,6 +38,7 @@ from .taxii.query import TaxiiQuery
 from .visibility import Reader, hidden_sql, receives_sql
 
 _OTHER = objects.alias("other")
+_TLP_IDS = sorted(markings.LEVEL_OF_ID)
 _PAGE_COLUMNS = (objects.c.stix_id, objects.c.version, objects.c.body, objects.c.author, objects.c.marked)
 
 
@@ -85,6 +86,10 @@ def _filters(gate: Gate, q: TaxiiQuery, after_us: int | None) -> list[ColumnElem
     clauses: list[ColumnElement[bool]] = list(gate.where)
     if q.ids:
         clauses.append(objects.c.stix_id.in_(q.ids))
+    else:
+        # a listing carries no TLP definition: each is fetched by its published id, so a copy names only the
+        # levels its objects carry (MISP's importer tags an event with every level a bundle holds)
+        clauses.append(objects.c.stix_id.notin_(_TLP_IDS))
     if q.types:
         clauses.append(objects.c.type.in_(q.types))
     if "all" not in q.versions:
@@ -450,9 +455,10 @@ def released(store: Store, member: Member, collection: Collection, keys: HubKeys
 
 
 def type_counts(store: Store, member: Member, collection: Collection, today: dt.date) -> dict[str, int]:
-    """Objects per type the member receives, each once."""
+    """Objects per type the member receives, each once (as listings count them: no TLP definition)."""
     gate = gate_for(member, collection, today)
-    stmt = select(objects.c.type, func.count()).where(*gate.where, gate.edge(newest=True)).group_by(objects.c.type)
+    stmt = (select(objects.c.type, func.count())
+            .where(*gate.where, gate.edge(newest=True), objects.c.stix_id.notin_(_TLP_IDS)).group_by(objects.c.type))
     with store.engine.connect() as conn:
         return {str(t): int(n) for t, n in conn.execute(stmt)}
 

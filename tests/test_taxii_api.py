@@ -6,11 +6,12 @@ import httpx
 import pytest
 
 from tearline import markings
-from tests.conftest import TAXII, Hub, client
+from tests.conftest import TAXII, Hub, client, stored_ids
 from tests.stixgen import envelope, indicator
 
 POST = {"Content-Type": TAXII}
 OBJECTS = "/taxii2/isis-k/collections/intel/objects/"
+MANIFEST = "/taxii2/isis-k/collections/intel/manifest/"
 
 
 def post(c: httpx.Client, objs: list, path: str = OBJECTS) -> dict:
@@ -120,10 +121,26 @@ def test_manifest_lists_versions_with_date_added_and_media_type(alice: httpx.Cli
 
 def test_match_spec_version_and_type_lists(alice: httpx.Client) -> None:
     post(alice, [indicator(400)])
-    tlp = alice.get(OBJECTS, params={"match[type]": "marking-definition,indicator", "match[spec_version]": "2.1"}).json()
-    ids = {o["id"] for o in tlp["objects"]}
-    assert {markings.TLP2[level][0] for level in markings.LEVELS} <= ids and indicator(400)["id"] in ids
+    listed = alice.get(OBJECTS, params={"match[type]": "marking-definition,indicator",
+                                        "match[spec_version]": "2.1"}).json()
+    assert indicator(400)["id"] in {o["id"] for o in listed["objects"]}
     assert alice.get(OBJECTS, params={"match[spec_version]": "2.0"}).json() == {"more": False}
+
+
+def test_listings_carry_no_tlp_definition_and_each_resolves_by_id(alice: httpx.Client, ngo: httpx.Client) -> None:
+    """A copy names only the TLP levels its objects carry: a listing holds no TLP definition (MISP's importer
+    would tag a GREEN reader's event RED for a definition it merely received), and each one a member's objects
+    reference is fetched by its published id, by path or by match[id]."""
+    post(alice, [indicator(410, object_marking_refs=[markings.TLP2["green"][0]])])
+    for member in (alice, ngo):
+        listed = stored_ids(member, OBJECTS, {})
+        manifest = {r["id"] for r in member.get(MANIFEST).json().get("objects", [])}
+        assert not {i for i in listed | manifest if i in markings.LEVEL_OF_ID}
+        assert indicator(410)["id"] in listed
+        for level in markings.LEVELS:
+            ident = markings.TLP2[level][0]
+            assert member.get(f"{OBJECTS}{ident}/").json()["objects"] == [markings.definition(level)]
+            assert member.get(OBJECTS, params={"match[id]": ident}).json()["objects"] == [markings.definition(level)]
 
 
 def test_object_by_id_and_delete(alice: httpx.Client, ngo: httpx.Client) -> None:

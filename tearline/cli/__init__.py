@@ -35,6 +35,7 @@ COMMANDS = {
     "leak": ("guard", "leak_app"),
     "warn": ("warn", "app"),
     "match": ("match", "app"),
+    "misp": ("misp", "app"),
 }
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from ..errors import BadRequest, ConfigError, TearlineError
+from ..errors import BadRequest
+from ..taxii.client import call as _call
 from . import benign, protocol, values
 
 
@@ -27,29 +28,6 @@ class Hub:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url.rstrip("/") + "/tearline/match", auth=(self.member, self.token),
                             timeout=httpx.Timeout(600.0, connect=10.0))
-
-
-class HubError(TearlineError):
-    """The hub refused a call; the message is the hub's own description."""
-
-    def __init__(self, response: httpx.Response):
-        try:
-            body = response.json()
-            text = body.get("description") or response.text
-        except ValueError:
-            text = response.text[:300]
-        super().__init__(f"the hub answered {response.status_code}: {text}")
-        self.status = response.status_code if 400 <= response.status_code < 500 else 502
-
-
-def _call(http: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
-    try:
-        response = http.request(method, path, **kw)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot reach the hub at {http.base_url}: {exc}") from None
-    if response.status_code >= 400:
-        raise HubError(response)
-    return response
 
 
 @dataclasses.dataclass

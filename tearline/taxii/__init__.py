@@ -1,2 +1,2 @@
-"""TAXII 2.1 as data: query parsing (query), media types (media), envelopes and resources (resources). No
-HTTP here: tearline.web.taxii routes requests to these."""
+"""TAXII 2.1 as data: query parsing (query), media types (media), envelopes and resources (resources). The
+server's HTTP is tearline.web.taxii; a member's side, over httpx, is the client module."""

@@ -1,0 +1,241 @@
+"""The MISP bridge with misp-stix and pymisp, MISP's own libraries, both ways: a realistic MISP event (domain,
+ip-dst, sha256, a file object, a threat-actor galaxy, per-attribute TLP, a comment) pushed by a member, and
+what each member may read pulled back as MISP events, next to the demo's incidents; counts compared."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pymisp import MISPEvent
+from typer.testing import CliRunner
+
+from tearline import compact, events, markings, misp, write
+from tearline import keys as hub_keys
+from tearline.cli import app
+from tearline.errors import BadRequest
+from tearline.events import tostix
+from tearline.store import Store
+from tests.conftest import Hub, stored_ids
+
+DATA = Path(__file__).resolve().parent / "data"
+EVENT = DATA / "misp-event-iskp.json"
+EVENTS_DATA = Path(__file__).resolve().parent.parent / "tearline" / "data" / "events"
+OBJECTS = "/taxii2/isis-k/collections/intel/objects/"
+
+
+def _actor(demo_spec: compact.CompactSpec) -> dict[str, Any]:
+    return compact.actor_object(demo_spec.actors[0])
+
+
+ACTOR = compact.actor_object(compact.Actor("Islamic State Khorasan Province", ("ISIS-K", "ISKP")))
+
+
+def _event() -> dict[str, Any]:
+    [event] = misp.read_events(EVENT)
+    return event
+
+
+# --- push, without a hub -------------------------------------------------------------------------------
+
+def test_an_event_becomes_stix_with_misps_tlp_inheritance_and_its_link_to_the_actor(
+        demo_spec: compact.CompactSpec) -> None:
+    actor = _actor(demo_spec)
+    done = misp.to_stix(_event(), "isis-k", [actor])
+    by_type = Counter(o["type"] for o in done.objects)
+    # 3 attributes and 1 object with indicators (each with its observation), the comment, the report, the
+    # galaxy's threat-actor and the creator's identity; nothing of MISP's TLP definitions (the hub's are 2.0)
+    assert by_type == {"indicator": 4, "observed-data": 4, "relationship": 4, "file": 2, "domain-name": 1,
+                       "ipv4-addr": 1, "network-traffic": 1, "x-misp-attribute": 1, "report": 1,
+                       "threat-actor": 1, "identity": 1}
+    level = {o["id"].split("--")[1]: markings.tlp_of(o) for o in done.objects if o["type"] != "relationship"}
+    assert level["11111111-1111-4111-8111-111111111111"] == "green"  # no tag of its own: the event's
+    assert level["22222222-2222-4222-8222-222222222222"] == "amber"  # its own tlp:amber
+    assert level["33333333-3333-4333-8333-333333333333"] == "clear"  # its own tlp:clear
+    assert level["55555555-5555-4555-8555-555555555555"] == "amber"  # a MISP object: its strictest attribute
+    assert level["5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"] == "green"  # the report: the event's tag
+    tlp_ids = {markings.TLP2[x][0] for x in markings.LEVELS}
+    for obj in done.objects:
+        assert set(obj.get("object_marking_refs", ())) & set(markings.LEVEL_OF_ID) <= tlp_ids  # 2.0 ids only
+        if obj["type"] == "relationship":  # no further than the stricter of its ends
+            ends = [markings.tlp_of(o) for o in done.objects if o["id"] in (obj["source_ref"], obj["target_ref"])]
+            assert markings.rank(markings.tlp_of(obj)) == max(markings.rank(x) for x in ends)
+    [report] = [o for o in done.objects if o["type"] == "report"]
+    assert actor["id"] in report["object_refs"]
+    assert done.linked_by == 'galaxy cluster misp-galaxy:threat-actor="ISKP"' and done.level == "green"
+
+
+@pytest.mark.parametrize("how", ["tag", "attribute tag", "threat-actor attribute", "synonym"])
+def test_the_actor_is_found_wherever_misp_users_name_it(demo_spec: compact.CompactSpec, how: str) -> None:
+    event = _event()
+    event.pop("Galaxy")
+    event["Tag"] = [t for t in event["Tag"] if not t["name"].startswith("misp-galaxy")]
+    if how == "tag":
+        event["Tag"].append({"name": 'misp-galaxy:threat-actor="Islamic State Khorasan Province"'})
+    elif how == "attribute tag":
+        event["Attribute"][0]["Tag"] = [{"name": 'misp-galaxy:threat-actor="ISIS-K"'}]
+    elif how == "threat-actor attribute":
+        event["Attribute"].append({"uuid": "88888888-8888-4888-8888-888888888888", "type": "threat-actor",
+                                   "category": "Attribution", "value": "  iskp ", "to_ids": False})
+    else:
+        event["Tag"].append({"name": "Wilayat   Khorasan"})
+    done = misp.to_stix(event, "isis-k", [_actor(demo_spec)])
+    [report] = [o for o in done.objects if o["type"] == "report"]
+    assert _actor(demo_spec)["id"] in report["object_refs"]
+
+
+def test_an_event_that_names_no_actor_is_refused_in_misps_terms(demo_spec: compact.CompactSpec) -> None:
+    event = _event()
+    event.pop("Galaxy")
+    event["Tag"] = [{"name": "tlp:green"}, {"name": 'misp-galaxy:threat-actor="APT28"'}]
+    with pytest.raises(BadRequest) as refused:
+        misp.to_stix(event, "isis-k", [_actor(demo_spec)])
+    said = refused.value.description
+    assert "5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b" in said and "misp-galaxy:threat-actor=" in said
+    assert "ISIS-K" in said and "threat-actor attribute" in said
+
+
+@given(st.sampled_from(["tlp:white", "TLP:WHITE", "tlp:clear", "tlp:green", "tlp:amber", "tlp:amber+strict",
+                        "tlp:red", " Tlp : Amber ", "tlp:ex:chr", "tlp:unclear", "pap:green", "green", ""]))
+def test_tlp_tags_in_either_version_are_read_as_tlp_2(tag: str) -> None:
+    found = misp.tag_level({"name": tag})
+    name = tag.strip().lower().replace(" ", "")
+    expected = {"tlp:white": "clear"}.get(name, name[4:] if name[4:] in markings.LEVELS and name[:4] == "tlp:"
+                                           else None)
+    assert found == expected
+
+
+@given(event_level=st.sampled_from([None, *markings.LEVELS]),
+       own=st.lists(st.sampled_from([None, "white", *markings.LEVELS]), min_size=3, max_size=3))
+def test_every_object_carries_its_own_tag_else_the_events(event_level: str | None, own: list[str | None]) -> None:
+    event = copy.deepcopy(_event())
+    event["Tag"] = [t for t in event["Tag"] if misp.tag_level(t) is None]
+    if event_level:
+        event["Tag"].append({"name": f"tlp:{event_level}"})
+    for attribute, level in zip(event["Attribute"][:3], own, strict=True):
+        attribute["Tag"] = [{"name": f"tlp:{level}"}] if level else []
+    done = misp.to_stix(event, "isis-k", [ACTOR])
+    for attribute, level in zip(event["Attribute"][:3], own, strict=True):
+        want = {"white": "clear"}.get(level or "", level) or event_level
+        for obj in done.objects:
+            if obj["id"].endswith(attribute["uuid"]):
+                assert markings.tlp_of(obj) == want, (obj["id"], level, event_level)
+
+
+def test_files_that_are_not_misp_events_are_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(BadRequest, match="bad.json: not JSON"):
+        misp.read_events(bad)
+    bad.write_text(json.dumps({"type": "bundle", "objects": []}))
+    with pytest.raises(BadRequest, match="not a MISP event"):
+        misp.read_events(bad)
+    several = tmp_path / "search.json"
+    several.write_text(json.dumps({"response": [json.loads(EVENT.read_text()), json.loads(EVENT.read_text())]}))
+    assert len(misp.read_events(several)) == 2
+
+
+# --- both ways, through a hub --------------------------------------------------------------------------
+
+def _cli(hub: Hub, member: str, token: str, *args: str) -> Any:
+    return CliRunner().invoke(app, ["misp", *args, "--compact", "isis-k", "--hub", hub.url, "--member", member,
+                                    "--token", token])
+
+
+def _seed_incidents(hub: Hub, store: Store, demo_spec: compact.CompactSpec, tmp_path: Path) -> list[dict[str, Any]]:
+    db = tmp_path / "e.duckdb"
+    events.ingest([EVENTS_DATA / "iskp-attacks" / "iskp_attacks.csv"], db)
+    objs = tostix.bundle_objects(tostix.actor_events(events.connect(db), "ISKP", "AFG"), demo_spec.actors[0])
+    intel = store.collection("isis-k", "intel")
+    assert intel is not None
+    with store.engine.begin() as conn:
+        write.hub_write(store, conn, intel, objs, hub_keys.load(hub.settings))
+    return [o for o in objs if o["type"] == "incident"]
+
+
+def _pulled(hub: Hub, member: str, token: str, out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    done = _cli(hub, member, token, "pull", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    found = {}
+    for file in sorted(out.glob("*.json")):
+        doc = json.loads(file.read_text())
+        MISPEvent().load(copy.deepcopy(doc))  # MISP's own library loads it as an event (and empties what it read)
+        found[doc["Event"]["uuid"]] = doc["Event"]
+    made = found.pop("5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b")
+    [own] = found.values()
+    return made, own
+
+
+def _tags(item: dict[str, Any]) -> set[str]:
+    return {t["name"] for t in item.get("Tag") or ()}
+
+
+def test_a_misp_event_goes_in_and_each_member_pulls_what_it_may_read(
+        hub: Hub, tokens: dict[str, str], store: Store, demo_spec: compact.CompactSpec, tmp_path: Path) -> None:
+    incidents = _seed_incidents(hub, store, demo_spec, tmp_path)
+    pushed = _cli(hub, "state-a", tokens["state-a"], "push", str(EVENT))
+    assert pushed.exit_code == 0, pushed.output
+    sent = misp.to_stix(_event(), "isis-k", [_actor(demo_spec)]).objects
+    assert f"{len(sent)} of {len(sent)} objects accepted" in pushed.output
+    amber = {o["id"] for o in sent if markings.tlp_of(o) == "amber"}
+    fatalities = sum(i["x_tearline_fatalities"]["best"] for i in incidents)
+
+    for member, sees_amber in (("state-a", True), ("state-b", True), ("ngo-c", False)):
+        made, own = _pulled(hub, member, tokens[member], tmp_path / member)
+        # the MISP event as it was made, less what the member may not read
+        attributes = Counter(a["type"] for a in made["Attribute"])
+        assert attributes == ({"domain": 1, "ip-dst": 1, "sha256": 1, "comment": 1} if sees_amber
+                              else {"domain": 1, "sha256": 1, "comment": 1}), member
+        assert [o["name"] for o in made.get("Object", [])] == (["file"] if sees_amber else []), member
+        assert "tlp:green" in _tags(made) and 'misp-galaxy:threat-actor="ISKP"' in _tags(made)
+        by_value = {a["value"]: a for a in made["Attribute"]}
+        if sees_amber:
+            assert _tags(by_value["203.0.113.45"]) == {"tlp:amber"}
+        assert "tlp:clear" in _tags(by_value["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"])
+        assert any("Telegram" in a["value"] for a in made["Attribute"] if a["type"] == "comment")
+        # the rest in the bridge's own event: every incident, its casualty figures and its place
+        kept = [o for o in own["Object"] if o["name"] == "incident"]
+        assert len(kept) == len(incidents), member
+        figures = [next(int(a["value"]) for a in o["Attribute"] if a["object_relation"] == "fatalities-best")
+                   for o in kept]
+        assert sum(figures) == fatalities
+        places = {o["uuid"] for o in own["Object"] if o["name"] == "geolocation"}
+        assert all(r["referenced_uuid"] in places for o in kept for r in o.get("ObjectReference", []))
+        assert len(places) == len(incidents)
+        assert [t for t in _tags(own) if t.startswith("tlp:")] == ["tlp:green"]  # the strictest of its contents
+        # the member's true levels: nothing above what it reads, and no TLP it was merely sent a definition of
+        text = json.dumps([made, own])
+        for level in ("red", "amber+strict") + (() if sees_amber else ("amber",)):
+            assert f'"tlp:{level}"' not in text, (member, level)
+        received = stored_ids(_client(hub, member, tokens[member]), OBJECTS, {})
+        assert bool(amber & received) is sees_amber
+
+
+def _client(hub: Hub, member: str, token: str) -> Any:
+    from tests.conftest import client
+    return client(hub, member, token)
+
+
+def test_push_posts_nothing_when_one_event_cannot_go(hub: Hub, tokens: dict[str, str], tmp_path: Path) -> None:
+    good = json.loads(EVENT.read_text())
+    bad = copy.deepcopy(good)
+    bad["Event"]["uuid"] = "9d0c5b8e-1f2a-4b3c-8d4e-5f6a7b8c9d0e"
+    bad["Event"].pop("Galaxy")
+    bad["Event"]["Tag"] = [{"name": "tlp:green"}]
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with _client(hub, "state-a", tokens["state-a"]) as c:
+        before = stored_ids(c, OBJECTS, {})
+        done = _cli(hub, "state-a", tokens["state-a"], "push", str(tmp_path / "good.json"), str(tmp_path / "bad.json"))
+        assert done.exit_code == 2
+        assert "nothing posted" in done.output and "bad.json" in done.output and "misp-galaxy:threat-actor" in done.output
+        assert "Traceback" not in done.output
+        assert stored_ids(c, OBJECTS, {}) == before
+    refused = _cli(hub, "ngo-c", tokens["ngo-c"], "push", str(tmp_path / "good.json"))  # ngo-c may not write
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
