@@ -28,7 +28,8 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("max_objects", int, 10_000, "most objects in one envelope (413 above, nothing judged)"),
     ("max_string", int, 262_144, "most characters in any one string of an object (the object fails above)"),
     ("max_list", int, 10_000, "most items in any one list, or properties in one dictionary, of an object"),
-    ("max_failures", int, 100, "failures listed in one status resource; the rest are counted"),
+    ("max_failures", int, 100, "failures one status resource explains at length; the rest are listed with "
+                               "short messages"),
     ("member_storage_mb", int, 1024, "most MB of object versions one member may have stored in one compact"),
     ("member_mailbox_mb", int, 256, "most MB of private-matching messages one member may have waiting"),
     ("address_per_minute", int, 600, "requests a minute from one client address that end without an "

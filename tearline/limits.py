@@ -8,8 +8,10 @@ stated amount. Each is a setting (tearline.config; the README's settings table):
 - ``max_string``: characters in any one string of an object, ``max_list``: items in any one list or
   properties in any one dictionary (an object over either fails on its own, named, before validation);
   nesting deeper than tearline.stix.MAX_DEPTH fails the same way;
-- ``max_failures``: failures listed in a status resource; the rest are counted in ``failure_count`` and
-  ``x_tearline_failures_omitted``, and each failure's message is cut to MESSAGE_CHARS;
+- ``max_failures``: failures a status resource explains at length (messages up to MESSAGE_CHARS); every
+  failure is listed, as TAXII 2.1 §4.3.1 and its clients expect (taxii2-client refuses a status whose
+  ``failures`` disagree with ``failure_count``), the rest with messages cut to SHORT_MESSAGE_CHARS, so a status
+  stays a fraction of the envelope it answers;
 - ``member_storage_mb``: bytes of object versions one member may have stored in one compact (an envelope
   that would pass it is refused whole, 422, and stores nothing);
 - ``member_mailbox_mb``: bytes of private-matching messages one member may have waiting in the mailbox;
@@ -26,6 +28,7 @@ from .errors import Unprocessable
 from .stix import MAX_DEPTH
 
 MESSAGE_CHARS = 2_000  # one failure's message in a status; the whole message says what the first part shows
+SHORT_MESSAGE_CHARS = 160  # past the first max_failures
 MB = 1024 * 1024
 
 
@@ -132,12 +135,14 @@ def reference_problems(refs: list[tuple[str, str, Any]], limits: Limits) -> list
 
 
 def bounded_failures(failures: list[dict[str, Any]], limits: Limits) -> list[dict[str, Any]]:
-    """The failures a status lists: the first ``limits.failures``, each message cut to MESSAGE_CHARS."""
+    """The failures a status lists: all of them, the first ``limits.failures`` with messages cut to
+    MESSAGE_CHARS, the rest to SHORT_MESSAGE_CHARS."""
     out = []
-    for f in failures[:limits.failures]:
+    for n, f in enumerate(failures):
         message = f.get("message", "")
-        if len(message) > MESSAGE_CHARS:
-            f = f | {"message": message[:MESSAGE_CHARS] + f" … ({len(message) - MESSAGE_CHARS:,} more characters)"}
+        most = MESSAGE_CHARS if n < limits.failures else SHORT_MESSAGE_CHARS
+        if len(message) > most:
+            f = f | {"message": message[:most] + f" … ({len(message) - most:,} more characters)"}
         f = f | {k: v[:300] for k, v in f.items() if k != "message" and isinstance(v, str) and len(v) > 300}
         out.append(f)
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -413,8 +413,6 @@ def status_resource(row: dict[str, Any]) -> dict[str, Any]:
                          ("pendings", load(row["pendings"]))):
         if listed:
             out[name] = listed
-    if row["failure_count"] > len(failures):  # the hub lists the first max_failures (tearline.limits)
-        out["x_tearline_failures_omitted"] = row["failure_count"] - len(failures)
     return out
 
 
@@ -430,6 +428,25 @@ def hidden_from(store: Store, conn: Connection, api_root: str | None, member_nam
         return False
     reader = Reader.of(member)
     return bool(conn.scalar(select(hidden_sql(reader, collection.num, literal(object_id), collection.addressed_only))))
+
+
+def received_copy(member: Member, collection: Collection, keys: HubKeys,
+                  today: dt.date) -> Callable[[Connection, dict[str, Any]], bool]:
+    """Whether an object is, exactly, the member's copy of a version it receives (what tearline.write takes
+    back as a duplicate): judged on the copy, never the stored original."""
+    gate = gate_for(member, collection, today)
+
+    def same(conn: Connection, obj: dict[str, Any]) -> bool:
+        version = stix.version_of(obj)
+        if not version:
+            return False
+        row = conn.execute(select(*_PAGE_COLUMNS, objects.c.added_us, objects.c.date_added_us).where(
+            *gate.where, objects.c.stix_id == obj["id"],
+            objects.c.version_us == stix.to_us(stix.parse_timestamp(version)))).first()
+        if row is None:
+            return False
+        return bool(orjson.loads(Copier(conn, gate, member, collection, keys, [row]).copy(row)) == obj)
+    return same
 
 
 # --- the dashboard's reads -------------------------------------------------------------------------------

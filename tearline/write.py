@@ -68,14 +68,22 @@ class _Plan:
     chains: dict[int, int]  # envelope index → the chain its version joins (tearline.visibility)
     # ids the envelope named (objects or references) that the collection holds out of the writer's sight
     hidden: int = 0
+    # someone else's versions the writer sent back exactly as it receives them: a success, nothing written
+    # (TAXII 2.1 §5.5: an exact duplicate is no error)
+    duplicates: list[_Candidate] = dataclasses.field(default_factory=list)
 
 
 def add_envelope(store: Store, collection: Collection, writer: Member, envelope: Sequence[Any], keys: HubKeys,
                  today: dt.date | None = None, bounds: Limits = _DEFAULT_LIMITS,
-                 record: Callable[[Connection, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                 record: Callable[[Connection, dict[str, Any]], None] | None = None,
+                 received: Callable[[Connection, dict[str, Any]], bool] | None = None) -> dict[str, Any]:
     """Judge and store one envelope for ``writer``; return the TAXII status resource (§4.3.1), its
     failures listed up to ``bounds.failures`` (tearline.limits). ``record`` is called with the transaction
-    and the status just before it commits (the audit entry, which then commits with the write or not at all)."""
+    and the status just before it commits (the audit entry, which then commits with the write or not at all).
+    ``received`` says whether an object is exactly the writer's copy of a version it receives
+    (tearline.release.received_copy): sent back, someone else's version is a success with nothing written. It
+    is compared with the writer's copy, never the stored original, so that guessing what a copy leaves out
+    (a redacted property, a part below the tear line) cannot be confirmed by which guess succeeds."""
     limits.check_envelope(len(envelope), bounds)
     if not can_write(writer, collection):
         raise Forbidden(f"member {writer.name!r} may not write to collection {collection.alias!r}")
@@ -105,7 +113,8 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
                 valid.append(_Candidate(index, obj, refs))
         successes, hidden = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id,
                                    failures, judged=True, sent={f["id"] for f in failures},
-                                   peers=_peers(writer, policy, people), quota=bounds.storage_bytes)
+                                   peers=_peers(writer, policy, people), quota=bounds.storage_bytes,
+                                   received=received)
         failures.sort(key=lambda f: f["index"])
         listed = limits.bounded_failures([{k: v for k, v in f.items() if k != "index"} for f in failures], bounds)
         status = {
@@ -319,7 +328,8 @@ def _recipient_problems(obj: dict[str, Any], members_visible: bool, people: dict
 def _store(store: Store, conn: Connection, collection: Collection, valid: list[_Candidate], keys: HubKeys | None,
            reader: visibility.Reader | None, author: int | None, failures: list[dict[str, Any]],
            judged: bool, sent: set[str] | None = None, peers: set[int] | None = None,
-           quota: int | None = None) -> tuple[list[dict[str, Any]], int]:
+           quota: int | None = None,
+           received: Callable[[Connection, dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], int]:
     """Close, judge and write ``valid`` (failures appended in place); return the success records and how many ids
     the envelope named that are hidden from the writer (tearline.probes). ``quota``:
     the most the author may have stored once this is written (tearline.limits; 422 and nothing written above)."""
@@ -328,15 +338,18 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
     identities = sum(1 for c in valid if c.obj["type"] == _IDENTITY)
     base, exposed = rows.claim_clock(conn, len(valid) + identities, now_us())
     plan = _plan(conn, collection, reader, valid, judged, sent or set(),
-                 peers if peers is not None else ({author} if author is not None else set()))
+                 peers if peers is not None else ({author} if author is not None else set()), received)
     for c in valid:
         if c.index in plan.refused:
             failures.append(_failure(c.index, c.obj, plan.refused[c.index]))
-    return _write(store, conn, collection, plan, keys, author, base, exposed, quota), plan.hidden
+    successes = _write(store, conn, collection, plan, keys, author, base, exposed, quota)
+    successes += [{"id": c.id, "version": stix.version_of(c.obj) or ""} for c in plan.duplicates]
+    return successes, plan.hidden
 
 
 def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | None, valid: list[_Candidate],
-          judged: bool, sent: set[str], peers: set[int]) -> _Plan:
+          judged: bool, sent: set[str], peers: set[int],
+          received: Callable[[Connection, dict[str, Any]], bool] | None = None) -> _Plan:
     """Decide each object's chain (tearline.visibility), close the envelope under required references, judge
     its scope, close it again. Everything is judged on what the writer is given (``reader``; None is the
     hub, which sees everything). ``sent``: ids the envelope held that already failed (so a message can say
@@ -380,15 +393,13 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
                 break
 
     queue = []
-    for c in valid:
-        chain = _chain(c, held.get(c.id, []), reader, peers, given.get(c.id, []))
-        if chain is None:
-            queue.extend(refuse(c, f"{c.id} was shared by another member, and only its sharer adds versions to it, "
-                                   "revokes or deletes it; share yours under an id of your own"))
-        else:
-            chains[c.index] = chain
+    foreign, duplicates = _chains(conn, valid, chains, held, given, reader, peers, received)
+    for c in foreign:
+        queue.extend(refuse(c, f"{c.id} was shared by another member, and only its sharer adds versions to it, "
+                               "revokes or deletes it; share yours under an id of your own"))
     close(list(valid) + queue)
-    kept = [c for c in valid if c.index not in refused]
+    again = {c.index for c in duplicates}
+    kept = [c for c in valid if c.index not in refused and c.index not in again]
     hops = scope.distances(policy, [(c.obj, c.refs) for c in kept], seen)
     if judged and policy.actor_names:
         out = []
@@ -397,7 +408,26 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
             if why:
                 out.extend(refuse(c, why))
         close(out)
-    return _Plan([c for c in valid if c.index not in refused], hops, refused, chains, hidden)
+    return _Plan([c for c in kept if c.index not in refused], hops, refused, chains, hidden,
+                 [c for c in duplicates if c.index not in refused])
+
+
+def _chains(conn: Connection, valid: list[_Candidate], chains: dict[int, int], held: dict[str, list[rows.Held]],
+            given: dict[str, list[visibility.Version]], reader: visibility.Reader | None, peers: set[int],
+            received: Callable[[Connection, dict[str, Any]], bool] | None,
+            ) -> tuple[list[_Candidate], list[_Candidate]]:
+    """Fill ``chains`` for what the writer may version; return what it may not (someone else's, in its sight)
+    and, of those, what it sent back exactly as it receives it (a duplicate: no error, nothing written)."""
+    foreign, duplicates = [], []
+    for c in valid:
+        chain = _chain(c, held.get(c.id, []), reader, peers, given.get(c.id, []))
+        if chain is not None:
+            chains[c.index] = chain
+        elif received is not None and received(conn, c.obj):
+            duplicates.append(c)
+        else:
+            foreign.append(c)
+    return foreign, duplicates
 
 
 def _chain(c: _Candidate, held: list[rows.Held], reader: visibility.Reader | None, peers: set[int],

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tearline import compact, release, write
+from tearline import compact, markings, release, write
 from tearline.errors import NotFound
 from tearline.keys import HubKeys
 from tearline.store import Store
@@ -130,10 +130,47 @@ def test_a_writers_answers_are_the_same_whether_a_hidden_object_exists(
             for w, store in enumerate(worlds):
                 coll = store.collection("rev", "intel")
                 assert coll is not None
-                answers[w].append(_answer(write.add_envelope(store, coll, _members(store)["greeny"], envelope, KEYS)))
+                greeny = _members(store)["greeny"]
+                received = release.received_copy(greeny, coll, KEYS, dt.date.today())  # as the TAXII edge passes it
+                answers[w].append(_answer(write.add_envelope(store, coll, greeny, envelope, KEYS, received=received)))
         assert answers[0] == answers[1], history
         reads = [_reads(store, _members(store)["greeny"], sent | {H}) for store in worlds]
         assert reads[0] == reads[1], history
     finally:
         for store in worlds:
             store.close()
+
+
+@settings(max_examples=int(os.environ.get("TEARLINE_HIDDEN_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(secret=st.text(min_size=1, max_size=40), guess=st.text(min_size=1, max_size=40), right=st.booleans())
+def test_sending_back_a_copy_confirms_nothing_it_leaves_out(
+        template: Path, tmp_path_factory: pytest.TempPathFactory, secret: str, guess: str, right: bool) -> None:
+    """TAXII 2.1 §5.5 makes an exact duplicate a success. Judged on the writer's copy, never the stored original:
+    greeny (GREEN) re-posting alpha's indicator exactly as it received it (the AMBER description below the tear
+    line cut) succeeds and stores nothing; re-posting it with a guessed description is refused with the same
+    answer whether the guess is the hidden text or not."""
+    store = _world(template, tmp_path_factory.mktemp("copy") / "w.db", False)
+    try:
+        coll = store.collection("rev", "intel")
+        assert coll is not None
+        members = _members(store)
+        shared = sdo("indicator", "green", description=secret,
+                     granular_markings=[{"marking_ref": markings.TLP2["amber"][0], "selectors": ["description"]}])
+        assert write.add_envelope(store, coll, members["alpha"], [shared, rel(shared["id"], "indicates", ACTOR_ID)],
+                                  KEYS)["failure_count"] == 0
+        greeny = members["greeny"]
+        [copy] = _reads(store, greeny, {shared["id"]})[shared["id"]]
+        assert "description" not in copy
+        received = release.received_copy(greeny, coll, KEYS, dt.date.today())
+        held = store.version_count(coll.num)
+        back = write.add_envelope(store, coll, greeny, [copy], KEYS, received=received)
+        assert (back["success_count"], back["failure_count"]) == (1, 0)
+        guessed = write.add_envelope(store, coll, greeny, [copy | {"description": secret if right else guess}], KEYS,
+                                     received=received)
+        assert _answer(guessed) == _answer(write.add_envelope(
+            store, coll, greeny, [copy | {"description": secret + "?"}], KEYS, received=received))
+        assert guessed["failure_count"] == 1
+        assert store.version_count(coll.num) == held
+    finally:
+        store.close()

@@ -228,3 +228,40 @@ def test_5_7_a_member_that_may_read_but_not_write_gets_403_for_any_id(alice: htt
     _post(alice, [obj])
     for object_id in (obj["id"], "indicator--6c3f2c83-2f66-4d2e-9a4c-4c5e3f0b9d12"):  # seen or not: 403 alike
         assert ngo.delete(f"{OBJECTS}{object_id}/").status_code == 403
+
+
+def test_5_5_an_exact_duplicate_of_an_object_the_member_receives_is_no_error(
+        hub: Hub, alice: httpx.Client, tokens: dict[str, str]) -> None:
+    """§5.5: "If a client publishes an exact duplicate of an Object already present in the Collection, the server
+    MUST NOT return an error for that Object." A member re-posting another member's object exactly as it
+    received it (a MISP or stix2 round trip does) gets a success and nothing is stored; it is judged on the copy
+    the member receives, so re-posting what its copy hides (state-b's profile names authors by pseudonym) stays
+    a refusal and confirms nothing."""
+    from tests.conftest import client
+
+    author = {"type": "identity", "spec_version": "2.1", "id": "identity--3f9b0c2e-6d1a-4e8b-9c7f-5a2d4e6b8c01",
+              "created": TS, "modified": TS, "name": "State A CERT", "identity_class": "organization"}
+    shared = indicator(930, created_by_ref=author["id"], description="relay seen in Nangarhar")
+    _post(alice, [author, shared])
+    with client(hub, "state-b", tokens["state-b"]) as bob:
+        [copy] = bob.get(f"{OBJECTS}{shared['id']}/").json()["objects"]
+        assert copy["created_by_ref"] != author["id"]  # its profile names authors by pseudonym
+        again = _post(bob, [copy])
+        assert again["success_count"] == 1 and "failures" not in again
+        assert again["successes"] == [{"id": shared["id"], "version": shared["modified"]}]
+        assert bob.get(f"{OBJECTS}{shared['id']}/versions/").json()["versions"] == [shared["modified"]]
+        original = _post(bob, [shared])  # what its copy does not hold: refused like any other version
+        assert original["failure_count"] == 1 and "shared by another member" in original["failures"][0]["message"]
+        changed = _post(bob, [{**copy, "description": "something else"}])
+        assert changed["failure_count"] == 1
+    [mine] = alice.get(f"{OBJECTS}{shared['id']}/").json()["objects"]
+    assert mine == shared  # untouched
+
+
+def test_3_2_an_empty_page_asked_with_added_after_echoes_it_in_both_date_headers(alice: httpx.Client) -> None:
+    _post(alice, [indicator(940)])
+    for path in (OBJECTS, MANIFEST, f"{OBJECTS}{indicator(940)['id']}/", f"{OBJECTS}{indicator(940)['id']}/versions/"):
+        r = alice.get(path, params={"added_after": "2999-01-01T00:00:00Z"})
+        assert r.status_code == 200, path
+        assert r.headers["X-TAXII-Date-Added-First"] == r.headers["X-TAXII-Date-Added-Last"] \
+            == "2999-01-01T00:00:00.000000Z", path

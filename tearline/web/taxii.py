@@ -42,6 +42,10 @@ def taxii_response(body: bytes | dict[str, Any], status: int = 200,
 def _answer(request: Request, released: release.Released, q: query.TaxiiQuery | None = None) -> Response:
     request.state.audit_ids = released.ids
     response = taxii_response(released.body, released=released)
+    if released.first is None and q is not None and q.added_after_us is not None:
+        # §3.2 wants the headers on every page and gives no value for an empty one: the client's own
+        # added_after, so a client that polls with the last header it saw asks the same question again
+        response.headers[DATE_FIRST] = response.headers[DATE_LAST] = format_us(q.added_after_us)
     if q is not None and q.ignored:  # named back, quoted and bounded, so a typo does not pass unnoticed
         response.headers[IGNORED] = ", ".join(quote(name[:60], safe="[]_-.") for name in q.ignored[:10]) + (
             f", … {len(q.ignored) - 10} more" if len(q.ignored) > 10 else "")
@@ -134,8 +138,9 @@ async def add_objects(api_root: str, collection_id: str, request: Request) -> Re
         if status["hidden"]:
             probes.note(conn, seq, status["hidden"])
 
+    received = release.received_copy(member, coll, hub.keys, datetime.date.today()) if member.can_read else None
     status = await run_in_threadpool(write.add_envelope, hub.store, coll, member, envelope, hub.keys, None,
-                                     hub.bounds, record)
+                                     hub.bounds, record, received)
     return taxii_response(release.status_resource(status), status=202)
 
 

@@ -177,3 +177,14 @@ members:
             sourcing, references = parts[member]
             assert ("x_tearline_sourcing" in copy) == sourcing, member
             assert len(copy["external_references"]) == references, member
+
+
+def test_taxii2_client_reads_a_status_with_more_failures_than_the_hub_explains(hub: Hub, tokens: dict[str, str]) -> None:
+    """taxii2-client checks that a status lists as many failures as it counts: all are listed, past
+    max_failures with short messages."""
+    server = Server(f"{hub.url}/taxii2/", user="state-a", password=tokens["state-a"])
+    intel = next(c for c in server.api_roots[0].collections if c.alias == "intel")
+    bad = [indicator(2000 + i) | {"pattern": "[not a pattern"} for i in range(hub.settings.max_failures + 20)]
+    status = intel.add_objects({"objects": bad})  # taxii2-client validates the status it is given
+    assert status.failure_count == len(bad) == len(status.failures)
+    assert {f["id"] for f in status.failures} == {o["id"] for o in bad}
