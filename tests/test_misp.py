@@ -20,7 +20,7 @@ from tearline import compact, events, markings, misp, write
 from tearline import keys as hub_keys
 from tearline.cli import app
 from tearline.errors import BadRequest
-from tearline.events import tostix
+from tearline.events import actors, tostix
 from tearline.store import Store
 from tests.conftest import Hub, stored_ids
 
@@ -149,9 +149,14 @@ def _cli(hub: Hub, member: str, token: str, *args: str) -> Any:
 
 
 def _seed_incidents(hub: Hub, store: Store, demo_spec: compact.CompactSpec, tmp_path: Path) -> list[dict[str, Any]]:
+    """The demo's incidents: its three event files (UCDP GED Pakistan, a UCDP Candidate release, the curated
+    list), shared as `tearline demo` shares them."""
     db = tmp_path / "e.duckdb"
-    events.ingest([EVENTS_DATA / "iskp-attacks" / "iskp_attacks.csv"], db)
-    objs = tostix.bundle_objects(tostix.actor_events(events.connect(db), "ISKP", "AFG"), demo_spec.actors[0])
+    events.ingest([EVENTS_DATA / "ucdp-ged-pakistan" / "conflict_data_pak.csv",
+                   EVENTS_DATA / "ucdp-candidate-2023-10" / "GEDEvent_v23_0_10.csv",
+                   EVENTS_DATA / "iskp-attacks" / "iskp_attacks.csv"], db)
+    objs = tostix.actor_objects(events.connect(db), demo_spec.actors[0].name, None, None,
+                                actors.with_compact(demo_spec))
     intel = store.collection("isis-k", "intel")
     assert intel is not None
     with store.engine.begin() as conn:
