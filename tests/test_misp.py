@@ -23,6 +23,7 @@ from tearline.errors import BadRequest
 from tearline.events import actors, tostix
 from tearline.store import Store
 from tests.conftest import Hub, stored_ids
+from tests.stixgen import TS
 
 DATA = Path(__file__).resolve().parent / "data"
 EVENT = DATA / "misp-event-iskp.json"
@@ -34,7 +35,8 @@ def _actor(demo_spec: compact.CompactSpec) -> dict[str, Any]:
     return compact.actor_object(demo_spec.actors[0])
 
 
-ACTOR = compact.actor_object(compact.Actor("Islamic State Khorasan Province", ("ISIS-K", "ISKP")))
+ACTOR = compact.actor_object(compact.Actor("Islamic State Khorasan Province",
+                                           ("ISIS-K", "ISKP", "IS-K", "Wilayat Khorasan", "Islamic State Khorasan")))
 
 
 def _event() -> dict[str, Any]:
@@ -126,6 +128,96 @@ def test_every_object_carries_its_own_tag_else_the_events(event_level: str | Non
         for obj in done.objects:
             if obj["id"].endswith(attribute["uuid"]):
                 assert markings.tlp_of(obj) == want, (obj["id"], level, event_level)
+
+
+_VALUES = {  # (MISP object or None, relation or type, value): what an event's attributes carry
+    "domain": ("domain-ip", "domain", "relay-7.khurasan.example"),
+    "ip": ("domain-ip", "ip", "198.51.100.77"),
+    "from": ("email", "from", "recruiter@mail.example"),
+    "subject": ("email", "subject", "Bayan weekly 1445"),
+    "ip-dst": (None, "ip-dst", "203.0.113.99"),
+    "url": (None, "url", "https://files.example/bayan.apk"),
+}
+
+
+def _generated(event_level: str | None, own: dict[str, str | None], private: dict[str, bool],
+               published: bool) -> dict[str, Any]:
+    event = copy.deepcopy(_event())
+    event["Tag"] = [{"name": 'misp-galaxy:threat-actor="ISKP"'}] + ([{"name": f"tlp:{event_level}"}] if event_level else [])
+    event.pop("Galaxy")
+    if not published:
+        event.pop("published")
+        event.pop("publish_timestamp")
+    event["Attribute"], objects = [], {}
+    for n, (key, (holder, relation, value)) in enumerate(_VALUES.items()):
+        attribute = {"uuid": f"{n + 1:08x}-0000-4000-8000-00000000abcd", "type": relation.replace("from", "email-src")
+                     .replace("subject", "email-subject").replace("ip", "ip-dst").replace("ip-dst-dst", "ip-dst"),
+                     "value": value, "to_ids": True, "timestamp": "1710086400", "category": "Network activity"}
+        if own[key]:
+            attribute["Tag"] = [{"name": f"tlp:{own[key]}"}]
+        if private[key]:
+            attribute["distribution"] = "0"
+        if holder is None:
+            event["Attribute"].append(attribute)
+        else:
+            attribute["object_relation"] = relation
+            objects.setdefault(holder, []).append(attribute)
+    event["Object"] = [{"uuid": f"{n + 20:08x}-0000-4000-8000-00000000abcd", "name": holder, "meta-category": "network",
+                        "timestamp": "1710086400", "Attribute": attrs} for n, (holder, attrs) in enumerate(objects.items())]
+    return event
+
+
+@given(event_level=st.sampled_from([None, *markings.LEVELS]),
+       own=st.fixed_dictionaries({k: st.sampled_from([None, "white", *markings.LEVELS]) for k in _VALUES}),
+       private=st.fixed_dictionaries({k: st.booleans() for k in _VALUES}), published=st.booleans())
+def test_no_value_goes_further_than_its_misp_author_let_it(event_level: str | None, own: dict[str, str | None],
+                                                           private: dict[str, bool], published: bool) -> None:
+    """The push's TLP invariant, over generated events: every STIX object that carries an attribute's value (its
+    observable, an indicator's pattern, an observation) is at least as strict as the attribute's own tag, else
+    the event's (MISP's inheritance), however misp-stix groups values (a domain-ip or email object makes one
+    indicator of several); a value MISP's distribution keeps at home is in no object at all. Published or not
+    (misp-stix makes a report or a grouping), the event is linked to the compact's actor."""
+    event = _generated(event_level, own, private, published)
+    done = misp.to_stix(event, "isis-k", [ACTOR])
+    text = {o["id"]: json.dumps(o) for o in done.objects}
+    for key, (_, _, value) in _VALUES.items():
+        carriers = [o for o in done.objects if value in text[o["id"]]]
+        if private[key]:
+            assert not carriers, (key, [o["id"] for o in carriers])
+            continue
+        want = {"white": "clear"}.get(own[key] or "", own[key]) or event_level
+        assert carriers, key
+        for obj in carriers:
+            got = markings.tlp_of(obj)
+            if want is None:
+                continue  # the compact's default governs what nobody marked
+            assert got is not None and markings.rank(got) >= markings.rank(want), (key, obj["id"], got, want)
+    [container] = [o for o in done.objects if o["type"] in ("report", "grouping")]
+    assert container["type"] == ("report" if published else "grouping") and ACTOR["id"] in container["object_refs"]
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda e: e.update(distribution="0"), "Your organisation only"),
+    (lambda e: e.update(Attribute={"uuid": "x"}), "Attribute must be a list of objects"),
+    (lambda e: e["Attribute"][0].update(Tag=[{"name": "tlp:amber strict"}]), "names no TLP level"),
+    (lambda e: e["Attribute"][0].update(Tag=["tlp:red"]), "a tag without a name"),
+    (lambda e: e.update(timestamp="2024-03-10T16:00:00Z"), "misp-stix made nothing of it"),
+])
+def test_what_misp_users_get_wrong_is_named_and_nothing_converted(change: Any, said: str) -> None:
+    event = copy.deepcopy(_event())
+    change(event)
+    with pytest.raises(BadRequest, match=said):
+        misp.to_stix(event, "isis-k", [ACTOR])
+
+
+@pytest.mark.parametrize("spelling", ["ISIS K", "IS-KP", "Wilayat-Khorasan", "Islamic State - Khorasan Province",
+                                      "Islamic State Khorasan Province (ISKP)", "isis\u2011k"])
+def test_the_actor_is_found_however_it_is_spelled(spelling: str) -> None:
+    event = copy.deepcopy(_event())
+    event.pop("Galaxy")
+    event["Tag"] = [{"name": "tlp:green"}, {"name": f'misp-galaxy:threat-actor="{spelling}"'}]
+    assert ACTOR["id"] in next(o for o in misp.to_stix(event, "isis-k", [ACTOR]).objects
+                               if o["type"] == "report")["object_refs"]
 
 
 def test_files_that_are_not_misp_events_are_named(tmp_path: Path) -> None:
@@ -244,3 +336,47 @@ def test_push_posts_nothing_when_one_event_cannot_go(hub: Hub, tokens: dict[str,
         assert stored_ids(c, OBJECTS, {}) == before
     refused = _cli(hub, "ngo-c", tokens["ngo-c"], "push", str(tmp_path / "good.json"))  # ngo-c may not write
     assert refused.exit_code != 0 and "Traceback" not in refused.output
+
+
+def _incident(n: int, place: str, **extra: Any) -> list[dict[str, Any]]:
+    ts = f"2024-05-0{n}T00:00:00.000Z"
+    inc = {"type": "incident", "spec_version": "2.1", "id": f"incident--{n:08x}-1111-4111-8111-111111111111",
+           "created": ts, "modified": ts, "name": f"attack {n}", "description": f"{n} killed",
+           "x_tearline_fatalities": {"best": n}, "object_marking_refs": [markings.TLP2["green"][0]], **extra}
+    rel = {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{n:08x}-2222-4222-8222-222222222222",
+           "created": ts, "modified": ts, "relationship_type": "located-at", "source_ref": inc["id"],
+           "target_ref": place, "object_marking_refs": [markings.TLP2["green"][0]]}
+    return [inc, rel]
+
+
+def test_pull_keeps_a_tear_lines_level_and_one_place_for_incidents_that_share_it() -> None:
+    place = {"type": "location", "spec_version": "2.1", "id": "location--0a0a0a0a-3333-4333-8333-333333333333",
+             "created": TS, "modified": TS, "name": "Jalalabad", "country": "AF", "latitude": 34.43,
+             "longitude": 70.45, "object_marking_refs": [markings.TLP2["green"][0]]}
+    red_part = {"granular_markings": [{"marking_ref": markings.TLP2["red"][0], "selectors": ["description"]}]}
+    objs = [place, *_incident(1, place["id"], **red_part), *_incident(2, place["id"]), *markings.definitions()]
+    [event] = misp.to_misp(objs, "t", misp.event_uuid("h", "c", "m")).events
+    incidents = [o for o in event["Event"]["Object"] if o["name"] == "incident"]
+    places = [o for o in event["Event"]["Object"] if o["name"] == "geolocation"]
+    assert len(incidents) == 2 and len(places) == 1  # MISP refuses two objects with one uuid
+    assert all(r["referenced_uuid"] == places[0]["uuid"] for o in incidents for r in o["ObjectReference"])
+    first = next(o for o in incidents if o["uuid"].startswith("00000001"))
+    assert {t["name"] for a in first["Attribute"] for t in a.get("Tag", [])} == {"tlp:red"}  # below its tear line
+    assert [t["name"] for t in event["Event"]["Tag"]] == ["tlp:red"]
+
+
+def test_one_object_misp_stix_cannot_read_costs_its_event_never_the_pull() -> None:
+    sent = misp.to_stix(_event(), "isis-k", [ACTOR]).objects
+    made = next(o for o in sent if o["type"] == "report")
+    indicator = next(o for o in sent if o["type"] == "indicator")
+    # a sighting by an organisation the member may not see: misp-stix's importer cannot restore it
+    sighting = {"type": "sighting", "spec_version": "2.1", "id": "sighting--0b0b0b0b-4444-4444-8444-444444444444",
+                "created": TS, "modified": TS, "sighting_of_ref": indicator["id"],
+                "where_sighted_refs": ["identity--0c0c0c0c-5555-4555-8555-555555555555"],
+                "object_marking_refs": [markings.TLP2["green"][0]]}
+    made = made | {"object_refs": [*made["object_refs"], sighting["id"]]}
+    objs = [made if o["id"] == made["id"] else o for o in sent] + [sighting, ACTOR, *markings.definitions()]
+    pulled = misp.to_misp(objs, "t", misp.event_uuid("h", "c", "m"))
+    [restored] = [e["Event"] for e in pulled.events if e["Event"]["uuid"] == "5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"]
+    assert {a["type"] for a in restored["Attribute"]} == {"domain", "ip-dst", "sha256", "comment"}
+    assert any("sighting" in n and "left out" in n for n in pulled.notes)

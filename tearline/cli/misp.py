@@ -70,9 +70,10 @@ def misp_push(
                       f"{len(c.objects)} objects accepted", soft_wrap=True, highlight=False)
             for f in failures:
                 err.print(f"  refused {f.get('id')}: {f.get('message')}", soft_wrap=True, highlight=False)
-            if c.notes:
-                err.print(f"  misp-stix: {'; '.join(c.notes[:5])}" + (" …" if len(c.notes) > 5 else ""),
-                          soft_wrap=True, highlight=False)
+            for note in c.notes[:10]:
+                err.print(f"  {note}", soft_wrap=True, highlight=False)
+            if len(c.notes) > 10:
+                err.print(f"  … and {len(c.notes) - 10} more (--json lists them all)", highlight=False)
     if refused:
         raise typer.Exit(1)
 
@@ -116,5 +117,7 @@ def misp_pull(
     out.print(f"{pulled.counts['objects']} objects read as {where.member}: {len(written)} MISP event(s) in "
               f"{out_dir} ({pulled.counts['misp_events']} that came from MISP, "
               f"{pulled.counts['incidents']} incidents as MISP incident objects)", soft_wrap=True, highlight=False)
-    if pulled.notes:
-        err.print(f"misp-stix: {len(pulled.notes)} note(s), e.g. {pulled.notes[0]}", soft_wrap=True, highlight=False)
+    for note in pulled.notes[:10]:
+        err.print(f"  not carried over: {note}", soft_wrap=True, highlight=False)
+    if len(pulled.notes) > 10:
+        err.print(f"  … and {len(pulled.notes) - 10} more (--json lists them all)", highlight=False)
