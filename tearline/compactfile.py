@@ -459,4 +459,6 @@ def load(path: Path) -> CompactSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the compact file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the compact file is not UTF-8 text (byte {exc.start})") from None
     return parse(text, str(path))

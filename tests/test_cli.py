@@ -63,6 +63,7 @@ def test_an_error_in_a_sub_sub_command_is_one_line_and_exit_2(tmp_path: Path) ->
 
 def test_a_refused_step_is_still_audited(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'hub.db'}"
+    Store(db).migrate()
     refused = CliRunner().invoke(app, ["warn", "approve", "no-such-warning", "--by", "alice", "--db", db])
     assert refused.exit_code == 2 and refused.stderr.startswith("error: "), refused.output
     store = Store(db)
@@ -79,6 +80,7 @@ def test_the_exit_code_follows_the_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
         raise exc
 
     monkeypatch.setattr(guard.probes, "scan", scan)
+    Store(f"sqlite:///{tmp_path / 'hub.db'}").migrate()
     done = CliRunner().invoke(app, ["guard", "scan", "--db", f"sqlite:///{tmp_path / 'hub.db'}"])
     assert done.exit_code == code
     assert done.stderr == f"error: {exc.description}\n"
@@ -146,3 +148,78 @@ def test_serving_loads_neither_duckdb_nor_the_forecasting_stack() -> None:
             "print(sorted(m for m in ('duckdb', 'numpy', 'scipy', 'sklearn', 'matplotlib') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# --- every command, fed what a person gets wrong -------------------------------------------------------------
+
+_MAKERS = {("db", "upgrade"), ("compact", "apply"), ("audit", "witness"), ("warn", "keygen"), ("warn", "reply"),
+           ("audit", "export"), ("events", "to-stix"), ("misp", "pull")}  # they write what they are asked to
+_FILL = {"actor": "ISIS-K", "start": "2023-01", "end": "2023-06", "member": "state-a", "compact": "isis-k",
+         "compact_name": "isis-k", "to": "state-b", "country": "AFG", "window_start": "2024-01-01",
+         "window_end": "2024-02-01", "confidence": "high", "ask": "x", "by": "state-a/amina", "reason": "x", "why": "x",
+         "decision": "approve", "kind": "domain", "public_key": "00" * 32, "hub": "http://127.0.0.1:9",
+         "token": "t", "name": "isis-k", "warning": "w1", "alert_id": "a1", "request_id": "r1"}
+
+
+def _leaves(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    if hasattr(cmd, "list_commands"):
+        return [leaf for name in cmd.list_commands(None) for leaf in _leaves(cmd.get_command(None, name), (*path, name))]
+    return [(path, cmd)]
+
+
+def _bad_inputs(cmd: Any, work: Path) -> list[list[str]]:
+    """The command's required arguments filled in, then each kind of mistake in turn: stores that are
+    unreachable, not stores, or not there; event stores that are not DuckDB; files that are missing, are
+    directories, or are binary."""
+    garbage = work / "garbage.bin"
+    text = work / "text.txt"
+    files = ["/nonexistent/file.json", str(work / "adir"), str(garbage)]
+    fill = _FILL | {"key": str(text), "out_file": str(work / "o.json"), "out_dir": str(work / "od"),
+                    "state": str(work / "st"), "file": str(text), "files": str(text)}
+    base: list[str] = []
+    for p in cmd.params:
+        if p.required:
+            value = fill.get(p.name, "x")
+            base += [value] if p.param_type_name == "argument" else [p.opts[0], value]
+    names = {p.name for p in cmd.params}
+    variants = [base]
+    if "db" in names:
+        variants += [base + ["--db", d] for d in ("postgresql+psycopg://nobody@127.0.0.1:9/none", "nonsense://x",
+                                                  "sqlite:///", f"sqlite:///{garbage}", "sqlite:////nonexistent/d/x.db")]
+    if "events_db" in names:
+        variants += [base + ["--events-db", d] for d in (str(garbage), str(text), "/nonexistent/dir/e.duckdb")]
+    if "compact_file" in names:
+        variants += [base + ["--compact-file", d] for d in [*files, str(text)]]
+    for p in cmd.params:
+        if p.param_type_name == "argument" and p.name in ("file", "files"):
+            variants += [[f if a == str(text) else a for a in base] for f in files]
+    return variants
+
+
+def test_every_command_answers_bad_input_in_one_line_and_read_only_ones_create_nothing(tmp_path: Path,
+                                                                                       monkeypatch: Any) -> None:
+    """No traceback, ever: a bad store, events store or file is one line on stderr and a non-zero exit. And a
+    command that only reads makes no file on the way (no empty tearline.db where a store was expected)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "garbage.bin").write_bytes(b"\x00\xffnot json\x89PNG")
+    (tmp_path / "text.txt").write_text("hello\n")
+    (tmp_path / "adir").mkdir()
+    env = {"TEARLINE_DB": None, "TEARLINE_EVENTS_DB": None, "TEARLINE_HUB": None, "TEARLINE_MEMBER": None,
+           "TEARLINE_TOKEN": None}
+    problems = []
+    for path, cmd in _leaves(typer.main.get_command(app)):
+        if path in (("serve",), ("demo",)):
+            continue  # they run a hub: tests/test_events_tostix.py starts the demo for real
+        before = set(tmp_path.iterdir())
+        for args in _bad_inputs(cmd, tmp_path):
+            done = CliRunner(env=env).invoke(app, [*path, *args])
+            crashed = done.exception is not None and not isinstance(done.exception, SystemExit)
+            if crashed or "Traceback" in done.output or (done.exit_code == 0 and args != _bad_inputs(cmd, tmp_path)[0]):
+                problems.append((" ".join(path), args[-2:], done.exit_code, repr(done.exception), done.output[-200:]))
+        made = set(tmp_path.iterdir()) - before
+        if made and path not in _MAKERS:
+            problems.append((" ".join(path), "made files", sorted(p.name for p in made)))
+        for p in made:
+            if p.is_file():
+                p.unlink()
+    assert not problems, "\n".join(map(str, problems))

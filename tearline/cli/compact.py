@@ -25,7 +25,7 @@ def compact_apply(
     as_json: Annotated[bool, typer.Option("--json", help="print {compact, tokens} as one JSON object")] = False,
 ) -> None:
     """Create or update a compact; print each new member's token once."""
-    ctx = context.open(db=db)
+    ctx = context.open(create=True, db=db)
     spec = compacts.load(file)
     tokens = compacts.apply(ctx.store, spec)
     ctx.admin("compact apply", spec.name, {"file": str(file), "new_members": sorted(tokens)})

@@ -19,6 +19,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .. import audit, config, keys, write
 from ..errors import ConfigError, TearlineError
@@ -31,17 +33,35 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="store URL (default: TEA
 
 
 class Ctx:
-    """The settings of one command, and the hub's store and audit log opened on first use."""
+    """The settings of one command, and the hub's store and audit log opened on first use. Only the commands
+    that make a store (``create``: serve, demo, db upgrade, compact apply) create a SQLite file that is not
+    there; every other one says where it looked."""
 
-    def __init__(self, settings: config.Settings):
+    def __init__(self, settings: config.Settings, create: bool = False):
         self.settings = settings
+        self.create = create
 
     @functools.cached_property
     def store(self) -> Store:
-        store = Store(self.settings.db)
-        store.migrate()
-        if store.upkeep_due("release"):
-            write.upkeep(store, keys.load(self.settings))
+        url = self.settings.db
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except (ArgumentError, ValueError):
+            raise ConfigError(f"--db {url!r} is not a store URL (sqlite:///FILE or postgresql+psycopg://…)") from None
+        file = make_url(url).database if url.startswith("sqlite") else None
+        if url.startswith("sqlite") and not file:
+            raise ConfigError(f"--db {url!r} names no file (sqlite:///FILE)")
+        if not self.create and file and file != ":memory:" and not Path(file).exists():
+            raise ConfigError(f"no store at {file} (--db or TEARLINE_DB; the demo's is sqlite:///tearline-demo.db): "
+                              "`tearline compact apply FILE` or `tearline db upgrade` makes one")
+        try:
+            store = Store(url)
+            store.migrate()
+            if store.upkeep_due("release"):
+                write.upkeep(store, keys.load(self.settings))
+        except (SQLAlchemyError, OSError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ConfigError(f"cannot open the store {shown}: {reason}") from None
         return store
 
     @functools.cached_property
@@ -67,9 +87,10 @@ class Ctx:
         return self.events_db
 
 
-def open(**flags: Any) -> Ctx:
-    """The context of a command whose flags are ``flags`` (None: not given)."""
-    return Ctx(config.load(flags))
+def open(create: bool = False, **flags: Any) -> Ctx:
+    """The context of a command whose flags are ``flags`` (None: not given); ``create``: the command makes a
+    store where there is none."""
+    return Ctx(config.load(flags), create)
 
 
 def report(exc: TearlineError) -> typer.Exit:

@@ -28,7 +28,7 @@ def demo(
     port: Annotated[int, typer.Option(help="port")] = 6100,
 ) -> None:
     """Apply the demo ISIS-K compact, print fresh demo tokens, and run the hub."""
-    ctx = context.open(db=db, host=host, port=port)
+    ctx = context.open(create=True, db=db, host=host, port=port)
     store = ctx.store
     text = resources.files("tearline.data").joinpath("demo-compact.yaml").read_text()
     spec = compacts.parse(text, "demo-compact.yaml")

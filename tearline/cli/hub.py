@@ -27,7 +27,7 @@ def serve(
     audit_seal_seconds: SealOpt = None,
 ) -> None:
     """Run the hub (TAXII 2.1 under /taxii2/)."""
-    run(context.open(db=db, host=host, port=port, max_content_length=max_content_length,
+    run(context.open(create=True, db=db, host=host, port=port, max_content_length=max_content_length,
                      audit_seal_seconds=audit_seal_seconds))
 
 
@@ -48,6 +48,6 @@ def run(ctx: context.Ctx) -> None:
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt = None) -> None:
     """Create or migrate the store's schema to the newest revision."""
-    ctx = context.open(db=db)
+    ctx = context.open(create=True, db=db)
     ctx.admin("db upgrade", None, {})
     out.print(f"store {ctx.settings.db}: schema up to date")

@@ -77,8 +77,12 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"--events-db: directory {path.parent} does not exist")
-    con = duckdb.connect(str(path))
-    con.execute(SCHEMA)
+    try:
+        con = duckdb.connect(str(path))
+        con.execute(SCHEMA)
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"--events-db {path}: cannot open it as a DuckDB events store ({reason})") from None
     return con
 
 
@@ -267,7 +271,14 @@ def _reason(error_type: str, message: str) -> str:
 
 def ingest(paths: Sequence[Path], events_db: str | Path, on_file: Callable[[Path, str, int], Any] | None = None,
            progress: Callable[[Path, float], Any] | None = None) -> list[tuple[Path, str, int]]:
-    """Ingest several files (each one whole or not at all); stop at the first bad file."""
+    """Ingest several files (each one whole or not at all); stop at the first bad file. Each file's format is
+    recognised before the store is opened, so a wrong file leaves no new store behind."""
+    for path in paths:
+        try:
+            detect(_header(Path(path)))
+        except EventsError as exc:
+            raise EventsError(exc.description if str(path) in exc.description else f"{path}: {exc.description}",
+                              details=exc.details) from None
     con = connect(events_db)
     done = []
     try:

@@ -126,6 +126,8 @@ def read(path: Path, kind: str, region: str = "PK") -> tuple[list[str], dict[str
         raise BadRequest(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise BadRequest(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise BadRequest(f"{path}: cannot read it ({exc.strerror or exc})") from None
     return parse(lines, kind, str(path), region)
 
 
