@@ -223,3 +223,55 @@ def test_every_command_answers_bad_input_in_one_line_and_read_only_ones_create_n
             if p.is_file():
                 p.unlink()
     assert not problems, "\n".join(map(str, problems))
+
+
+def _readme_commands() -> list[tuple[int, list[str]]]:
+    """Every `tearline …` command line the README shows (code blocks and inline code), as tokens."""
+    text = (ROOT.parent / "README.md").read_text()
+    found = []
+    for n, line in enumerate(text.splitlines(), 1):
+        for part in re.findall(r"`(tearline [^`]+)`", line) or ([line.split("#", 1)[0]] if "tearline " in line else []):
+            start = part.find("tearline ")
+            if start < 0 or "/" in part[start - 1:start] or "tearline/" in part[start:start + 9]:
+                continue
+            words = re.split(r"\s+", part[start:].split("|")[0].replace("\\", " ").strip())
+            found.append((n, words[1:]))
+    return found
+
+
+def test_every_command_and_flag_the_readme_names_exists() -> None:
+    root = typer.main.get_command(app)
+    problems = []
+    for line, words in _readme_commands():
+        cmd, path = root, []
+        for w in words:
+            sub = cmd.get_command(None, w) if hasattr(cmd, "get_command") and not w.startswith("-") else None
+            if sub is None:
+                break
+            cmd, path = sub, [*path, w]
+        if not path:
+            problems.append(f"README line {line}: `tearline {' '.join(words[:2])}` is no command")
+            continue
+        flags = {o for p in getattr(cmd, "params", []) for o in [*p.opts, *p.secondary_opts]} | {"--help"}
+        for w in words:
+            flag = w.strip("[]").split("=")[0]
+            if flag.startswith("--") and flag not in flags:
+                problems.append(f"README line {line}: `tearline {' '.join(path)}` has no {flag}")
+    every = {o for _, cmd in _leaves(root) for p in cmd.params for o in [*p.opts, *p.secondary_opts]}
+    text = (ROOT.parent / "README.md").read_text()
+    for line, row in enumerate(text.splitlines(), 1):
+        for flag in re.findall(r"`(--[a-z][a-z0-9-]*)`", row) + re.findall(r"`(--[a-z][a-z0-9-]*)/", row):
+            if flag not in every:
+                problems.append(f"README line {line}: {flag} is a flag of no command")
+    assert len(_readme_commands()) > 50 and not problems, "\n".join(problems)
+
+
+def test_serve_on_a_busy_port_says_so_before_anything_else(tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "tearline", "serve", "--port", str(port), "--db",
+                               f"sqlite:///{tmp_path / 'hub.db'}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Tearline hub on" not in done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tearline import events
+from tearline.errors import NotFound
 from tearline.events import EventsError, trend
 
 DATA = Path(__file__).resolve().parent.parent / "tearline" / "data" / "events"
@@ -227,8 +228,9 @@ members:
   - {name: a, write: true, tlp_max: amber}
 """)
     catalogue = actors.with_compact(spec)
-    # the compact's rule limits ISKP in UCDP to Afghanistan: the Pakistan file then has none
-    assert trend.trend(con, "ISKP", "PAK", (2018, 7), (2019, 7), "ucdp-ged", catalogue)["from"]["events"] == 0
+    # the compact's rule limits ISKP in UCDP to Afghanistan: the Pakistan file then has none at all
+    with pytest.raises(NotFound, match="no event of 'ISKP'"):
+        trend.trend(con, "ISKP", "PAK", (2018, 7), (2019, 7), "ucdp-ged", catalogue)
     assert trend.trend(con, "ISKP", "PAK", (2018, 7), (2019, 7), "ucdp-ged")["from"]["events"] == 3
     # an actor the catalogue does not know resolves by its name and aliases
     by_alias = trend.trend(con, "Pakistani Taliban", "PAK", (2012, 1), (2013, 1), "ucdp-ged", catalogue)
@@ -277,3 +279,16 @@ def test_a_row_missing_its_id_date_or_fatalities_is_an_error_not_a_skip(db: Path
         events.ingest([write_acled(tmp_path / "acled.csv", rows)], db)
     assert f"record 7 (about line 8): column {column} is empty" in str(info.value)
     assert count(db) == {}
+
+
+def test_an_actor_with_no_event_is_an_error_not_a_trend_of_zeros(tmp_path: Path) -> None:
+    from tearline.events import series
+
+    db = tmp_path / "e.duckdb"
+    events.ingest([DATA / "iskp-attacks" / "iskp_attacks.csv"], db)
+    con = events.connect(db)
+    for call in (lambda: trend.trend(con, "Nobody", None, (2023, 1), (2023, 2)),
+                 lambda: series.monthly(con, "Nobody"), lambda: series.top_places(con, "Nobody")):
+        with pytest.raises(NotFound, match="tearline events actors"):
+            call()
+    assert series.top_places(con, "ISKP", "FRA") == []  # a known actor where it did nothing: none, no error

@@ -16,7 +16,7 @@ from .. import events, keys, write
 from ..events import actors, tostix
 from . import context
 from .context import err
-from .hub import run
+from .hub import free, run
 
 app = typer.Typer(add_completion=False)
 
@@ -29,6 +29,7 @@ def demo(
 ) -> None:
     """Apply the demo ISIS-K compact, print fresh demo tokens, and run the hub."""
     ctx = context.open(create=True, db=db, host=host, port=port)
+    free(ctx.settings.host, ctx.settings.port)  # before seeding, not after
     store = ctx.store
     text = resources.files("tearline.data").joinpath("demo-compact.yaml").read_text()
     spec = compacts.parse(text, "demo-compact.yaml")

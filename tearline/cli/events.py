@@ -92,7 +92,8 @@ def events_trend(
     out.print(f"{result['actor']} in {result['country'] or 'all countries'} ({result['source'] or 'no data'})")
     for key in ("from", "to"):
         out.print(f"  {result[key]['month']}: {result[key]['events']} events, {result[key]['fatalities']} fatalities")
-    out.print(f"  change: events {result['change_pct']['events']}%, fatalities {result['change_pct']['fatalities']}%")
+    change = {k: "n/a (from 0)" if v is None else f"{v:+.1f}%" for k, v in result["change_pct"].items()}
+    out.print(f"  change: events {change['events']}, fatalities {change['fatalities']}")
     if "note" in result:
         out.print(f"  [yellow]{result['note']}[/yellow]")
 
@@ -125,6 +126,8 @@ def events_series(
     if as_json:
         emit(rows)
         return
+    if not rows:
+        out.print(f"no events of {actor}{' in ' + country.upper() if country else ''} in the months asked")
     for r in rows:
         out.print(f"{r['source']:15} {r['unit']:20} {r['month']}  {r['events']:4} events  "
                   f"{r['fatalities']:5} fatalities")
@@ -146,6 +149,8 @@ def events_places(
     if as_json:
         emit(rows)
         return
+    if not rows:
+        out.print(f"no events of {actor}{' in ' + country.upper() if country else ''}")
     for r in rows:
         out.print(f"{r['source']:15} {r['country']} {r['province'] or '':25} {r['place'] or '':40} "
                   f"{r['events']:4} events {r['fatalities']:5} fatalities")

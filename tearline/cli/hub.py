@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
+import socket
 from typing import Annotated
 
 import typer
 import uvicorn
 
+from ..errors import ConfigError
 from ..web.app import create_app
 from . import context
 from .context import DbOpt, err, out
@@ -25,15 +28,34 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (TEARLINE_PORT, 6100)")] = None,
     max_content_length: Annotated[int | None, typer.Option(help="largest request body in bytes")] = None,
     audit_seal_seconds: SealOpt = None,
+    audit_checkpoint_every: Annotated[int | None, typer.Option(
+        help="sign a checkpoint every this many audit entries (TEARLINE_AUDIT_CHECKPOINT_EVERY, 1000)")] = None,
+    guard_scan_seconds: Annotated[int | None, typer.Option(
+        help="scan the audit trail for probing this often (TEARLINE_GUARD_SCAN_SECONDS, 30)")] = None,
+    admin_token: Annotated[str | None, typer.Option(
+        help="bearer token of the operator's admin API and pages (TEARLINE_ADMIN_TOKEN; none: no admin API)")] = None,
 ) -> None:
     """Run the hub (TAXII 2.1 under /taxii2/)."""
     run(context.open(create=True, db=db, host=host, port=port, max_content_length=max_content_length,
-                     audit_seal_seconds=audit_seal_seconds))
+                     audit_seal_seconds=audit_seal_seconds, audit_checkpoint_every=audit_checkpoint_every,
+                     guard_scan_seconds=guard_scan_seconds, admin_token=admin_token))
+
+
+def free(host: str, port: int) -> None:
+    """ConfigError when the address cannot be listened on, said before the hub says it is up."""
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            pass
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port} ({reason}): another hub or program may hold it; choose "
+                          "another with --port (TEARLINE_PORT)") from None
 
 
 def run(ctx: context.Ctx) -> None:
     """Serve the hub of ``ctx`` until it is stopped."""
     settings = ctx.settings
+    free(settings.host, settings.port)
     application = create_app(settings, ctx.store)
     # What is alive now (modules, the app, the engine) lives as long as the hub: frozen, the cyclic
     # collector stops walking it on every pass. A higher first threshold lets an envelope's thousand

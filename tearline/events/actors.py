@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..errors import NotFound
+
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
@@ -115,6 +117,17 @@ def selection(actor_name: str, country: str | None, source: str | None,
     where, params = predicate(actor)
     extra, extra_params = narrowing(country, source)
     return actor, where + extra, params + extra_params
+
+
+def require(con: Any, actor_name: str, catalogue: tuple[Actor, ...] = CATALOGUE) -> None:
+    """NotFound when the events store holds no event of the actor at all: an unknown or misspelt actor is an
+    error, never a trend of zeros (a known actor with none where asked is a zero, and says so)."""
+    _actor, where, params = selection(actor_name, None, None, catalogue)
+    if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT 1)", params).fetchone()[0]:
+        return
+    raise NotFound(f"no event of {actor_name!r} in the events store: `tearline events actors` lists the actors "
+                   "Tearline knows; a dataset's own actor name (as in its actor1/side_a column) works too",
+                   code="unknown_actor")
 
 
 def predicate(actor: Actor, ambiguous: bool = False) -> tuple[str, list[Any]]:

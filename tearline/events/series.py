@@ -16,6 +16,7 @@ def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None
             catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
     """Rows {source, unit, month, events, fatalities} for every month from start to end (default: the
     actor's first and last event) that the source covers, with zero rows where nothing happened."""
+    actors.require(con, actor_name, catalogue)
     _actor, where, params = actors.selection(actor_name, country, source, catalogue)
     unit = {"country": "country_iso3", "province": "coalesce(province, '(unknown)')"}.get(by or "", "'all'")
     bounds = con.execute(f"SELECT min(event_date), max(event_date) FROM events WHERE {where}", params).fetchone()
@@ -46,6 +47,7 @@ def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None
 
 def top_places(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None, source: str | None = None,
                limit: int = 10, catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
+    actors.require(con, actor_name, catalogue)
     _actor, where, params = actors.selection(actor_name, country, source, catalogue)
     rows = con.execute(
         f"""SELECT source, country_iso3, province, place, count(*) AS n, sum(fatalities_best) AS f

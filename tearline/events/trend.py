@@ -39,6 +39,7 @@ def change_pct(before: int, after: int) -> float | None:
 def trend(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None, start: tuple[int, int],
           end: tuple[int, int], source: str | None = None,
           catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> dict[str, Any]:
+    actors.require(con, actor_name, catalogue)
     actor = actors.resolve(actor_name, catalogue)
     where, params = actors.predicate(actor)
     amb_where, amb_params = actors.predicate(actor, ambiguous=True)
