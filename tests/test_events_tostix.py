@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -70,9 +72,32 @@ def test_demo_serves_the_compact_seeded_with_real_events(tmp_path: Path) -> None
             incidents = r.json()["objects"]
         assert len(incidents) >= 200
         assert any("Peshawar" in i["name"] for i in incidents)
+        _the_printed_next_steps_work_when_pasted(proc, tmp_path)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _the_printed_next_steps_work_when_pasted(proc: subprocess.Popen, where: Path) -> None:
+    """Each line the demo prints under "Next", pasted as it is into a shell (with the export line first)."""
+    lines: list[str] = []
+    while True:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line, "the demo printed no next steps"
+        if line.startswith("Next,"):
+            break
+    while not (line := proc.stderr.readline()).startswith("Tearline hub on"):  # type: ignore[union-attr]
+        lines.append(line.strip())
+    assert lines[0].startswith("export TEARLINE_DB=") and len(lines) >= 7
+    for step in lines[1:]:
+        if step.startswith("curl") and shutil.which("curl") is None:
+            continue
+        done = subprocess.run(["bash", "-c", f"{lines[0]} && {step}"], capture_output=True, text=True, cwd=where,
+                              timeout=300)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (step, done.stdout[-500:], done.stderr[-500:])
+    warned = subprocess.run(["bash", "-c", f"{lines[0]} && {lines[2]} --json"], capture_output=True, text=True,
+                            cwd=where, timeout=60)
+    assert {w["state"] for w in json.loads(warned.stdout)} == {"delivered", "acknowledged"}
 
 
 def test_an_event_with_no_place_is_placed_nowhere_rather_than_in_a_guessed_region(

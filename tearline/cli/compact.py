@@ -48,13 +48,13 @@ def compact_show(name: str, db: DbOpt = None) -> None:
     out.print(f"[bold]{row.title}[/bold]  /taxii2/{name}/")
     table = Table(title="collections")
     for col in ("alias", "id", "objects (versions)"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # at 80 columns a cell wraps, never loses its end
     for c in store.collections(name):
         table.add_row(c.alias, c.id, str(store.version_count(c.num)))
     out.print(table)
     mt = Table(title="members")
     for col in ("member", "read", "write", "tlp_max"):
-        mt.add_column(col)
+        mt.add_column(col, overflow="fold")
     for m in store.compact_members(name):
         mt.add_row(m.name, str(m.can_read), str(m.can_write), m.tlp_max)
     out.print(mt)

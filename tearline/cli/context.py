@@ -113,7 +113,7 @@ def listing(found: list[dict[str, Any]], as_json: bool, title: str, columns: tup
         return
     table = Table(title=title)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # at 80 columns a cell wraps, never loses its end
     for item in found:
         table.add_row(*row(item))
     out.print(table)

@@ -81,7 +81,7 @@ def _backtest_table(level: str, rows: list[dict[str, Any]], panel: Any) -> None:
                         f"{rows[0]['period']['to']} (skill vs the best baseline)")
     for col in ("model", "h", "Brier", "skill", "95% interval", "log loss", "AP", "CRPS", "CRPS skill",
                 "CRPS fatalities"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+        table.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
     for r in (r for r in rows if r["unit"] == level):
         table.add_row(r["model"] + (" (baseline)" if r["kind"] == "baseline" else ""), str(r["horizon"]),
                       f"{r['brier']:.4f}", f"{r['brier_skill']:+.3f}", "{:+.3f} … {:+.3f}".format(*r["brier_skill_ci"]),
@@ -141,7 +141,7 @@ def forecast_run(
     table = Table(title=f"{panel.actor}: forecasts from data to {panels.month_label(panel.end)} "
                         f"({model}, {panel.source})")
     for col in ("unit", *(f"+{h}" for h in range(1, 7))):
-        table.add_column(col, justify="left" if col == "unit" else "right")
+        table.add_column(col, justify="left" if col == "unit" else "right", overflow="fold")
     for u, label in enumerate(panel.unit_label(i) for i in range(len(panel.units))):
         cells = [r for r in rows if (r["country"], r["province"]) == panel.units[u]]
         table.add_row(label, *(f"{r['probability']:.0%}" for r in sorted(cells, key=lambda r: r["horizon"])))

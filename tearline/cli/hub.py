@@ -63,7 +63,7 @@ def run(ctx: context.Ctx) -> None:
     # benchmark's feed the collector's time per object written fell from 13-21 µs to nothing.
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db})")
+    err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db})", soft_wrap=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 

@@ -73,7 +73,7 @@ def match_inbox(hub: HubOpt = None, member: MemberOpt = None, token: TokenOpt = 
         return
     table = Table(title="match requests waiting for you")
     for col in ("id", "from", "type", "values", "results", "consent"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # at 80 columns a cell wraps, never loses its end
     for r in pending:
         table.add_row(r["id"], r["asker"], r["kind"], str(r["asked"]), r["results"],
                       "standing (compact file)" if r["consent"] == "standing" else "yours to give")
