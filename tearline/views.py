@@ -15,7 +15,7 @@ from typing import Any
 
 import pycountry
 
-from . import boundaries
+from . import boundaries, markings
 
 # What each page reads of the member's copies (the rest of a large collection stays in the database).
 EVENT_TYPES = ("incident", "location", "relationship")
@@ -187,6 +187,22 @@ def links(seen: Seen, obj: dict[str, Any]) -> dict[str, list[Any]]:
         else:
             referred.append({"obj": other, "rel": None})
     return {"refers_to": refers, "referred_by": referred[:200]}
+
+
+def tlp(obj: dict[str, Any], default: str = "amber") -> dict[str, str] | None:
+    """The TLP badge of a member's copy: the level its marking names (TLP 1.0 read as 2.0; ``default``, the
+    compact's, where it names none) and, when parts of it are marked stricter (a tear line it is above), the
+    strictest of those; None for marking definitions."""
+    if obj.get("type") == "marking-definition":
+        return None
+    level = markings.tlp_of(obj) or default
+    parts = [markings.LEVEL_OF_ID[g["marking_ref"]] for g in obj.get("granular_markings") or ()
+             if isinstance(g, dict) and g.get("marking_ref") in markings.LEVEL_OF_ID]
+    stricter = max(parts, key=markings.rank, default=None)
+    found = {"level": level, "css": "tlp-" + level.replace("+", "-"), "text": f"TLP:{level.upper()}"}
+    if stricter and markings.rank(stricter) > markings.rank(level):
+        found["parts"] = f"parts TLP:{stricter.upper()}"
+    return found
 
 
 def label(obj: dict[str, Any]) -> str:

@@ -296,3 +296,31 @@ def test_bad_input_gets_a_clear_page_never_a_500(demo: Demo) -> None:
         assert forged.status_code == 403 and "expired" in forged.text
         page = c.get("/ui/")
         assert page.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_every_object_wears_the_tlp_badge_of_the_copy_taxii_gives_that_member(browser: Any, demo: Demo) -> None:
+    """The overview's latest objects, an object page and the objects it links to: each badge says the level of
+    the member's own TAXII copy (the compact's default where the copy names none), for every member."""
+    def level(obj: dict[str, Any]) -> str:
+        return f"TLP:{(markings.tlp_of(obj) or 'amber').upper()}"
+
+    for member in ("state-a", "state-b", "ngo-c"):
+        allowed = taxii_view(demo, member)
+        page = signed_in(browser, demo, member)
+        rows = page.locator("section[aria-labelledby=latest] tbody tr")
+        assert rows.count() > 0
+        for i in range(rows.count()):
+            href = rows.nth(i).locator("a").get_attribute("href")
+            assert rows.nth(i).locator(".tlp").inner_text() == level(allowed[href.split("/")[3]]), (member, href)
+        target = demo.amber_id if demo.amber_id in allowed else ACTOR_ID
+        page.goto(demo.url + f"/ui/objects/{target}/")
+        assert page.locator("main > p .tlp").first.inner_text() == level(allowed[target])
+        for item in page.locator("section.card li").all():
+            href = item.locator("a").first.get_attribute("href")
+            linked = href.split("/")[3]
+            if linked.startswith("marking-definition--"):  # a marking is not marked
+                assert item.locator(".tlp").count() == 0
+                continue
+            assert item.locator(".tlp").text_content() == level(allowed[linked]), (member, href)  # folded ones too
+        shot(page, f"{member}-object-badges")
+        page.context.close()

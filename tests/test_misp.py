@@ -124,7 +124,7 @@ def test_every_object_carries_its_own_tag_else_the_events(event_level: str | Non
         attribute["Tag"] = [{"name": f"tlp:{level}"}] if level else []
     done = misp.to_stix(event, "isis-k", [ACTOR])
     for attribute, level in zip(event["Attribute"][:3], own, strict=True):
-        want = {"white": "clear"}.get(level or "", level) or event_level
+        want = {"white": "clear"}.get(level or "", level) or event_level or "amber"  # untagged: AMBER
         for obj in done.objects:
             if obj["id"].endswith(attribute["uuid"]):
                 assert markings.tlp_of(obj) == want, (obj["id"], level, event_level)
@@ -174,8 +174,9 @@ def test_no_value_goes_further_than_its_misp_author_let_it(event_level: str | No
                                                            private: dict[str, bool], published: bool) -> None:
     """The push's TLP invariant, over generated events: every STIX object that carries an attribute's value (its
     observable, an indicator's pattern, an observation) is at least as strict as the attribute's own tag, else
-    the event's (MISP's inheritance), however misp-stix groups values (a domain-ip or email object makes one
-    indicator of several); a value MISP's distribution keeps at home is in no object at all. Published or not
+    the event's (MISP's inheritance; AMBER where neither says), however misp-stix groups values (a domain-ip or
+    email object makes one indicator of several); a value MISP's distribution keeps at home is in no object at
+    all. Published or not
     (misp-stix makes a report or a grouping), the event is linked to the compact's actor."""
     event = _generated(event_level, own, private, published)
     done = misp.to_stix(event, "isis-k", [ACTOR])
@@ -185,12 +186,11 @@ def test_no_value_goes_further_than_its_misp_author_let_it(event_level: str | No
         if private[key]:
             assert not carriers, (key, [o["id"] for o in carriers])
             continue
-        want = {"white": "clear"}.get(own[key] or "", own[key]) or event_level
+        # what no tag marks, in an event that has none, has not been cleared for release: AMBER
+        want = {"white": "clear"}.get(own[key] or "", own[key]) or event_level or "amber"
         assert carriers, key
         for obj in carriers:
             got = markings.tlp_of(obj)
-            if want is None:
-                continue  # the compact's default governs what nobody marked
             assert got is not None and markings.rank(got) >= markings.rank(want), (key, obj["id"], got, want)
     [container] = [o for o in done.objects if o["type"] in ("report", "grouping")]
     assert container["type"] == ("report" if published else "grouping") and ACTOR["id"] in container["object_refs"]
@@ -380,3 +380,61 @@ def test_one_object_misp_stix_cannot_read_costs_its_event_never_the_pull() -> No
     [restored] = [e["Event"] for e in pulled.events if e["Event"]["uuid"] == "5e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"]
     assert {a["type"] for a in restored["Attribute"]} == {"domain", "ip-dst", "sha256", "comment"}
     assert any("sighting" in n and "left out" in n for n in pulled.notes)
+
+
+def _pe_event(pe_level: str) -> dict[str, Any]:
+    """MISP's own file upload: a file object that includes a pe object (misp-stix merges the pe into the
+    file's observable and indicator, named after the file)."""
+    def attribute(n: int, kind: str, value: str, relation: str, tag: str | None = None) -> dict[str, Any]:
+        return {"uuid": f"0000{n:04x}-0000-4000-8000-00000000beef", "type": kind, "value": value,
+                "object_relation": relation, "to_ids": kind != "text", "category": "Payload delivery",
+                "timestamp": "1710086400", **({"Tag": [{"name": f"tlp:{tag}"}]} if tag else {})}
+    file, pe = "11111111-0000-4000-8000-00000000beef", "22222222-0000-4000-8000-00000000beef"
+    return {"uuid": "33333333-0000-4000-8000-00000000beef", "info": "dropper", "date": "2024-03-10",
+            "timestamp": "1710086400", "published": True, "publish_timestamp": "1710086400",
+            "Tag": [{"name": "tlp:green"}, {"name": 'misp-galaxy:threat-actor="ISKP"'}],
+            "Object": [
+                {"uuid": file, "name": "file", "meta-category": "file", "timestamp": "1710086400",
+                 "Attribute": [attribute(1, "filename", "dropper.exe", "filename")],
+                 "ObjectReference": [{"uuid": "44444444-0000-4000-8000-00000000beef", "referenced_uuid": pe,
+                                      "relationship_type": "includes", "Object": {"uuid": pe, "name": "pe"}}]},
+                {"uuid": pe, "name": "pe", "meta-category": "file", "timestamp": "1710086400",
+                 "Attribute": [attribute(2, "text", "EXE", "type", pe_level),
+                               attribute(3, "filename", "HiddenOriginal.exe", "original-filename", pe_level),
+                               attribute(4, "imphash", "1234567890abcdef1234567890abcdef", "imphash", pe_level)]}]}
+
+
+@pytest.mark.parametrize("pe_level", ["amber", "red"])
+def test_values_misp_stix_merges_into_another_objects_observable_keep_their_level(pe_level: str) -> None:
+    done = misp.to_stix(_pe_event(pe_level), "isis-k", [ACTOR])
+    carriers = [o for o in done.objects if "HiddenOriginal" in json.dumps(o) or "1234567890abcdef" in json.dumps(o)]
+    assert carriers and all(markings.tlp_of(o) == pe_level for o in carriers), \
+        [(o["id"], markings.tlp_of(o)) for o in carriers]
+
+
+def test_what_misp_keeps_at_home_stays_there_whatever_its_kind() -> None:
+    event = copy.deepcopy(_event())
+    event["EventReport"] = [{"uuid": "55555555-0000-4000-8000-00000000cafe", "name": "ORG-ONLY report",
+                             "content": "the informant is ORG-ONLY-NAME", "distribution": "0",
+                             "timestamp": "1710086400"}]
+    event["Attribute"][0]["Tag"] = [{"name": "source:ORG-ONLY-SOURCE", "local": True}]
+    event["Note"] = [{"uuid": "66666666-0000-4000-8000-00000000cafe", "note": "ORG-ONLY-NOTE", "distribution": "4",
+                      "note_type_name": "Note", "created": "2024-03-10 00:00:00", "modified": "2024-03-10 00:00:00"}]
+    done = misp.to_stix(event, "isis-k", [ACTOR])
+    text = json.dumps(done.objects)
+    assert "ORG-ONLY" not in text
+    assert sum("left out" in n for n in done.notes) >= 3
+
+
+def test_a_second_event_claiming_a_uuid_never_overwrites_the_first() -> None:
+    sent = misp.to_stix(_event(), "isis-k", [ACTOR]).objects
+    report = next(o for o in sent if o["type"] == "report")
+    forged = {**report, "type": "grouping", "id": "grouping--" + report["id"].split("--")[1], "context": "unspecified",
+              "name": "RETRACTED: remove these indicators", "object_refs": report["object_refs"][:3]}
+    forged.pop("published")
+    forged.pop("report_types", None)
+    pulled = misp.to_misp([*sent, forged, ACTOR, *markings.definitions()], "t", misp.event_uuid("h", "c", "m"))
+    by_uuid = Counter(e["Event"]["uuid"] for e in pulled.events)
+    assert max(by_uuid.values()) == 1
+    genuine = next(e["Event"] for e in pulled.events if e["Event"]["uuid"] == report["id"].split("--")[1])
+    assert genuine["info"] == report["name"] and any("claims MISP event uuid" in n for n in pulled.notes)

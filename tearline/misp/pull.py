@@ -162,6 +162,7 @@ def to_misp(objs: Sequence[dict[str, Any]], title: str, event_uuid: str) -> Pull
     taken: set[str] = set()
     events = []
     actors = {o["id"] for o in objs if compact.is_actor_object(o)}
+    claimed: dict[str, str] = {}  # MISP event uuid → the container that holds it (the first listed)
     for report in [o for o in objs if misp_made(o)]:
         group = {ref: held[ref] for ref in report.get("object_refs") or () if ref in held and ref not in actors}
         taken.add(report["id"])
@@ -184,6 +185,13 @@ def to_misp(objs: Sequence[dict[str, Any]], title: str, event_uuid: str) -> Pull
             event = _parse(InternalSTIX2toMISPParser, _with_support(group, held), None, said, report["id"])
         notes += said
         if event is not None:
+            owner = claimed.setdefault(str(event.get("uuid")), report["id"])
+            if owner != report["id"]:
+                # a second container claiming a uuid (another partner's, or the same event once unpublished): it
+                # must not overwrite the first, here or in MISP, which would take it for an update of it
+                event["uuid"] = str(uuid.uuid5(_EVENT_NS, report["id"]))
+                notes.append(f"{report['id']} claims MISP event uuid {owner.split('--')[1]}, already {owner}'s "
+                             f"(listed first); written as {event['uuid']}")
             events.append({"Event": event})
     mine = _own_event([o for o in objs if o["id"] not in taken], held, title, event_uuid, notes,
                       ExternalSTIX2toMISPParser)
@@ -215,8 +223,17 @@ def _own_event(rest: list[dict[str, Any]], held: dict[str, dict[str, Any]], titl
         return None
     own: dict[str, Any] = {}
     if converted:
-        own = _parse(parser_cls, _with_support({o["id"]: o for o in converted}, held), title, notes,
+        said: list[str] = []
+        own = _parse(parser_cls, _with_support({o["id"]: o for o in converted}, held), title, said,
                      "the rest of the collection") or {}
+        sightings = [o for o in converted if o["type"] == "sighting"]
+        if not own and sightings:
+            # one partner's sighting misp-stix cannot restore (its sighter out of the member's sight) must not
+            # cost every partner's content: the rest goes without sightings
+            said = [f"{len(sightings)} sighting(s) misp-stix cannot restore; left out"]
+            kept = {o["id"]: o for o in converted if o["type"] != "sighting"}
+            own = _parse(parser_cls, _with_support(kept, held), title, said, "the rest of the collection") or {}
+        notes += said
     own.update({"info": title, "uuid": event_uuid})
     own["Object"] = [*(own.get("Object") or []), *_incident_objects(incidents, inc_rels, held)]
     found = strictest(level(o) for o in rest if o["type"] != "marking-definition")

@@ -32,6 +32,8 @@ from .events import _list, attributes, name, own_level, private, shape_problems,
 _GALAXY_TAG = re.compile(r'^misp-galaxy:[\w.-]+\s*=\s*"(.+)"$', re.IGNORECASE)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MISSING_NS = uuid.UUID("8e3f1c52-7b0a-4d6e-9f21-5c4a3b2d1e0f")  # uuids for attributes exported without one
+UNTAGGED = "amber"  # the level of what no TLP tag marks, in an event that has none
+_SHORTEST = 4  # shorter texts ("tcp", "80") say nothing worth a level, and would mark everything
 
 
 @dataclasses.dataclass
@@ -106,31 +108,51 @@ def _refusal(event: dict[str, Any], compact_name: str, actors: Sequence[dict[str
             + "), or a threat-actor attribute with that name, and export it again")
 
 
+_ANALYST = ("Note", "Opinion", "Relationship")  # MISP 2.5 analyst data, each with its own distribution
+
+
 def _keep_shared(event: dict[str, Any]) -> list[str]:
-    """Leave out what MISP's distribution keeps at home; say what."""
-    notes = []
-    kept = []
-    for a in _list(event, "Attribute"):
-        if where := private(a):
-            notes.append(f"attribute {a.get('type')} {a.get('value', '')!s:.40} left out: its distribution is {where}")
-        else:
-            kept.append(a)
-    event["Attribute"] = kept
-    objects = []
-    for obj in _list(event, "Object"):
-        if where := private(obj):
-            notes.append(f"object {obj.get('name')} {obj.get('uuid', '')} left out: its distribution is {where}")
-            continue
-        inner = []
-        for a in _list(obj, "Attribute"):
-            if where := private(a):
-                notes.append(f"attribute {a.get('object_relation')} of object {obj.get('name')} left out: its "
-                             f"distribution is {where}")
+    """Leave out what MISP keeps at home: attributes, objects, event reports, analyst data and galaxy
+    clusters whose distribution is the organisation or a sharing group, and local tags (MISP never syncs them).
+    Say what."""
+    notes: list[str] = []
+
+    def kept(items: list[dict[str, Any]], what: Any) -> list[dict[str, Any]]:
+        out = []
+        for item in items:
+            if where := private(item):
+                notes.append(f"{what(item)} left out: its distribution is {where}")
             else:
-                inner.append(a)
+                out.append(item)
+        return out
+
+    def clean(item: dict[str, Any]) -> None:
+        if isinstance(item.get("Tag"), list):
+            local = [t for t in tags(item) if str(t.get("local", "")).lower() in ("1", "true")]
+            if local:
+                notes.append(f"local tag(s) {', '.join(str(t.get('name')) for t in local)} left out: MISP keeps "
+                             "them on this instance")
+                item["Tag"] = [t for t in tags(item) if t not in local]
+        for g in _list(item, "Galaxy"):
+            g["GalaxyCluster"] = kept(_list(g, "GalaxyCluster"), lambda c: f"galaxy cluster {c.get('value')}")
+        for key in _ANALYST:
+            if isinstance(item.get(key), list):
+                item[key] = kept(_list(item, key), lambda n, k=key: f"analyst {k.lower()} {n.get('uuid', '')}")
+
+    event["Attribute"] = kept(_list(event, "Attribute"),
+                              lambda a: f"attribute {a.get('type')} {a.get('value', '')!s:.40}")
+    objects = []
+    for obj in kept(_list(event, "Object"), lambda o: f"object {o.get('name')} {o.get('uuid', '')}"):
+        inner = kept(_list(obj, "Attribute"),
+                     lambda a, o=obj: f"attribute {a.get('object_relation')} of object {o.get('name')}")
         if inner:
             objects.append({**obj, "Attribute": inner})
     event["Object"] = objects
+    if isinstance(event.get("EventReport"), list):
+        event["EventReport"] = kept(_list(event, "EventReport"), lambda r: f"event report {r.get('name', '')!s:.40}")
+    for item in [event, *event["Attribute"], *event["Object"], *(a for o in event["Object"] for a in o["Attribute"]),
+                 *_list(event, "EventReport")]:
+        clean(item)
     return notes
 
 
@@ -179,8 +201,11 @@ def to_stix(event: dict[str, Any], compact_name: str, actors: Sequence[dict[str,
         if not a.get("uuid"):  # the same uuid on every push of the same export, so nothing doubles
             a["uuid"] = str(uuid.uuid5(_MISSING_NS, f"{event.get('uuid')}|{n}|{a.get('type')}|{a.get('value')}"))
     level = own_level(event)
-    eff = _levels(event, level)
-    worst = strictest([level, *eff.values()])
+    # what nobody tagged has not been cleared for release: AMBER, whatever the compact's default
+    base = level or UNTAGGED
+    eff = _levels(event, base)
+    worst = strictest([base, *eff.values()])
+    values = _values(event, base)
     for _, a in attributes(event):
         without_tlp(a)
     without_tlp(event)
@@ -196,20 +221,37 @@ def to_stix(event: dict[str, Any], compact_name: str, actors: Sequence[dict[str,
     if not objs:
         raise BadRequest(f"{name(event)}: misp-stix made nothing of it" + (f" ({said[0]})" if said else ""),
                          code="misp_unconvertible")
-    return Converted(name(event), _marked(objs, eff, worst, actor_id), linked_by, level, notes + said)
+    if level is None:
+        notes.append(f"the event has no TLP tag: what no tag marks is sent as TLP:{UNTAGGED.upper()}")
+    return Converted(name(event), _marked(objs, eff, worst, actor_id, values), linked_by, level, notes + said)
+
+
+def _values(event: dict[str, Any], base: str) -> list[tuple[str, str]]:
+    """(text, level) for what each attribute says (its value, each part of a composite value, its comment):
+    wherever misp-stix puts a text, the object holding it is at least that strict."""
+    found = []
+    for _, a in attributes(event):
+        mine = own_level(a) or base
+        texts = [str(a.get("value", "")), *str(a.get("value", "")).split("|"), str(a.get("comment") or "")]
+        found += [(t, mine) for t in texts if len(t.strip()) >= _SHORTEST]
+    return found
 
 
 def _marked(objs: list[dict[str, Any]], eff: dict[str, str | None], worst: str | None,
-            actor_id: str) -> list[dict[str, Any]]:
+            actor_id: str, values: list[tuple[str, str]]) -> list[dict[str, Any]]:
     out = []
     for obj in objs:
         if obj["type"] == "marking-definition" and obj["id"] in markings.LEVEL_OF_ID:
             continue  # the hub holds the TLP definitions; ours are 2.0
         suffix = obj["id"].split("--", 1)[-1].lower()
         found = eff.get(suffix, worst) if _UUID.match(suffix) else worst
-        _mark(obj, found)
         if obj["type"] in ("report", "grouping") and actor_id not in obj.get("object_refs", ()):
             obj["object_refs"] = [*obj.get("object_refs", ()), actor_id]
+        # misp-stix merges values across MISP objects (a pe into its file, a registry value into its key, a
+        # display name into an address): the values an object holds decide too, not only its name
+        text = json.dumps(obj, ensure_ascii=False)
+        held = [lv for v, lv in values if v in text or json.dumps(v, ensure_ascii=False)[1:-1] in text]
+        _mark(obj, strictest([found, *held]))
         out.append(obj)
     levels = {o["id"]: markings.tlp_of(o) for o in out}
     for obj in out:

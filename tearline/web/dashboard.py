@@ -27,6 +27,7 @@ import jinja2
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from .. import audit, boundaries, probes, release, views, warn
@@ -87,9 +88,22 @@ class Pages:
         env = jinja2.Environment(loader=jinja2.PackageLoader("tearline.web", "templates"), autoescape=True,
                                  trim_blocks=True, lstrip_blocks=True)
         env.globals["label"] = views.label
+        env.globals["badge"] = _badge
         env.globals["quote"] = lambda s: quote(str(s), safe="")
         env.filters["pretty"] = lambda obj: orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode()
         return cls(env, resources.files("tearline.web").joinpath("static", "app.css").read_bytes(), sessions)
+
+
+@jinja2.pass_context
+def _badge(context: Any, obj: dict[str, Any]) -> Markup:
+    """The TLP badge of a member's copy; its own unmarked objects fall under the compact's default."""
+    found = views.tlp(obj, context.get("default_tlp") or "amber")
+    if found is None:
+        return Markup("")
+    html = Markup('<span class="tlp {}" title="Traffic Light Protocol">{}</span>').format(found["css"], found["text"])
+    if "parts" in found:
+        html += Markup(' <span class="tlp-parts">{}</span>').format(found["parts"])
+    return html
 
 
 class SignedOut(Exception):
@@ -106,6 +120,10 @@ def _session(request: Request) -> dict[str, Any] | None:
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    member = context.get("member")
+    if member is not None and "default_tlp" not in context:
+        intel = caller.hub(request).store.collection(member.api_root, "intel")
+        context["default_tlp"] = intel.rules.default_tlp if intel is not None else "amber"
     html = _pages(request).env.get_template(template).render(session=_session(request), path=request.url.path,
                                                              **context)
     response = HTMLResponse(html, status_code=status)
