@@ -438,3 +438,16 @@ def test_a_second_event_claiming_a_uuid_never_overwrites_the_first() -> None:
     assert max(by_uuid.values()) == 1
     genuine = next(e["Event"] for e in pulled.events if e["Event"]["uuid"] == report["id"].split("--")[1])
     assert genuine["info"] == report["name"] and any("claims MISP event uuid" in n for n in pulled.notes)
+
+
+def test_odd_input_is_named_never_a_traceback(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BadRequest, match="nested deeper"):
+        misp.read_events(deep)
+    # an incident "located at" something that is no location: no empty geolocation, nothing lost silently
+    who = {"type": "identity", "spec_version": "2.1", "id": "identity--0d0d0d0d-6666-4666-8666-666666666666",
+           "created": TS, "modified": TS, "name": "Jalalabad municipality", "identity_class": "organization"}
+    [event] = misp.to_misp([who, *_incident(3, who["id"])], "t", misp.event_uuid("h", "c", "m")).events
+    assert [o["name"] for o in event["Event"]["Object"] if o["name"] == "geolocation"] == []
+    assert any(o["name"] == "incident" for o in event["Event"]["Object"])

@@ -28,6 +28,8 @@ def read_events(path: Path) -> list[dict[str, Any]]:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except ValueError as exc:
         raise BadRequest(f"{path}: not JSON ({exc})") from None
+    except RecursionError:
+        raise BadRequest(f"{path}: nested deeper than any MISP export") from None
     if isinstance(doc, dict) and isinstance(doc.get("response"), list):
         doc = doc["response"]
     items = doc if isinstance(doc, list) else [doc]

@@ -140,8 +140,9 @@ def _incident_objects(incidents: list[dict[str, Any]], rels: list[dict[str, Any]
                       held: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     located: dict[str, list[str]] = {}
     for r in rels:
-        if r.get("relationship_type") == "located-at" and r.get("target_ref") in held:
-            located.setdefault(r["source_ref"], []).append(r["target_ref"])
+        place = held.get(r.get("target_ref", ""))
+        if r.get("relationship_type") == "located-at" and place is not None and place.get("type") == "location":
+            located.setdefault(r["source_ref"], []).append(place["id"])
     out = [_incident(inc, located.get(inc["id"], [])) for inc in incidents]
     # a place several incidents share is one geolocation object (MISP refuses two objects with one uuid)
     out += [_geolocation(held[p]) for p in sorted({p for ps in located.values() for p in ps})]
@@ -208,7 +209,8 @@ def _own_event(rest: list[dict[str, Any]], held: dict[str, dict[str, Any]], titl
     incidents = [o for o in rest if o["type"] == "incident"]
     inc_ids = {o["id"] for o in incidents}
     inc_rels = [o for o in rest if o["type"] == "relationship" and o.get("source_ref") in inc_ids]
-    places = {r["target_ref"] for r in inc_rels if r.get("relationship_type") == "located-at"}
+    places = {r["target_ref"] for r in inc_rels if r.get("relationship_type") == "located-at"
+              and str(r.get("target_ref")).startswith("location--")}
     kept_rels = {"located-at", "attributed-to"}  # carried by the incident object and the event's actor galaxy
     lost = [r for r in inc_rels if r.get("relationship_type") not in kept_rels]
     if lost:

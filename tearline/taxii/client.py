@@ -38,6 +38,16 @@ def call(http: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Respons
     return response
 
 
+def body(response: httpx.Response) -> Any:
+    """The JSON of an answer; an answer that is not JSON (a proxy's error page) is a one-line error."""
+    try:
+        return response.json()
+    except ValueError:
+        raise TearlineError(f"the hub's answer to {response.request.url.path} is not JSON "
+                            f"({response.headers.get('content-type', 'no content type')})",
+                            code="hub_not_json") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Collection:
     """One collection of one API root, as a member reaches it."""
@@ -58,23 +68,25 @@ class Collection:
         """Every object the member receives, following ``more``/``next`` to the last page."""
         query = {**(params or {}), "limit": str(limit)}
         while True:
-            body = call(http, "GET", "/objects/", params=query).json()
-            yield from body.get("objects") or ()
-            if not body.get("more") or not body.get("next"):
+            page = body(call(http, "GET", "/objects/", params=query))
+            yield from page.get("objects") or ()
+            if not page.get("more") or not page.get("next"):
                 return
-            query["next"] = body["next"]
+            query["next"] = page["next"]
 
     def fetch(self, http: httpx.Client, stix_id: str) -> dict[str, Any] | None:
         """The newest version of one object the member receives, or None when it receives none."""
-        response = http.get(f"/objects/{stix_id}/")
+        try:
+            response = http.get(f"/objects/{stix_id}/")
+        except httpx.HTTPError as exc:
+            raise ConfigError(f"cannot reach the hub at {http.base_url}: {exc}") from None
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
             raise HubError(response)
-        found = response.json().get("objects") or []
+        found = body(response).get("objects") or []
         return found[-1] if found else None
 
     def post(self, http: httpx.Client, objs: list[dict[str, Any]]) -> dict[str, Any]:
         """Post one envelope; the hub's status resource."""
-        return call(http, "POST", "/objects/", json={"objects": objs},
-                    headers={"Content-Type": TAXII}).json()
+        return body(call(http, "POST", "/objects/", json={"objects": objs}, headers={"Content-Type": TAXII}))
