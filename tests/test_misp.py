@@ -451,3 +451,19 @@ def test_odd_input_is_named_never_a_traceback(tmp_path: Path) -> None:
     [event] = misp.to_misp([who, *_incident(3, who["id"])], "t", misp.event_uuid("h", "c", "m")).events
     assert [o["name"] for o in event["Event"]["Object"] if o["name"] == "geolocation"] == []
     assert any(o["name"] == "incident" for o in event["Event"]["Object"])
+
+
+def test_pulled_tags_are_never_looser_than_the_members_copy() -> None:
+    """misp-stix tags from object markings alone: a part below a tear line (here a RED description of a GREEN
+    indicator) must raise the attribute's own tag, since in MISP an attribute's tag overrides its event's."""
+    partner = {"type": "indicator", "spec_version": "2.1", "id": "indicator--0e0e0e0e-7777-4777-8777-777777777777",
+               "created": TS, "modified": TS, "name": "partner relay", "pattern": "[domain-name:value = 'relay.example']",
+               "pattern_type": "stix", "valid_from": TS, "description": "RED PART: source is informant K",
+               "object_marking_refs": [markings.TLP2["green"][0]],
+               "granular_markings": [{"marking_ref": markings.TLP2["red"][0], "selectors": ["description"]}]}
+    [event] = misp.to_misp([partner, *markings.definitions()], "t", misp.event_uuid("h", "c", "m")).events
+    carrying = [a for a in event["Event"].get("Attribute", []) if "relay.example" in json.dumps(a)]
+    carrying += [a for o in event["Event"].get("Object", []) for a in o.get("Attribute", [])
+                 if "relay.example" in json.dumps(a)]
+    assert carrying and all({t["name"] for t in a.get("Tag", []) if t["name"].startswith("tlp:")} == {"tlp:red"}
+                            for a in carrying), carrying

@@ -74,6 +74,44 @@ def _with_support(group: dict[str, dict[str, Any]], held: dict[str, dict[str, An
     return [*group.values(), *extra]
 
 
+def _true_levels(event: dict[str, Any], copies: Iterable[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    """Tags no looser than the member's copies: misp-stix tags what it converts from object markings alone, so
+    a part below a tear line, a galaxy made of a stricter object, or what cannot carry a tag of its own (an
+    event report) could be re-shared in MISP at a looser level than the hub released it at. Each attribute is
+    tagged at least as strict as the copies named after it and the galaxy clusters on it; an event report
+    stricter than its event raises the event's tag."""
+    named: dict[str, list[str | None]] = {}
+    for obj in copies:
+        named.setdefault(str(obj.get("id", "")).split("--", 1)[-1], []).append(level(obj))
+        if obj.get("name") and obj.get("type") not in ("report", "grouping", "identity"):
+            # a galaxy cluster misp-stix made of an object keeps its name, not always its uuid
+            named.setdefault(f"name:{obj['name']}", []).append(level(obj))
+    event_level = strictest(tag_level(t) for t in event.get("Tag") or ())
+
+    def raise_to(item: dict[str, Any], floor: str | None, uuids: Iterable[str]) -> None:
+        own = strictest(tag_level(t) for t in item.get("Tag") or ())
+        want = strictest([found for u in uuids for found in named.get(str(u), [])])
+        if want and markings.rank(want) > markings.rank(own or floor or "clear"):
+            item["Tag"] = [t for t in item.get("Tag") or () if tag_level(t) is None] + [{"name": f"tlp:{want}"}]
+
+    def clusters(item: dict[str, Any]) -> list[str]:
+        return [key for g in item.get("Galaxy") or () for c in g.get("GalaxyCluster") or ()
+                for key in (str(c.get("uuid")), f"name:{c.get('value')}")]
+
+    for a in event.get("Attribute") or ():
+        raise_to(a, event_level, [a.get("uuid"), *clusters(a)])
+    for o in event.get("Object") or ():
+        for a in o.get("Attribute") or ():
+            raise_to(a, event_level, [a.get("uuid"), o.get("uuid"), *clusters(a)])
+    reports = strictest(found for r in event.get("EventReport") or () for found in named.get(str(r.get("uuid")), []))
+    events_own = strictest([reports, *(found for u in clusters(event) for found in named.get(u, []))])
+    if events_own and markings.rank(events_own) > markings.rank(event_level or "clear"):
+        event["Tag"] = [t for t in event.get("Tag") or () if tag_level(t) is None] + [{"name": f"tlp:{events_own}"}]
+        notes.append(f"MISP event {event.get('uuid')}: tagged tlp:{events_own}, the level of what it holds that "
+                     "carries no tag of its own (an event report, an event-level galaxy)")
+    return event
+
+
 def _tag(obj: dict[str, Any]) -> list[str]:
     found = level(obj)
     return [f"tlp:{found}"] if found else []
@@ -186,6 +224,7 @@ def to_misp(objs: Sequence[dict[str, Any]], title: str, event_uuid: str) -> Pull
             event = _parse(InternalSTIX2toMISPParser, _with_support(group, held), None, said, report["id"])
         notes += said
         if event is not None:
+            event = _true_levels(event, group.values(), notes)
             owner = claimed.setdefault(str(event.get("uuid")), report["id"])
             if owner != report["id"]:
                 # a second container claiming a uuid (another partner's, or the same event once unpublished): it
@@ -236,6 +275,8 @@ def _own_event(rest: list[dict[str, Any]], held: dict[str, dict[str, Any]], titl
             kept = {o["id"]: o for o in converted if o["type"] != "sighting"}
             own = _parse(parser_cls, _with_support(kept, held), title, said, "the rest of the collection") or {}
         notes += said
+    if own:
+        own = _true_levels(own, converted, notes)
     own.update({"info": title, "uuid": event_uuid})
     own["Object"] = [*(own.get("Object") or []), *_incident_objects(incidents, inc_rels, held)]
     found = strictest(level(o) for o in rest if o["type"] != "marking-definition")
