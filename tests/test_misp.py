@@ -467,3 +467,22 @@ def test_pulled_tags_are_never_looser_than_the_members_copy() -> None:
                  if "relay.example" in json.dumps(a)]
     assert carrying and all({t["name"] for t in a.get("Tag", []) if t["name"].startswith("tlp:")} == {"tlp:red"}
                             for a in carrying), carrying
+
+
+def test_misps_own_spellings_pass_the_hubs_stix_rules() -> None:
+    """A regkey as MISP writes it (HKLM\\…) gets STIX's full hive name; a sighting keeps what was seen, not who
+    saw it (another organisation's to share, and an identity the compact would refuse as unconnected)."""
+    event = copy.deepcopy(_event())
+    event["Attribute"].append({"uuid": "99999999-0000-4000-8000-00000000d00d", "type": "regkey", "to_ids": True,
+                               "category": "Persistence mechanism", "timestamp": "1710086400",
+                               "value": "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\updater"})
+    event["Attribute"][0]["Sighting"] = [{"uuid": "aaaaaaaa-0000-4000-8000-00000000d00d", "type": "0",
+                                          "date_sighting": "1710090000", "source": "",
+                                          "Organisation": {"uuid": "bbbbbbbb-0000-4000-8000-00000000d00d",
+                                                           "name": "Another CERT"}}]
+    done = misp.to_stix(event, "isis-k", [ACTOR])
+    [key] = [o for o in done.objects if o["type"] == "windows-registry-key"]
+    assert key["key"] == "HKEY_LOCAL_MACHINE\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\updater"
+    assert all("HKLM" not in o.get("pattern", "") for o in done.objects)
+    assert "Another CERT" not in json.dumps(done.objects)
+    assert all("where_sighted_refs" not in o for o in done.objects if o["type"] == "sighting")

@@ -221,9 +221,51 @@ def to_stix(event: dict[str, Any], compact_name: str, actors: Sequence[dict[str,
     if not objs:
         raise BadRequest(f"{name(event)}: misp-stix made nothing of it" + (f" ({said[0]})" if said else ""),
                          code="misp_unconvertible")
+    objs = _hives(_without_sighters(objs, event, notes))
     if level is None:
         notes.append(f"the event has no TLP tag: what no tag marks is sent as TLP:{UNTAGGED.upper()}")
     return Converted(name(event), _marked(objs, eff, worst, actor_id, values), linked_by, level, notes + said)
+
+
+_HIVES = {"HKLM": "HKEY_LOCAL_MACHINE", "HKCU": "HKEY_CURRENT_USER", "HKCR": "HKEY_CLASSES_ROOT",
+          "HKU": "HKEY_USERS", "HKCC": "HKEY_CURRENT_CONFIG"}
+
+
+def _without_sighters(objs: list[dict[str, Any]], event: dict[str, Any], notes: list[str]) -> list[dict[str, Any]]:
+    """MISP names the organisation behind each sighting; which partner saw what is theirs to share, not the
+    event author's, and the compact would refuse their identity as unconnected anyway. The sightings go, without
+    who made them."""
+    author = (event.get("Orgc") or {}).get("uuid") if isinstance(event.get("Orgc"), dict) else None
+    sighters = {r for o in objs if o["type"] == "sighting" for r in o.get("where_sighted_refs") or ()}
+    sighters.discard(f"identity--{author}")
+    if not sighters:
+        return objs
+    notes.append(f"{len(sighters)} sighting organisation(s) left out of their sightings: who saw what is "
+                 "theirs to share")
+    creators = {o.get("created_by_ref") for o in objs}
+    out = []
+    for obj in objs:
+        if obj["id"] in sighters and obj["id"] not in creators:
+            continue
+        if obj["type"] == "sighting":
+            kept = [r for r in obj.get("where_sighted_refs") or () if r not in sighters]
+            obj = {k: v for k, v in obj.items() if k != "where_sighted_refs"} | ({"where_sighted_refs": kept}
+                                                                                if kept else {})
+        out.append(obj)
+    return out
+
+
+def _hives(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """MISP writes registry keys with abbreviated hives (HKLM\\…); STIX wants the hive's full name."""
+    for obj in objs:
+        key = obj.get("key")
+        if obj["type"] == "windows-registry-key" and isinstance(key, str):
+            head, sep, rest = key.partition("\\")
+            obj["key"] = _HIVES.get(head.upper(), head) + sep + rest
+        if obj["type"] == "indicator" and isinstance(obj.get("pattern"), str):
+            for short, full in _HIVES.items():
+                obj["pattern"] = re.sub(rf"'{short}\\\\", f"'{full}\\\\\\\\", obj["pattern"], flags=re.IGNORECASE)
+    return objs
 
 
 def _values(event: dict[str, Any], base: str) -> list[tuple[str, str]]:
