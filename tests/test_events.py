@@ -292,3 +292,24 @@ def test_an_actor_with_no_event_is_an_error_not_a_trend_of_zeros(tmp_path: Path)
         with pytest.raises(NotFound, match="tearline events actors"):
             call()
     assert series.top_places(con, "ISKP", "FRA") == []  # a known actor where it did nothing: none, no error
+
+
+def test_a_broken_quote_is_named_by_its_line_and_a_bad_row_counts_once(tmp_path: Path) -> None:
+    import csv
+
+    rows = list(csv.reader((DATA / "iskp-attacks" / "iskp_attacks.csv").open(newline="")))[:6]
+    header = rows[0]
+    broken = tmp_path / "broken.csv"
+    text = [",".join(f'"{c}"' if "," in c else c for c in r) for r in rows]
+    text[3] = text[3].replace(",", ',"', 1)  # a quote opened in the record on line 4 and never closed
+    broken.write_text("\n".join(text) + "\n")
+    with pytest.raises(EventsError, match=r"broken.csv:4: the record starting on this line has a quote"):
+        events.ingest([broken], tmp_path / "e.duckdb")
+    bad = tmp_path / "bad.csv"
+    rows[2][header.index("latitude")], rows[2][header.index("fatalities_best")] = "north", "many"
+    with bad.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    with pytest.raises(EventsError, match=r"1 row\(s\) cannot be read") as refused:
+        events.ingest([bad], tmp_path / "e.duckdb")
+    assert "bad.csv:3: column latitude" in refused.value.description
+    assert "bad.csv:3: column fatalities_best" in refused.value.description

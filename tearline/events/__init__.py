@@ -157,7 +157,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
                 progress,
             )
         except duckdb.Error as exc:
-            raise EventsError(f"{path}: {str(exc).splitlines()[0]}") from None
+            raise EventsError(_unquoted(path) or f"{path}: {str(exc).splitlines()[0]}") from None
         rejects = con.execute(
             "SELECT line, column_name, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
         ).fetchall()
@@ -167,7 +167,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
             if not _is_hxl(csv_line)
         ]
         if problems:
-            raise EventsError(f"{path}: {len(problems)} row(s) cannot be read:\n" + "\n".join(problems[:50]),
+            lines = len({line for line, *_ in rejects})  # a row with several bad cells is one row
+            raise EventsError(f"{path}: {lines} row(s) cannot be read:\n" + "\n".join(problems[:50]),
                               details={"problems": problems})
         empty = []
         for col in fmt.must_have:
@@ -207,6 +208,20 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
         con.execute("ROLLBACK")
         raise
     return (written[0] or fmt.name), int(rows)
+
+
+def _unquoted(path: Path) -> str | None:
+    """Where a file's quoting breaks (a quote never closed swallows the rest of the file): DuckDB only says it
+    could not sniff the file."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh, strict=True)
+        start = 1
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return f"{path}:{start}: the record starting on this line has a quote that is never closed ({exc})"
+    return None
 
 
 def _sniff_dateformat(path: Path, header: list[str], column: str) -> str:
