@@ -161,6 +161,9 @@ def test_pages_show_real_data(browser: Any, demo: Demo) -> None:
     page.goto(demo.url + "/ui/timeline/?country=AFG")
     assert page.locator("figure svg[role=img]").count() == 1 and "Afghanistan" in page.inner_text("figcaption")
     page.goto(demo.url + "/ui/map/")
+    names = page.locator("svg.map text.country").all_text_contents()
+    assert {"AFGHANISTAN", "PAKISTAN", "IRAN"} <= set(names)  # countries named on the map
+    assert "Incidents:" in (page.locator("svg.map g.legend").text_content() or "")  # its shading explained
     kabul = page.locator("svg.map a[aria-label^='Kabul, Afghanistan']")
     assert kabul.count() == 1 and " 0 incidents" not in kabul.get_attribute("aria-label")
     kabul.focus()  # a province is a link a keyboard reaches

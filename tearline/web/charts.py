@@ -62,31 +62,76 @@ def _shade(count: int, top: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+def _albers(west: float, east: float, south: float, north: float) -> Any:
+    """An Albers equal-area conic projection for the region (standard parallels at a sixth of its height from
+    top and bottom, the usual choice): provinces keep their relative areas, so shading by count does not
+    exaggerate the north as an equirectangular map does. (lon, lat) in degrees → (x, y), y up."""
+    p1, p2 = math.radians(south + (north - south) / 6), math.radians(north - (north - south) / 6)
+    n = (math.sin(p1) + math.sin(p2)) / 2
+    c = math.cos(p1) ** 2 + 2 * n * math.sin(p1)
+    rho0 = math.sqrt(c - 2 * n * math.sin(math.radians((south + north) / 2))) / n
+    lon0 = (west + east) / 2
+
+    def project(lon: float, lat: float) -> tuple[float, float]:
+        rho = math.sqrt(c - 2 * n * math.sin(math.radians(lat))) / n
+        theta = n * math.radians(lon - lon0)
+        return rho * math.sin(theta), rho0 - rho * math.cos(theta)
+    return project
+
+
 def map_svg(counts: dict[str, int], link: str) -> str:
-    """Provinces of the bundled Natural Earth outlines, shaded by incidents; each a link to ``link``
-    formatted with its code."""
+    """Provinces of the bundled Natural Earth outlines, shaded by incidents (each a link to ``link`` formatted
+    with its code), on an equal-area projection, with country names and a legend of the shading."""
     feats = boundaries.features()
-    xs = [x for f in feats for ring in boundaries.rings(f["properties"]["iso_3166_2"]) for x, _ in ring]
-    ys = [y for f in feats for ring in boundaries.rings(f["properties"]["iso_3166_2"]) for _, y in ring]
-    west, east, south, north = min(xs), max(xs), min(ys), max(ys)
-    lat0 = math.cos(math.radians((south + north) / 2))  # equirectangular, true at the middle latitude
-    width = 960.0
-    scale = width / ((east - west) * lat0)
-    height = (north - south) * scale
+    rings = {f["properties"]["iso_3166_2"]: boundaries.rings(f["properties"]["iso_3166_2"]) for f in feats}
+    lons = [x for rs in rings.values() for ring in rs for x, _ in ring]
+    lats = [y for rs in rings.values() for ring in rs for _, y in ring]
+    project = _albers(min(lons), max(lons), min(lats), max(lats))
+    flat = {code: [[project(x, y) for x, y in ring[::2] or ring] for ring in rs] for code, rs in rings.items()}
+    xs = [x for rs in flat.values() for ring in rs for x, _ in ring]
+    ys = [y for rs in flat.values() for ring in rs for _, y in ring]
+    width, legend = 960.0, 46.0
+    scale = width / (max(xs) - min(xs))
+    height = (max(ys) - min(ys)) * scale
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (x - min(xs)) * scale, (max(ys) - y) * scale
+
     top = max(counts.values(), default=0)
-    parts = [f'<svg role="img" aria-label="Incidents by province" viewBox="0 0 {width:.0f} {height:.0f}" '
+    parts = [f'<svg role="img" aria-label="Incidents by province" viewBox="0 0 {width:.0f} {height + legend:.0f}" '
              f'class="map" xmlns="http://www.w3.org/2000/svg">']
+    countries: dict[str, list[tuple[float, float]]] = {}
     for f in feats:
         code = f["properties"]["iso_3166_2"]
         n = counts.get(code, 0)
-        d = " ".join("M" + " L".join(f"{(x - west) * lat0 * scale:.1f},{(north - y) * scale:.1f}"
-                                     for x, y in ring[::2] or ring) + " Z" for ring in boundaries.rings(code))
+        points = [at(x, y) for ring in flat[code] for x, y in ring]
+        countries.setdefault(f["properties"]["admin"], []).extend(points)
+        d = " ".join("M" + " L".join(f"{px:.1f},{py:.1f}" for px, py in (at(x, y) for x, y in ring)) + " Z"
+                     for ring in flat[code])
         name = f"{f['properties']['name']}, {f['properties']['admin']}: {n} incident{'s' if n != 1 else ''}"
         parts.append(f'<a href="{escape(link.format(code=code))}" aria-label="{escape(name)}">'
                      f'<path d="{d}" fill="{_shade(n, top)}" stroke="#777" stroke-width="0.5">'
                      f'<title>{escape(name)}</title></path></a>')
+    for country, points in countries.items():  # at the middle of its outline's points: inside, for these
+        cx, cy = sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
+        parts.append(f'<text x="{cx:.0f}" y="{cy:.0f}" class="country" text-anchor="middle" aria-hidden="true" '
+                     f'font-size="18" font-weight="600" fill="#1f2933" stroke="#fff" stroke-width="3" '
+                     f'paint-order="stroke">{escape(country.upper())}</text>')
+    parts.append(_legend(top, height + 10))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _legend(top: int, y: float) -> str:
+    """Swatches of the square-root shading at 0, 1 and a quarter, half and all of the largest count."""
+    steps = sorted({0, *(v for v in (1, math.ceil(top / 4), math.ceil(top / 2), top) if 0 < v <= top)})
+    out = [f'<g class="legend" transform="translate(10 {y:.0f})"><text x="0" y="16" font-size="14">Incidents:</text>']
+    for i, v in enumerate(steps):
+        x = 90 + i * 90
+        out.append(f'<rect x="{x}" y="2" width="22" height="18" fill="{_shade(v, top)}" stroke="#777"/>'
+                   f'<text x="{x + 28}" y="16" font-size="14">{v:,}</text>')
+    out.append("</g>")
+    return "".join(out)
 
 
 _RING = {"threat-actor": 0, "intrusion-set": 0, "campaign": 1, "malware": 1, "attack-pattern": 1, "indicator": 1,
