@@ -19,7 +19,9 @@ from . import boundaries, markings
 
 # What each page reads of the member's copies (the rest of a large collection stays in the database).
 EVENT_TYPES = ("incident", "location", "relationship")
-GRAPH_TYPES = ("threat-actor", "intrusion-set", "campaign", "malware", "tool", "attack-pattern", *EVENT_TYPES)
+GRAPH_TYPES = ("threat-actor", "intrusion-set", "campaign", "malware", "tool", "attack-pattern", "indicator", "report",
+               *EVENT_TYPES)
+_SHOWN = {"incident": 30, "indicator": 12, "report": 8}  # the most recent of each: all of them is a hairball
 
 
 @dataclasses.dataclass
@@ -136,23 +138,33 @@ def provinces(seen: Seen, dataset: str | None = None) -> dict[str, Any]:
 
 
 def graph(seen: Seen, incidents: int = 30) -> dict[str, Any]:
-    """The actor's graph as the member sees it: actors, intrusion sets and what relationships link to
-    them, with the most recent ``incidents`` incidents and their locations (all of them would be a
-    hairball), and the relationships among the nodes kept."""
-    recent = sorted(seen.of_type("incident"), key=lambda o: (o.get("created", ""), o["id"]), reverse=True)[:incidents]
-    keep = {o["id"] for o in seen.of_type("threat-actor", "intrusion-set", "campaign", "malware", "attack-pattern")}
-    keep |= {o["id"] for o in recent}
+    """The actor's graph as the member sees it: actors and intrusion sets, what relationships tie to them, the
+    most recent incidents (``incidents``), indicators and reports (a few each: all of them is a hairball) with
+    the incidents' locations, the relationships among them and what the reports refer to. ``hidden`` counts,
+    per type, what the member sees and the graph leaves out."""
+    shown = {**_SHOWN, "incident": incidents}
+    actors = {o["id"] for o in seen.of_type("threat-actor", "intrusion-set")}
+    keep = actors | {o["id"] for o in seen.of_type("campaign", "malware", "attack-pattern", "tool")}
+    hidden = {}
+    for kind, most in shown.items():
+        recent = sorted(seen.of_type(kind), key=lambda o: (o.get("modified") or o.get("created", ""), o["id"]),
+                        reverse=True)
+        keep |= {o["id"] for o in recent[:most]}
+        if len(recent) > most:
+            hidden[kind] = len(recent) - most
     where = seen.located()
     keep |= {where[i]["id"] for i in keep if i in where}
     for rel in seen.relationships():  # other objects tied to an actor (a campaign, a tool)
         ends = {rel.get("source_ref"), rel.get("target_ref")}
-        if (ends & {o["id"] for o in seen.of_type("threat-actor", "intrusion-set")} and ends <= set(seen.objects)
-                and not any(str(e).startswith("incident--") for e in ends)):
+        if (ends & actors and ends <= set(seen.objects) and not any(str(e).startswith(("incident--", "indicator--"))
+                                                                    for e in ends)):
             keep |= ends  # type: ignore[arg-type]
     nodes = [seen.objects[i] for i in sorted(keep) if i in seen.objects]
     edges = [r for r in seen.relationships() if r.get("source_ref") in keep and r.get("target_ref") in keep]
+    edges += [{"source_ref": o["id"], "target_ref": ref, "relationship_type": "refers to"}
+              for o in nodes if o["type"] == "report" for ref in o.get("object_refs") or () if ref in keep]
     return {"nodes": nodes, "edges": edges, "incidents_total": len(seen.of_type("incident")),
-            "incidents_shown": len(recent)}
+            "incidents_shown": min(incidents, len(seen.of_type("incident"))), "hidden": hidden}
 
 
 def references(obj: dict[str, Any]) -> list[str]:

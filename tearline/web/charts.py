@@ -134,18 +134,20 @@ def _legend(top: int, y: float) -> str:
     return "".join(out)
 
 
-_RING = {"threat-actor": 0, "intrusion-set": 0, "campaign": 1, "malware": 1, "attack-pattern": 1, "indicator": 1,
-         "identity": 1, "report": 1, "incident": 2, "location": 3}
+_RING = {"threat-actor": 0, "intrusion-set": 0, "campaign": 1, "malware": 1, "attack-pattern": 1, "tool": 1,
+         "indicator": 1, "identity": 1, "report": 1, "incident": 2, "location": 3}
 _COLOUR = {"threat-actor": "#b30000", "intrusion-set": "#d95f02", "campaign": "#7570b3", "malware": "#7570b3",
-           "attack-pattern": "#7570b3", "indicator": "#1b9e77", "identity": "#666666", "report": "#666666",
-           "incident": "#e7298a", "location": "#1f78b4"}
+           "attack-pattern": "#7570b3", "tool": "#7570b3", "indicator": "#1b9e77", "identity": "#666666",
+           "report": "#a6761d", "incident": "#e7298a", "location": "#1f78b4"}
+_LABELLED = ("threat-actor", "intrusion-set", "campaign", "malware", "tool", "attack-pattern", "indicator", "report")
+_SIZE, _LEGEND = 900.0, 200.0
 
 
 def graph_svg(graph: dict[str, Any], link: str) -> str:
-    """Actors in the middle, then campaigns and tools, incidents, their locations on outer rings; each
-    node a link to its page, each relationship a line."""
-    size = 900.0
-    centre = size / 2
+    """Actors in the middle, then what is tied to them (campaigns, tools, indicators, reports), the incidents,
+    their locations on outer rings; each node a link to its page, each relationship a line, the inner rings
+    labelled, and a legend of the types with how many are shown and left out."""
+    centre = _SIZE / 2
     rings: dict[int, list[dict[str, Any]]] = {}
     for node in graph["nodes"]:
         rings.setdefault(_RING.get(node["type"], 1), []).append(node)
@@ -155,24 +157,51 @@ def graph_svg(graph: dict[str, Any], link: str) -> str:
         for i, node in enumerate(sorted(members, key=lambda n: (n["type"], n.get("created", ""), n["id"]))):
             angle = 2 * math.pi * i / max(len(members), 1) + ring * 0.35
             where[node["id"]] = (centre + radius * math.cos(angle), centre + radius * math.sin(angle))
-    parts = [f'<svg role="img" aria-label="Actor graph" viewBox="0 0 {size:.0f} {size:.0f}" class="graph" '
-             'xmlns="http://www.w3.org/2000/svg"><g stroke="#bbb" stroke-width="1">']
+    parts = [f'<svg role="img" aria-label="Actor graph" viewBox="0 0 {_SIZE + _LEGEND:.0f} {_SIZE:.0f}" '
+             'class="graph" xmlns="http://www.w3.org/2000/svg"><g stroke="#bbb" stroke-width="1">']
     for rel in graph["edges"]:
         a, b = where.get(rel["source_ref"]), where.get(rel["target_ref"])
         if a and b:
-            parts.append(f'<line x1="{a[0]:.1f}" y1="{a[1]:.1f}" x2="{b[0]:.1f}" y2="{b[1]:.1f}">'
+            dash = ' stroke-dasharray="4 3"' if rel.get("relationship_type") == "refers to" else ""
+            parts.append(f'<line x1="{a[0]:.1f}" y1="{a[1]:.1f}" x2="{b[0]:.1f}" y2="{b[1]:.1f}"{dash}>'
                          f'<title>{escape(rel.get("relationship_type", "related-to"))}</title></line>')
     parts.append("</g>")
     for node in graph["nodes"]:
-        x, y = where[node["id"]]
-        r = 16 if node["type"] in ("threat-actor", "intrusion-set") else 7
-        name = f"{node['type']}: {views.label(node)}"
-        text = ""
-        if node["type"] in ("threat-actor", "intrusion-set", "campaign", "malware"):
-            text = (f'<text x="{x:.1f}" y="{y + r + 14:.1f}" text-anchor="middle" font-size="13">'
-                    f'{escape(views.label(node)[:40])}</text>')
-        parts.append(f'<a href="{escape(link.format(id=node["id"]))}" aria-label="{escape(name)}" class="node">'
-                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{_COLOUR.get(node["type"], "#999")}">'
-                     f'<title>{escape(name)}</title></circle>{text}</a>')
+        parts.append(_node(node, where[node["id"]], link))
+    parts.append(_graph_legend(graph))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _node(node: dict[str, Any], at: tuple[float, float], link: str) -> str:
+    x, y = at
+    r = 16 if node["type"] in ("threat-actor", "intrusion-set") else 7
+    name = f"{node['type']}: {views.label(node)}"
+    text = ""
+    if node["type"] in _LABELLED:
+        label = views.label(node)
+        label = label if len(label) <= 28 else label[:27] + "…"
+        size = 13 if r > 7 else 10
+        text = (f'<text x="{x:.1f}" y="{y + r + size:.1f}" text-anchor="middle" font-size="{size}" fill="#1f2933" '
+                f'stroke="#fff" stroke-width="3" paint-order="stroke">{escape(label)}</text>')
+    return (f'<a href="{escape(link.format(id=node["id"]))}" aria-label="{escape(name)}" class="node">'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{_COLOUR.get(node["type"], "#999")}">'
+            f'<title>{escape(name)}</title></circle>{text}</a>')
+
+
+def _graph_legend(graph: dict[str, Any]) -> str:
+    counts: dict[str, int] = {}
+    for node in graph["nodes"]:
+        counts[node["type"]] = counts.get(node["type"], 0) + 1
+    out = [f'<g class="legend" transform="translate({_SIZE + 10:.0f} 20)"><text x="0" y="0" font-size="14" '
+           'font-weight="600">Shown</text>']
+    for i, (kind, n) in enumerate(sorted(counts.items(), key=lambda kv: (_RING.get(kv[0], 1), kv[0]))):
+        more = graph.get("hidden", {}).get(kind)
+        out.append(f'<circle cx="8" cy="{24 + i * 24}" r="7" fill="{_COLOUR.get(kind, "#999")}"/>'
+                   f'<text x="22" y="{29 + i * 24}" font-size="13">{escape(kind)} {n}'
+                   + (f" (+{more:,} more)" if more else "") + "</text>")
+    y = 24 + len(counts) * 24 + 10
+    out.append(f'<line x1="0" y1="{y}" x2="16" y2="{y}" stroke="#bbb"/><text x="22" y="{y + 4}" font-size="13">'
+               f'relationship</text><line x1="0" y1="{y + 22}" x2="16" y2="{y + 22}" stroke="#bbb" '
+               f'stroke-dasharray="4 3"/><text x="22" y="{y + 26}" font-size="13">report refers to</text></g>')
+    return "".join(out)
