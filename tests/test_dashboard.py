@@ -125,9 +125,18 @@ def signed_in(browser: Any, demo: Demo, member: str, width: int = 1280, height: 
     return page
 
 
+README_SHOTS = ROOT / "docs" / "screenshots"
+# the pages the README shows, as the first screen of each (TEARLINE_README_SHOTS=1 refreshes them)
+FOR_README = {"state-b-overview", "state-b-object-badges", "state-a-timeline", "state-a-map", "state-a-graph",
+              "state-b-warnings-delivered", "state-a-forecasts-run", "operator-audit", "ngo-c-object-badges"}
+
+
 def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if os.environ.get("TEARLINE_README_SHOTS") and name in FOR_README:
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(README_SHOTS / f"{name}.png"), full_page=False)
 
 
 def taxii_view(demo: Demo, member: str) -> dict[str, dict[str, Any]]:
