@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -186,6 +187,7 @@ def to_stix(event: dict[str, Any], compact_name: str, actors: Sequence[dict[str,
     compact, or MISP's distribution keeps it at home)."""
     from misp_stix_converter import MISPtoSTIX21Parser
 
+    logging.getLogger("misp_stix_converter").setLevel(logging.CRITICAL)  # what it logs, it also returns: notes
     if problems := shape_problems(event):
         raise BadRequest(f"{name(event)}: " + "; ".join(problems[:20]), code="misp_malformed")
     if where := private(event):
