@@ -336,3 +336,21 @@ def test_every_object_wears_the_tlp_badge_of_the_copy_taxii_gives_that_member(br
             assert item.locator(".tlp").text_content() == level(allowed[linked]), (member, href)  # folded ones too
         shot(page, f"{member}-object-badges")
         page.context.close()
+
+
+def test_search_finds_only_what_the_member_may_read(browser: Any, demo: Demo) -> None:
+    """Search from the header, as each member: the AMBER-only and RED-only objects are found by those TAXII gives
+    them to, and by nobody else; every result is one TAXII releases to the member."""
+    for member in ("ngo-c", "state-b", "state-a"):
+        allowed = taxii_view(demo, member)
+        page = signed_in(browser, demo, member)
+        for query, target in (("AMBER-ONLY relay", demo.amber_id), ("RED-ONLY source", demo.red_id)):
+            page.get_by_role("searchbox").fill(query)
+            page.get_by_role("searchbox").press("Enter")
+            page.wait_for_url("**/ui/search/?q=*")
+            hrefs = page.eval_on_selector_all("main a[href^='/ui/objects/']", "els => els.map(e => e.getAttribute('href'))")
+            ids = {h.split("/")[3] for h in hrefs}
+            assert ids <= set(allowed) and (target in ids) == (target in allowed), (member, query, ids)
+        shot(page, f"{member}-search")
+        page.context.close()
+    assert demo.amber_id not in taxii_view(demo, "ngo-c") and demo.red_id in taxii_view(demo, "state-b")

@@ -34,9 +34,11 @@ from .. import audit, boundaries, probes, release, views, warn
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, NotFound, TearlineError
 from ..model import Collection, Member
+from ..release import search as finding
 from . import caller, charts, trail
 
 COOKIE = "tearline_session"
+SEARCH_LIMIT = 50
 SESSION_SECONDS = 8 * 3600
 MAX_FORM = 16 * 1024
 
@@ -328,6 +330,16 @@ def graph(request: Request) -> Response:
 
 
 @guarded
+def search(request: Request) -> Response:
+    member, _ = _member(request)
+    coll = _intel(request, member)
+    hub = caller.hub(request)
+    query = (request.query_params.get("q") or "")[:200]
+    found = finding.search(hub.store, member, coll, hub.keys, dt.date.today(), query, SEARCH_LIMIT)
+    return page(request, "search.html", member=member, query=query, found=found, limit=SEARCH_LIMIT)
+
+
+@guarded
 def detail(request: Request, object_id: str) -> Response:
     member, _ = _member(request)
     coll = _intel(request, member)
@@ -418,6 +430,7 @@ def router() -> APIRouter:
     api.add_api_route("/ui/warnings/", inbox, methods=["GET"], **html)
     api.add_api_route("/ui/warnings/{warning_id}/acknowledge/", acknowledge, methods=["POST"])
     api.add_api_route("/ui/forecasts/", forecasts, methods=["GET"], **html)
+    api.add_api_route("/ui/search/", search, methods=["GET"], **html)
     api.add_api_route("/ui/operator/audit/", operator_audit, methods=["GET"], **html)
     api.add_api_route("/ui/operator/alerts/", operator_alerts, methods=["GET"], **html)
     return api

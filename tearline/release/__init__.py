@@ -26,16 +26,16 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, false, func, literal, or_, select
 
-from . import boundaries, granular, leak, markings, stix
-from .errors import BadRequest, Forbidden, NotFound
-from .keys import HubKeys
-from .model import Collection, Member, can_read, can_write
-from .store import Store
-from .store import objects as rows
-from .store import warnings as stored_warnings
-from .store.schema import objects, refs, warning_events, warnings
-from .taxii.query import TaxiiQuery
-from .visibility import Reader, hidden_sql, receives_sql
+from .. import boundaries, granular, leak, markings, stix
+from ..errors import BadRequest, Forbidden, NotFound
+from ..keys import HubKeys
+from ..model import Collection, Member, can_read, can_write
+from ..store import Store
+from ..store import objects as rows
+from ..store import warnings as stored_warnings
+from ..store.schema import objects, refs, warning_events, warnings
+from ..taxii.query import TaxiiQuery
+from ..visibility import Reader, hidden_sql, receives_sql
 
 _OTHER = objects.alias("other")
 _TLP_IDS = sorted(markings.LEVEL_OF_ID)
@@ -580,3 +580,4 @@ def draft_text(store: Store, compact: str, source: str, author: Member | None, k
         raise BadRequest(f"source {source}: it has no description you may release; write the text with --text")
     return (str(obj["description"]), granular.part_level(obj, "description", coll.rules.default_tlp),
             tuple(obj.get("x_tearline_recipients") or ()))
+
