@@ -44,3 +44,7 @@ def test_search_finds_what_the_copy_holds_and_nothing_below_its_tear_line(
     assert hidden["id"] in found("state-a", "zarghun")  # its own
     with pytest.raises(BadRequest, match="at least one word"):
         found("ngo-c", "  - ")
+    # what JSON may hold and an index expression might choke on (an escaped NUL) is stored and found
+    odd = indicator(7002, name="Nul relay", description="before \x00 after", object_marking_refs=link["object_marking_refs"])
+    assert write.add_envelope(store, intel, members["state-a"], [odd], keys)["failure_count"] == 0
+    assert odd["id"] in found("state-a", "nul relay")

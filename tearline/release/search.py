@@ -31,9 +31,8 @@ def words(query: str) -> list[str]:
     return found
 
 
-# the words migration 0015 indexes, as the same expression (so the index serves the query)
-_FIELDS = ("name", "description", "value", "pattern", "aliases", "content", "abstract", "explanation")
-_PG_WORDS = "to_tsvector('simple', " + " || ' ' || ".join(f"coalesce(body::jsonb ->> '{f}', '')" for f in _FIELDS) + ")"
+# the expression migration 0015 indexes on PostgreSQL (the same, so the index serves the query)
+_PG_WORDS = "to_tsvector('simple', body)"
 
 
 def _matching(dialect: str, wanted: list[str]) -> ColumnElement[bool]:

@@ -1,7 +1,7 @@
-"""Full-text search over stored versions, over the words people search for (names, descriptions, values,
-patterns, aliases, a note's content, an opinion's explanation): ids, keys and timestamps are not indexed, which
-keeps the write path's cost down. An FTS5 index kept by triggers on SQLite, a GIN index over the same words on
-PostgreSQL. What a member finds is then judged on its own copy (tearline.release.search): the index only
+"""Full-text search over stored versions. On SQLite an FTS5 index kept by triggers, over the words people search
+for (names, descriptions, values, patterns, aliases, a note's content, an opinion's explanation): ids, keys and
+timestamps are not indexed, which keeps the write path's cost down. On PostgreSQL a GIN index over the body's
+words. What a member finds is then judged on its own copy (tearline.release.search): the index only
 proposes candidates.
 
 Revision ID: 0015
@@ -18,7 +18,9 @@ depends_on = None
 FIELDS = ("name", "description", "value", "pattern", "aliases", "content", "abstract", "explanation")
 # tearline.release.search builds the same expressions: the index serves a query only when they match
 SQLITE_WORDS = " || ' ' || ".join(f"coalesce(json_extract({{row}}.body, '$.{f}'), '')" for f in FIELDS)
-PG_WORDS = "to_tsvector('simple', " + " || ' ' || ".join(f"coalesce(body::jsonb ->> '{f}', '')" for f in FIELDS) + ")"
+# PostgreSQL indexes the body's text as it is: casting it to jsonb to pick fields fails on what JSON may hold and
+# jsonb may not (an escaped NUL), and an index expression that fails refuses the write
+PG_WORDS = "to_tsvector('simple', body)"
 
 
 def upgrade() -> None:
