@@ -130,7 +130,8 @@ def test_acled_export_reproduces_the_94_percent_fall(db: Path, tmp_path: Path, d
     jan = frame[iskp & afg & (dates.dt.strftime("%Y-%m") == "2022-01")]
     apr = frame[iskp & afg & (dates.dt.strftime("%Y-%m") == "2024-04")]
     assert got["source"] == "acled"
-    assert got["from"] == {"month": "2022-01", "events": len(jan), "fatalities": int(jan["fatalities"].astype(int).sum())}
+    assert got["from"] == {"month": "2022-01", "events": len(jan), "fatalities": int(jan["fatalities"].astype(int).sum()),
+                           "covered": True}
     assert got["to"]["events"] == len(apr) == 3
     assert got["change_pct"]["events"] == -94.0
     assert got["ambiguous"]["from"]["events"] == 5 and got["ambiguous"]["to"]["events"] == 1
@@ -180,7 +181,7 @@ def test_cli_trend_json_contract(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--from" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_monthly_series_fills_zeros_only_inside_each_sources_period(db: Path) -> None:
+def test_monthly_series_counts_zeros_only_inside_each_sources_coverage(db: Path) -> None:
     from tearline.events import series
 
     events.ingest([GED_PAK, ISKP], db)
@@ -189,12 +190,20 @@ def test_monthly_series_fills_zeros_only_inside_each_sources_period(db: Path) ->
     ged = [r for r in rows if r["source"] == "ucdp-ged"]
     months = [r["month"] for r in ged]
     assert months == sorted(months) and len(months) == len(set(months))
-    assert max(months) == "2021-12"  # GED ends in 2021: no invented zeros after it
+    covered = [r for r in ged if r["covered"]]
+    assert max(r["month"] for r in covered) == "2021-12"  # GED ends in 2021: no invented zeros after it
+    after = [r for r in ged if r["month"] > "2021-12"]
+    assert after and all(r["events"] is None and r["fatalities"] is None for r in after)
+    assert "UCDP GED release: complete for 1989–2021" in after[0]["why"]
     frame = pd.read_csv(GED_PAK, dtype=str, skiprows=[1], keep_default_na=False)
     is_pak = frame[((frame["side_a_new_id"] == "234") | (frame["side_b_new_id"] == "234")) & (frame["iso3"] == "PAK")]
-    assert sum(r["events"] for r in ged) == len(is_pak)
-    assert sum(r["fatalities"] for r in ged) == is_pak["best"].astype(int).sum()
-    assert any(r["events"] == 0 for r in ged)
+    assert sum(r["events"] for r in covered) == len(is_pak)
+    assert sum(r["fatalities"] for r in covered) == is_pak["best"].astype(int).sum()
+    assert any(r["events"] == 0 for r in covered)
+    # the curated list declares no period: a month without a listed attack there is unknown, never a zero
+    curated = [r for r in rows if r["source"] == "iskp-curated"]
+    assert curated and all(r["events"] is None or r["events"] > 0 for r in curated)
+    assert any(r["events"] is None and "cannot be told from one it did not record" in r["why"] for r in curated)
 
 
 def test_series_chart_is_written_as_png_and_svg(db: Path, tmp_path: Path) -> None:

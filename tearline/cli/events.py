@@ -89,11 +89,32 @@ def events_trend(
     if as_json:
         emit(result)
         return
-    out.print(f"{result['actor']} in {result['country'] or 'all countries'} ({result['source'] or 'no data'})")
+    out.print(f"{result['actor']} in {result['country'] or 'all countries'} "
+              f"({result['source'] or 'no source covers both months'})")
     for key in ("from", "to"):
-        out.print(f"  {result[key]['month']}: {result[key]['events']} events, {result[key]['fatalities']} fatalities")
-    change = {k: "n/a (from 0)" if v is None else f"{v:+.1f}%" for k, v in result["change_pct"].items()}
-    out.print(f"  change: events {change['events']}, fatalities {change['fatalities']}")
+        month = result[key]
+        if month["events"] is None:
+            out.print(f"  {month['month']}: not covered ({month['why']})")
+        else:
+            out.print(f"  {month['month']}: {month['events']} events, {month['fatalities']} fatalities")
+    if result["source"]:
+        change = {k: "n/a" if v is None else f"{v:+.1f}%" for k, v in result["change_pct"].items()}
+        why = f" ({result['change_why']})" if "change_why" in result else ""
+        out.print(f"  change: events {change['events']}, fatalities {change['fatalities']}{why}")
+        caveats = result["caveats"]
+        out.print(f"  [dim]{caveats['about']}[/dim]")
+        out.print(f"  [dim]coverage: {caveats['coverage']}[/dim]")
+    for kind in ("ambiguous", "associated"):
+        if kind in result:
+            out.print(f"  {kind} (not included): {result[kind]['from']['events']} → {result[kind]['to']['events']}")
+    for src, block in result.get("by_source", {}).items():
+        if src == result["source"]:
+            continue
+        figures = " → ".join("not covered" if block[k]["events"] is None else str(block[k]["events"])
+                             for k in ("from", "to"))
+        out.print(f"  {src}: {figures} events")
+    for why in result["sources_absent"].values():
+        out.print(f"  [yellow]{why}[/yellow]")
     if "note" in result:
         out.print(f"  [yellow]{result['note']}[/yellow]")
 
@@ -111,7 +132,8 @@ def events_series(
     compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,
 ) -> None:
-    """Monthly events and fatalities (zeros included), per source, optionally per country or province."""
+    """Monthly events and fatalities per source (zeros where it covers the month, gaps where not), optionally
+    per country or province."""
     ctx = context.open(events_db=events_db)
     if by not in (None, "country", "province"):
         raise ConfigError(f"--by: {by!r} is not 'country' or 'province'")
@@ -119,18 +141,25 @@ def events_series(
         raise ConfigError(f"--chart: {chart} must end in .png or .svg")
     first = events.month(start, "--from") if start else None
     last = events.month(end, "--to") if end else None
-    rows = series.monthly(connect(ctx), actor, country, source, by, first, last, catalogue(compact_file))
+    result = series.report(connect(ctx), actor, country, source, by, first, last, catalogue(compact_file))
+    rows = result["rows"]
     if chart is not None:
         series.chart(rows, f"{actor}{' in ' + country.upper() if country else ''}: monthly events", str(chart))
         err.print(f"chart written to {chart}")
     if as_json:
-        emit(rows)
+        emit(result)
         return
     if not rows:
         out.print(f"no events of {actor}{' in ' + country.upper() if country else ''} in the months asked")
     for r in rows:
-        out.print(f"{r['source']:15} {r['unit']:20} {r['month']}  {r['events']:4} events  "
-                  f"{r['fatalities']:5} fatalities")
+        if r["events"] is None:
+            out.print(f"{r['source']:15} {r['unit']:20} {r['month']}     — not covered")
+        else:
+            out.print(f"{r['source']:15} {r['unit']:20} {r['month']}  {r['events']:4} events  "
+                      f"{r['fatalities']:5} fatalities")
+    for src, about in result["sources"].items():
+        out.print(f"[dim]{src}: {about['coverage']}[/dim]")
+    out.print(f"[yellow]{result['note']}[/yellow]")
 
 
 @app.command("places")

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from ..errors import BadRequest, ConfigError
-from . import acled, curated, ucdp
+from . import acled, coverage, curated, ucdp
 from .format import Format
 
 SCHEMA = """
@@ -42,13 +42,26 @@ CREATE TABLE IF NOT EXISTS events (
     fatalities_low  INTEGER,
     fatalities_high INTEGER,
     notes           VARCHAR,
-    file            VARCHAR NOT NULL    -- the file it came from (re-ingest replaces by file)
-)
+    file            VARCHAR NOT NULL,   -- the file it came from (re-ingest replaces by file)
+    assoc_actors    VARCHAR             -- ACLED's associated actors, '; '-separated; counted apart, never as the actor
+);
+-- Stores made before associated actors were kept gain the column (NULL: re-ingest the file to fill it).
+ALTER TABLE events ADD COLUMN IF NOT EXISTS assoc_actors VARCHAR;
+-- What each file says about its own period (see coverage.py): a declared range, or NULLs where the file
+-- declares none and coverage is the months it holds events in.
+CREATE TABLE IF NOT EXISTS releases (
+    file        VARCHAR NOT NULL,
+    source      VARCHAR NOT NULL,
+    covers_from DATE,
+    covers_to   DATE,
+    basis       VARCHAR NOT NULL,
+    PRIMARY KEY (file, source)
+);
 """
 
 COLUMNS = ("source", "event_id", "event_date", "date_end", "date_precision", "country_iso3", "province", "place",
            "latitude", "longitude", "geo_precision", "actor1", "actor2", "actor1_id", "actor2_id", "event_type",
-           "fatalities_best", "fatalities_low", "fatalities_high", "notes", "file")
+           "fatalities_best", "fatalities_low", "fatalities_high", "notes", "file", "assoc_actors")
 
 
 class EventsError(ConfigError):
@@ -59,7 +72,13 @@ def formats() -> list[Format]:
     return [ucdp.GED, acled.ACLED, curated.ISKP]
 
 
-def detect(header: Sequence[str]) -> Format:
+# ACLED's own exports are comma-separated; the same files saved by a spreadsheet in many locales use
+# semicolons (and then decimal commas), some tools tabs or bars.
+DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+
+
+def detect(header: Sequence[str], delimiter: str = ",") -> Format:
     cols = {c.strip().lower() for c in header}
     for fmt in formats():
         if fmt.required <= cols:
@@ -67,10 +86,24 @@ def detect(header: Sequence[str]) -> Format:
     closest = max(formats(), key=lambda f: len(f.required & cols))
     missing = sorted(closest.required - cols)
     raise EventsError(
-        f"unrecognised event file: the header matches no known format (closest: {closest.name}, "
+        f"unrecognised event file: the header, read as {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated "
+        f"({len(header)} column{'s' if len(header) != 1 else ''}; comma, semicolon, tab and bar were each tried), "
+        f"matches no known format (closest: {closest.name}, "
         f"missing columns: {', '.join(missing[:12])}{' …' if len(missing) > 12 else ''})",
-        details={"missing": missing},
+        details={"missing": missing, "delimiter": delimiter},
     )
+
+
+def _dialect(first_line: str) -> tuple[list[str], str]:
+    """The header's columns and the delimiter that makes them a known format (else the one giving most columns
+    of the closest format, so the refusal names what was tried)."""
+    def score(delimiter: str) -> tuple[int, int]:
+        cols = next(csv.reader([first_line], delimiter=delimiter), [])
+        names = {c.strip().lower() for c in cols}
+        return max(len(f.required & names) - (0 if f.required <= names else 1000) for f in formats()), len(cols)
+
+    best = max(DELIMITERS, key=score)
+    return next(csv.reader([first_line], delimiter=best), []), best
 
 
 def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
@@ -86,16 +119,18 @@ def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _header(path: Path) -> list[str]:
+def _header(path: Path) -> tuple[list[str], str]:
+    """The header's columns and the file's delimiter."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            return next(csv.reader(fh))
+            first = fh.readline()
     except OSError as exc:
         raise EventsError(f"{path}: cannot read: {exc.strerror}") from None
-    except StopIteration:
-        raise EventsError(f"{path}: the file is empty") from None
     except UnicodeDecodeError:
         raise EventsError(f"{path}: not a UTF-8 text file") from None
+    if not first.strip():
+        raise EventsError(f"{path}: the file is empty" if not first else f"{path}:1: the header line is empty")
+    return _dialect(first.rstrip("\r\n"))
 
 
 def _watched(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
@@ -134,30 +169,36 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
                 ) -> tuple[str, int]:
     """Ingest one file in one transaction; return (format name, rows written). ``progress`` gets the
     percentage of the file read, while it is read."""
-    header = _header(path)
+    header, delimiter = _header(path)
     try:
-        fmt = detect(header)
+        fmt = detect(header, delimiter)
     except EventsError as exc:
         raise EventsError(f"{path}: {exc.description}", details=exc.details) from None
+    if len({c.strip().lower() for c in header}) != len(header):
+        raise EventsError(f"{path}:1: the header names a column twice: "
+                          + ", ".join(sorted({c.strip() for c in header if [h.strip().lower() for h in header]
+                                              .count(c.strip().lower()) > 1})))
     types = {col: fmt.types.get(col.strip().lower(), "VARCHAR") for col in header}
-    dateformat = _sniff_dateformat(path, header, fmt.date_column) if fmt.date_column else None
+    dateformat = _sniff_dateformat(path, header, fmt.date_column, delimiter) if fmt.date_column else None
+    decimal = _sniff_decimal(path, header, fmt, delimiter)
     con.execute("BEGIN")
     try:
         con.execute("DROP TABLE IF EXISTS raw")
         wanted = fmt.required | set(fmt.optional)
         # Only the columns the format uses are kept: UCDP's long source texts are parsed, not stored.
-        keep = ", ".join(f'"{c}"' for c in header if c.strip().lower() in wanted)
+        # (a header cell with stray spaces or capitals is still its column)
+        keep = ", ".join(f'"{c}" AS "{c.strip().lower()}"' for c in header if c.strip().lower() in wanted)
         try:
             _watched(
                 con,
-                f"CREATE TEMP TABLE raw AS SELECT {keep} FROM read_csv(?, header = true, columns = ?, "
-                "store_rejects = true, rejects_limit = 1000, null_padding = false, quote = '\"', escape = '\"'"
-                + (", dateformat = ?" if dateformat else "") + ")",
-                [str(path), types] + ([dateformat] if dateformat else []),
+                f"CREATE TEMP TABLE raw AS SELECT {keep} FROM read_csv(?, header = true, columns = ?, delim = ?, "
+                "decimal_separator = ?, store_rejects = true, rejects_limit = 1000, null_padding = false, "
+                "quote = '\"', escape = '\"'" + (", dateformat = ?" if dateformat else "") + ")",
+                [str(path), types, delimiter, decimal] + ([dateformat] if dateformat else []),
                 progress,
             )
         except duckdb.Error as exc:
-            raise EventsError(_unquoted(path) or f"{path}: {str(exc).splitlines()[0]}") from None
+            raise EventsError(_unquoted(path, delimiter) or f"{path}: {str(exc).splitlines()[0]}") from None
         rejects = con.execute(
             "SELECT line, column_name, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
         ).fetchall()
@@ -199,6 +240,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
         con.execute("DELETE FROM events USING fresh "
                     "WHERE events.source = fresh.source AND events.event_id = fresh.event_id")
         con.execute(f"INSERT INTO events ({cols}, file) SELECT {cols}, ? FROM fresh", [path.name])
+        coverage.record(con, path.name)
         con.execute("DROP TABLE fresh")
         con.execute("DROP TABLE raw")
         written = con.execute("SELECT string_agg(DISTINCT source, ', ') FROM events WHERE file = ?",
@@ -210,11 +252,11 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, progress: Callable[[
     return (written[0] or fmt.name), int(rows)
 
 
-def _unquoted(path: Path) -> str | None:
+def _unquoted(path: Path, delimiter: str = ",") -> str | None:
     """Where a file's quoting breaks (a quote never closed swallows the rest of the file): DuckDB only says it
     could not sniff the file."""
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
-        reader = csv.reader(fh, strict=True)
+        reader = csv.reader(fh, strict=True, delimiter=delimiter)
         start = 1
         try:
             for _ in reader:
@@ -224,10 +266,30 @@ def _unquoted(path: Path) -> str | None:
     return None
 
 
-def _sniff_dateformat(path: Path, header: list[str], column: str) -> str:
+def _sniff_decimal(path: Path, header: list[str], fmt: Format, delimiter: str) -> str:
+    """',' when the file's decimal columns are written with decimal commas (a semicolon-separated file saved
+    in a locale that writes 34,5), else '.'."""
+    if delimiter == ",":
+        return "."
+    names = [c.strip().lower() for c in header]
+    decimals = [names.index(c) for c, t in fmt.types.items() if t == "DOUBLE" and c in names]
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader)
+        for _, row in zip(range(200), reader, strict=False):
+            for i in decimals:
+                value = row[i].strip() if len(row) > i else ""
+                if "," in value:
+                    return ","
+                if "." in value:
+                    return "."
+    return "."
+
+
+def _sniff_dateformat(path: Path, header: list[str], column: str, delimiter: str = ",") -> str:
     index = [c.strip().lower() for c in header].index(column)
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter=delimiter)
         next(reader)
         for row in reader:
             if len(row) > index and row[index].strip():
@@ -290,7 +352,7 @@ def ingest(paths: Sequence[Path], events_db: str | Path, on_file: Callable[[Path
     recognised before the store is opened, so a wrong file leaves no new store behind."""
     for path in paths:
         try:
-            detect(_header(Path(path)))
+            detect(*_header(Path(path)))
         except EventsError as exc:
             raise EventsError(exc.description if str(path) in exc.description else f"{path}: {exc.description}",
                               details=exc.details) from None

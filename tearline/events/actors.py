@@ -25,6 +25,7 @@ class Rule:
     extra_events: tuple[tuple[str, str], ...] = ()  # (ISO3, YYYY-MM-DD) outside `countries` that still count
     ambiguous: tuple[str, ...] = ()  # actor strings counted apart, never as the actor
     everything: bool = False  # every row of the dataset is this actor's
+    note: str = ""  # what the rule cannot tell, said with every figure it produces
 
     def describe(self) -> str:
         parts = []
@@ -62,12 +63,19 @@ CATALOGUE: tuple[Actor, ...] = (
         rules=(
             Rule("acled", names=("Islamic State Khorasan Province (ISKP)", "Islamic State (Afghanistan)",
                                  "Islamic State Khorasan Province"),
-                 ambiguous=("Taliban and/or ISKP",)),
+                 ambiguous=("Taliban and/or ISKP",),
+                 note="ACLED's own attribution, which it revises between releases; rows naming ISKP only among "
+                      "associated actors are reported apart as associated"),
             Rule("ucdp-ged", names=("IS",), ids=("234",), countries=ISKP_THEATRE,
-                 extra_events=(("RUS", "2024-03-22"),)),
+                 extra_events=(("RUS", "2024-03-22"),),
+                 note="UCDP codes every Islamic State branch as IS (side 234): geography stands in for ISKP, so "
+                      "an IS event in the theatre by another branch would be counted"),
             Rule("ucdp-candidate", names=("IS",), ids=("234",), countries=ISKP_THEATRE,
-                 extra_events=(("RUS", "2024-03-22"),)),
-            Rule("iskp-curated", everything=True),
+                 extra_events=(("RUS", "2024-03-22"),),
+                 note="UCDP codes every Islamic State branch as IS (side 234): geography stands in for ISKP; "
+                      "candidate codings are preliminary"),
+            Rule("iskp-curated", everything=True,
+                 note="every row is an attack ascribed to ISKP, claimed, attributed or suspected (in event_type)"),
         ),
     ),
 )
@@ -92,6 +100,7 @@ def with_compact(spec: Any, catalogue: tuple[Actor, ...] = CATALOGUE) -> tuple[A
 
 def resolve(name: str, catalogue: tuple[Actor, ...] = CATALOGUE) -> Actor:
     """A catalogue actor by name or alias; otherwise the dataset's own actor string, in every dataset."""
+    name = " ".join(name.split())  # as the datasets' names are stored: runs of spaces made one
     for actor in catalogue:
         if name.lower() in actor.names():
             return actor
@@ -119,9 +128,20 @@ def selection(actor_name: str, country: str | None, source: str | None,
     return actor, where + extra, params + extra_params
 
 
+def coding(actor: Actor, source: str) -> str:
+    """How the actor's rows are picked out of ``source``, and what that rule cannot tell."""
+    rules = [r for r in actor.rules if r.source in (source, "*")]
+    if not rules:
+        return f"no rule picks {actor.name} out of {source}: none of its rows count"
+    return "; ".join(f"{r.describe()}{' (' + r.note + ')' if r.note else ''}" for r in rules)
+
+
 def require(con: Any, actor_name: str, catalogue: tuple[Actor, ...] = CATALOGUE) -> None:
     """NotFound when the events store holds no event of the actor at all: an unknown or misspelt actor is an
     error, never a trend of zeros (a known actor with none where asked is a zero, and says so)."""
+    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()[0]:
+        raise NotFound("the events store holds no events: load UCDP, ACLED or curated files first with "
+                       "`tearline events ingest FILE…`", code="empty_store")
     _actor, where, params = selection(actor_name, None, None, catalogue)
     if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT 1)", params).fetchone()[0]:
         return
@@ -130,21 +150,34 @@ def require(con: Any, actor_name: str, catalogue: tuple[Actor, ...] = CATALOGUE)
                    code="unknown_actor")
 
 
-def predicate(actor: Actor, ambiguous: bool = False) -> tuple[str, list[Any]]:
-    """SQL over `events` selecting the actor's rows (or, with ambiguous=True, its ambiguous rows)."""
+def associated(actor: Actor) -> tuple[str, list[Any]]:
+    """SQL over `events` selecting the rows that name the actor only among ACLED's associated actors."""
+    named, named_params = predicate(actor, kind="associated")
+    own, own_params = predicate(actor)
+    return f"({named} AND NOT {own})", named_params + own_params
+
+
+def predicate(actor: Actor, ambiguous: bool = False, kind: str = "actor") -> tuple[str, list[Any]]:
+    """SQL over `events` selecting the actor's rows (or, with ambiguous=True, its ambiguous rows; with
+    kind="associated", the rows naming it among associated actors, whatever their primary actors)."""
+    kind = "ambiguous" if ambiguous else kind
     clauses: list[str] = []
     params: list[Any] = []
     for rule in actor.rules:
-        names = rule.ambiguous if ambiguous else rule.names
+        names = rule.ambiguous if kind == "ambiguous" else rule.names
         who: list[str] = []
         who_params: list[Any] = []
-        if rule.everything and not ambiguous:
+        if rule.everything and kind == "actor":
             who.append("TRUE")
-        if names:
+        if names and kind == "associated":
+            marks = ", ".join("?" for _ in names)
+            who.append(f"list_has_any(string_split(lower(coalesce(assoc_actors, '')), '; '), list_value({marks}))")
+            who_params += [n.lower() for n in names]
+        elif names:
             marks = ", ".join("?" for _ in names)
             who.append(f"(lower(actor1) IN ({marks}) OR lower(actor2) IN ({marks}))")
             who_params += [n.lower() for n in names] * 2
-        if rule.ids and not ambiguous:
+        if rule.ids and kind == "actor":
             marks = ", ".join("?" for _ in rule.ids)
             who.append(f"(actor1_id IN ({marks}) OR actor2_id IN ({marks}))")
             who_params += list(rule.ids) * 2

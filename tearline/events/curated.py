@@ -30,7 +30,8 @@ ISKP = Format(
             attack_type || ' (' || attribution || ')' AS event_type,
             fatalities_best, TRY_CAST(fatalities_low AS INTEGER) AS fatalities_low,
             TRY_CAST(fatalities_high AS INTEGER) AS fatalities_high,
-            source_title || ' <' || source_url || '>' AS notes
+            source_title || ' <' || source_url || '>' AS notes,
+            NULL AS assoc_actors
         FROM raw WHERE event_id IS NOT NULL
     """,
 )

@@ -19,3 +19,8 @@ class Format:
     date_column: str | None = None
     # columns every row must fill (its id, date and fatalities): an empty one is an error, never a skip
     must_have: tuple[str, ...] = ()
+
+
+def spaced(column: str) -> str:
+    """SQL for a name with its runs of whitespace made one space and its ends trimmed (NULL stays NULL)."""
+    return f"trim(regexp_replace({column}, '\\s+', ' ', 'g'))"

@@ -1,48 +1,118 @@
-"""Monthly series (zeros included) and top places for one actor, per source — never summed across
-sources, since the datasets overlap."""
+"""Monthly series and top places for one actor, per source — never summed across sources, since the
+datasets overlap. A month counts (zero included) only where the source covers it (coverage.py); elsewhere it
+is null with the reason."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import duckdb
 
-from . import actors
+from ..errors import BadRequest
+from . import actors, coverage
+from .coverage import Month
+
+
+def months_between(lo: Month, hi: Month) -> list[Month]:
+    out, (y, m) = [], lo
+    while (y, m) <= hi:
+        out.append((y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def counted(con: duckdb.DuckDBPyConnection, actor: actors.Actor, country: str | None, source: str | None,
+            by: str | None, months: list[Month]) -> list[dict[str, Any]]:
+    """Rows {source, unit, month, events, fatalities, covered[, why]} for each (source, unit) holding the
+    actor's events and each month asked: a count (zero included) where the source covers the month in that
+    place, null with the reason where it does not. `trend` and `series` both count here, so they agree."""
+    where, params = actors.predicate(actor)
+    scope, scope_params = actors.narrowing(country, source)
+    where, params = where + scope, params + scope_params
+    unit = {"country": "coalesce(country_iso3, '(unknown)')",
+            "province": "coalesce(province, '(unknown)')"}.get(by or "", "'all'")
+    units = con.execute(f"SELECT DISTINCT source, {unit} FROM events WHERE {where}", params).fetchall()
+    lo, hi = min(months), max(months)
+    counts = {(s, u, (y, m)): (int(n), int(f)) for s, u, y, m, n, f in con.execute(
+        f"""SELECT source, {unit}, year(event_date), month(event_date), count(*), coalesce(sum(fatalities_best), 0)
+            FROM events WHERE {where} AND event_date >= make_date(?, ?, 1)
+              AND event_date < make_date(?, ?, 1) + INTERVAL 1 MONTH GROUP BY ALL""",
+        params + [lo[0], lo[1], hi[0], hi[1]]).fetchall()}
+    places: dict[str | None, dict[str, coverage.Span]] = {}
+
+    def span(src: str, u: str) -> coverage.Span:
+        # split by country, each country's coverage is its own; otherwise the place asked (or anywhere)
+        place = u if by == "country" and u != "(unknown)" else country
+        if place not in places:
+            places[place] = coverage.spans(con, place)
+        return places[place].get(src) or coverage.Span(src, place.upper() if place else "anywhere")
+
+    rows = []
+    for src, u in sorted(units):
+        cover = span(src, u)
+        for ym in months:
+            row: dict[str, Any] = {"source": src, "unit": u, "month": coverage.name(ym)}
+            if cover.covers(ym):
+                n, f = counts.get((src, u, ym), (0, 0))
+                row |= {"events": n, "fatalities": f, "covered": True}
+            else:
+                row |= {"events": None, "fatalities": None, "covered": False, "why": cover.why_not(ym)}
+            rows.append(row)
+    return rows
 
 
 def monthly(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None, source: str | None = None,
-            by: str | None = None, start: tuple[int, int] | None = None, end: tuple[int, int] | None = None,
+            by: str | None = None, start: Month | None = None, end: Month | None = None,
             catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> list[dict[str, Any]]:
-    """Rows {source, unit, month, events, fatalities} for every month from start to end (default: the
-    actor's first and last event) that the source covers, with zero rows where nothing happened."""
+    """Every month from start to end (default: the actor's first and last event where asked), per source
+    (and unit): counts where the source covers the month, null with the reason where it does not."""
     actors.require(con, actor_name, catalogue)
-    _actor, where, params = actors.selection(actor_name, country, source, catalogue)
-    unit = {"country": "country_iso3", "province": "coalesce(province, '(unknown)')"}.get(by or "", "'all'")
+    actor, where, params = actors.selection(actor_name, country, source, catalogue)
     bounds = con.execute(f"SELECT min(event_date), max(event_date) FROM events WHERE {where}", params).fetchone()
-    if bounds[0] is None:
+    if bounds[0] is None and (start is None or end is None):
         return []
     lo = start or (bounds[0].year, bounds[0].month)
     hi = end or (bounds[1].year, bounds[1].month)
-    rows = con.execute(
-        f"""
-        WITH mine AS (SELECT * FROM events WHERE {where}),
-             months AS (SELECT unnest(generate_series(make_date(?, ?, 1), make_date(?, ?, 1),
-                                                      INTERVAL 1 MONTH))::DATE AS m),
-             units AS (SELECT DISTINCT source, {unit} AS unit FROM mine),
-             -- a dataset says nothing outside its own period: no zeros there, only absence
-             cover AS (SELECT source, date_trunc('month', min(event_date))::DATE AS lo,
-                              date_trunc('month', max(event_date))::DATE AS hi FROM events GROUP BY source),
-             counts AS (SELECT source, {unit} AS unit, date_trunc('month', event_date)::DATE AS m,
-                               count(*) AS n, sum(fatalities_best) AS f FROM mine GROUP BY ALL)
-        SELECT u.source, u.unit, strftime(months.m, '%Y-%m'), coalesce(c.n, 0), coalesce(c.f, 0)
-        FROM units u CROSS JOIN months JOIN cover ON cover.source = u.source AND months.m BETWEEN cover.lo AND cover.hi
-        LEFT JOIN counts c ON c.source = u.source AND c.unit = u.unit AND c.m = months.m
-        ORDER BY u.source, u.unit, months.m
-        """,
-        params + [lo[0], lo[1], hi[0], hi[1]],
-    ).fetchall()
-    return [{"source": s, "unit": u, "month": m, "events": int(n), "fatalities": int(f)} for s, u, m, n, f in rows]
+    if lo > hi:
+        raise BadRequest(f"--from {coverage.name(lo)} is after --to {coverage.name(hi)}")
+    return counted(con, actor, country, source, by, months_between(lo, hi))
+
+
+def caveats(con: duckdb.DuckDBPyConnection, actor: actors.Actor, country: str | None, sources: list[str],
+            months: list[Month]) -> dict[str, dict[str, Any]]:
+    """Per source, what its figures can and cannot say: what the dataset is, its coverage where asked, how
+    the actor is coded in it, and how precisely the counted events are dated and placed."""
+    where, params = actors.predicate(actor)
+    scope, scope_params = actors.narrowing(country, None)
+    exact = coverage.precision(con, where + scope, params + scope_params, months)
+    spans = coverage.spans(con, country)
+    place = country.upper() if country else "anywhere"
+    return {src: {
+        "about": coverage.ABOUT.get(src, f"{src}: a dataset Tearline does not describe"),
+        "coverage": (spans.get(src) or coverage.Span(src, place)).describe(),
+        "actor_coding": actors.coding(actor, src),
+        "precision": exact.get(src, {"date": {}, "place": {}}) | {
+            "note": "counts of the events counted here by how exactly they are dated and placed; an event known "
+                    "only to the week or month counts in the month of its first day"},
+    } for src in sources}
+
+
+def report(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None, source: str | None = None,
+           by: str | None = None, start: Month | None = None, end: Month | None = None,
+           catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> dict[str, Any]:
+    """`events series --json`: the rows of `monthly`, with each source's caveats beside them."""
+    rows = monthly(con, actor_name, country, source, by, start, end, catalogue)
+    actor = actors.resolve(actor_name, catalogue)
+    sources = sorted({r["source"] for r in rows})
+    months = sorted({(int(r["month"][:4]), int(r["month"][5:])) for r in rows})
+    return {"actor": actor.name, "country": country.upper() if country else None,
+            "from": rows[0]["month"] if rows else None, "to": max(r["month"] for r in rows) if rows else None,
+            "rows": rows, "sources": caveats(con, actor, country, sources, months),
+            "sources_absent": coverage.absent(con),
+            "note": "sources overlap and are never summed; a null month is one the source does not cover there "
+                    "(see each row's why), not a month without events"}
 
 
 def top_places(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None, source: str | None = None,
@@ -73,15 +143,18 @@ def chart(rows: list[dict[str, Any]], title: str, path: str) -> None:
     for (source, unit), points in sorted(series.items()):
         label = source if unit == "all" else f"{source}: {unit}"
         x = [dt.date(int(p["month"][:4]), int(p["month"][5:7]), 1) for p in points]
-        top.plot(x, [p["events"] for p in points], label=label, linewidth=1.4)
-        bottom.plot(x, [p["fatalities"] for p in points], label=label, linewidth=1.4)
+        # a month the source does not cover is a gap in its line, never a zero
+        top.plot(x, [math.nan if p["events"] is None else p["events"] for p in points], label=label, linewidth=1.4)
+        bottom.plot(x, [math.nan if p["fatalities"] is None else p["fatalities"] for p in points], label=label,
+                    linewidth=1.4)
     top.set_ylabel("events per month")
     bottom.set_ylabel("fatalities (best) per month")
     top.set_title(title)
     top.legend(fontsize=8, loc="upper left")
     bottom.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     bottom.tick_params(axis="x", rotation=45, labelsize=8)
-    fig.text(0.01, 0.005, "Sources are drawn separately: they overlap and are never added together.", fontsize=7)
+    fig.text(0.01, 0.005, "Sources are drawn separately: they overlap and are never added together. A gap is a month "
+             "the source does not cover.", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,8 +1,10 @@
-"""Monthly counts and period-over-period change for one actor (what `events trend --json` prints).
+"""Events and fatalities of one actor in two months and the change between them (`events trend --json`).
 
-Datasets overlap (the same Peshawar bombing is in UCDP and in the curated list), so figures are
-never summed across sources: the top-level figures come from one source, named in the output, and
-every other source with data is listed beside it.
+Datasets overlap (the same Peshawar bombing is in UCDP and in the curated list), so figures are never summed
+across sources: the headline comes from one source that covers both months where asked (or `--source`), is
+named in the output, and every other source with the actor's events is listed beside it. The counts are
+`series.counted`'s, so `trend` and `series` agree month for month; a month a source does not cover is null
+with the reason, and every figure carries its source's caveats.
 """
 
 from __future__ import annotations
@@ -11,81 +13,98 @@ from typing import Any
 
 import duckdb
 
-from . import actors
+from . import actors, coverage, series
+from .coverage import Month
 
-# When no --source is given, the figure comes from the first of these that has the actor's events.
-PREFERENCE = ("acled", "ucdp-ged", "ucdp-candidate", "iskp-curated")
+# When no --source is given, the figure comes from the first of these that covers both months.
+PREFERENCE = coverage.SOURCES
 
 
-def _month_counts(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], months: list[tuple[int, int]]
-                  ) -> dict[str, dict[tuple[int, int], tuple[int, int]]]:
-    rows = con.execute(
+def change_pct(before: int | None, after: int | None) -> float | None:
+    return None if before is None or after is None or before == 0 else round(100.0 * (after - before) / before, 1)
+
+
+def _apart(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], months: list[Month]
+           ) -> dict[str, dict[Month, tuple[int, int]]]:
+    if where == "FALSE":
+        return {}
+    out: dict[str, dict[Month, tuple[int, int]]] = {}
+    for src, y, m, n, f in con.execute(
         f"""SELECT source, year(event_date), month(event_date), count(*), coalesce(sum(fatalities_best), 0)
             FROM events WHERE {where} AND (year(event_date), month(event_date)) IN
-            ({', '.join('(?, ?)' for _ in months)})
-            GROUP BY ALL""",
+            ({', '.join('(?, ?)' for _ in months)}) GROUP BY ALL""",
         params + [v for ym in months for v in ym],
-    ).fetchall()
-    out: dict[str, dict[tuple[int, int], tuple[int, int]]] = {}
-    for source, y, m, n, f in rows:
-        out.setdefault(source, {})[(y, m)] = (int(n), int(f))
+    ).fetchall():
+        out.setdefault(src, {})[(y, m)] = (int(n), int(f))
     return out
 
 
-def change_pct(before: int, after: int) -> float | None:
-    return None if before == 0 else round(100.0 * (after - before) / before, 1)
-
-
-def trend(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None, start: tuple[int, int],
-          end: tuple[int, int], source: str | None = None,
-          catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> dict[str, Any]:
+def trend(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None, start: Month, end: Month,
+          source: str | None = None, catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> dict[str, Any]:
     actors.require(con, actor_name, catalogue)
     actor = actors.resolve(actor_name, catalogue)
-    where, params = actors.predicate(actor)
-    amb_where, amb_params = actors.predicate(actor, ambiguous=True)
-    scope, scope_params = actors.narrowing(country, source)
+    only = source if source and source != "all" else None
     months = [start, end]
-    counts = _month_counts(con, where + scope, params + scope_params, months)
-    ambiguous = _month_counts(con, amb_where + scope, amb_params + scope_params, months) if amb_where != "FALSE" else {}
-    have = con.execute(f"SELECT DISTINCT source FROM events WHERE {where}{scope}", params + scope_params).fetchall()
-    sources = sorted({s for (s,) in have}, key=lambda s: PREFERENCE.index(s) if s in PREFERENCE else 99)
-    coverage = {s: (lo, hi) for s, lo, hi in con.execute(
-        "SELECT source, min(event_date), max(event_date) FROM events GROUP BY source").fetchall()}
+    rows = series.counted(con, actor, country, only, None, months)
+    by_month = {(r["source"], r["month"]): r for r in rows}
+    sources = sorted({r["source"] for r in rows}, key=lambda s: PREFERENCE.index(s) if s in PREFERENCE else 99)
+    if only and only not in sources:
+        # the actor has no event in this source where asked: a zero where it covers the months, else null
+        spans = coverage.spans(con, country)
+        cover = spans.get(only) or coverage.Span(only, country.upper() if country else "anywhere")
+        for ym in months:
+            by_month[(only, coverage.name(ym))] = (
+                {"events": 0, "fatalities": 0, "covered": True} if cover.covers(ym)
+                else {"events": None, "fatalities": None, "covered": False, "why": cover.why_not(ym)})
+        sources = [only]
+    scope, scope_params = actors.narrowing(country, only)
+    apart = {}
+    for kind, (where, params) in (("ambiguous", actors.predicate(actor, ambiguous=True)),
+                                  ("associated", actors.associated(actor))):
+        apart[kind] = _apart(con, where + scope, params + scope_params, months) if where != "FALSE" else {}
+    notes = {"ambiguous": "rows whose attribution names the actor among others (e.g. 'Taliban and/or ISKP'); "
+                          "not included above",
+             "associated": "rows naming the actor only among ACLED's associated actors; not included above"}
 
-    def covers(src: str) -> bool:
-        lo, hi = coverage[src]
-        return (lo.year, lo.month) <= start and end <= (hi.year, hi.month)
+    def spans_both(src: str) -> bool:
+        return all(by_month[(src, coverage.name(ym))]["covered"] for ym in months)
 
-    def block(src: str) -> dict[str, Any]:
-        by_month = counts.get(src, {})
-        a, b = by_month.get(start, (0, 0)), by_month.get(end, (0, 0))
-        out: dict[str, Any] = {
-            "from": {"month": f"{start[0]:04d}-{start[1]:02d}", "events": a[0], "fatalities": a[1]},
-            "to": {"month": f"{end[0]:04d}-{end[1]:02d}", "events": b[0], "fatalities": b[1]},
-            "change_pct": {"events": change_pct(a[0], b[0]), "fatalities": change_pct(a[1], b[1])},
-        }
-        amb = ambiguous.get(src, {})
-        if amb:
-            out["ambiguous"] = {
-                "note": "rows whose attribution names the actor among others; not included above",
-                "from": {"events": amb.get(start, (0, 0))[0], "fatalities": amb.get(start, (0, 0))[1]},
-                "to": {"events": amb.get(end, (0, 0))[0], "fatalities": amb.get(end, (0, 0))[1]},
-            }
+    def block(src: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, ym in (("from", start), ("to", end)):
+            row = by_month.get((src, coverage.name(ym))) if src else None
+            if row is None:
+                row = {"events": None, "fatalities": None, "covered": False,
+                       "why": "no single source covers both months" + (f" in {country.upper()}" if country else "")}
+            out[key] = {"month": coverage.name(ym), "events": row["events"], "fatalities": row["fatalities"],
+                        "covered": row["covered"]} | ({"why": row["why"]} if "why" in row else {})
+        out["change_pct"] = {k: change_pct(out["from"][k], out["to"][k]) for k in ("events", "fatalities")}
+        if out["from"]["events"] is None or out["to"]["events"] is None:
+            out["change_why"] = "undefined: a month is not covered"
+        elif out["from"]["events"] == 0:
+            out["change_why"] = "undefined: the first month has no events"
+        for kind, counts in apart.items():
+            got = counts.get(src or "", {})
+            if got:
+                out[kind] = {"note": notes[kind]} | {
+                    key: {"events": got.get(ym, (0, 0))[0], "fatalities": got.get(ym, (0, 0))[1]}
+                    for key, ym in (("from", start), ("to", end))}
         return out
 
-    # A dataset whose period does not include both months would report a fall or rise that is only
-    # the edge of its coverage; prefer one that spans them.
-    spanning = [s for s in sources if covers(s)]
-    chosen = source if source and source != "all" else ((spanning or sources or [None])[0])
+    spanning = [s for s in sources if spans_both(s)]
+    chosen = only or (spanning[0] if spanning else None)
+    notes_about = series.caveats(con, actor, country, sources, months)
     result: dict[str, Any] = {"actor": actor.name, "country": country.upper() if country else None,
                               "source": chosen}
-    result |= block(chosen) if chosen else block("")
-    if chosen in coverage:
-        result["coverage"] = {"from": str(coverage[chosen][0]), "to": str(coverage[chosen][1]),
-                              "spans_both_months": covers(chosen)}
-    if (not source or source == "all") and len(sources) > 1:
-        result["by_source"] = {s: block(s) | {"coverage": {"from": str(coverage[s][0]), "to": str(coverage[s][1]),
-                                                        "spans_both_months": covers(s)}} for s in sources}
-        result["note"] = (f"figures above are from {chosen}; sources overlap, so by_source lists each "
-                          "dataset's own figures and they are never summed")
+    result |= block(chosen)
+    if chosen:
+        result["spans_both_months"] = spans_both(chosen)
+        result["caveats"] = notes_about[chosen]
+    if not only and (len(sources) > 1 or not chosen):
+        result["by_source"] = {s: block(s) | {"spans_both_months": spans_both(s), "caveats": notes_about[s]}
+                               for s in sources}
+        result["note"] = (f"figures above are from {chosen}; " if chosen else
+                          "no source covers both months, so there is no headline figure; ") + (
+            "sources overlap, so by_source lists each dataset's own figures and they are never summed")
+    result["sources_absent"] = coverage.absent(con)
     return result

@@ -8,7 +8,7 @@ Candidate releases have no `iso3`, so the country name is mapped to ISO 3166 wit
 
 from __future__ import annotations
 
-from .format import Format
+from .format import Format, spaced
 
 _PREC = "CASE date_prec WHEN 1 THEN 'day' WHEN 2 THEN 'week' WHEN 3 THEN 'week' WHEN 4 THEN 'month' ELSE 'year' END"
 _GEO = ("CASE where_prec WHEN 1 THEN 'site' WHEN 2 THEN 'district' WHEN 3 THEN 'district' WHEN 4 THEN 'province' "
@@ -37,12 +37,13 @@ GED = Format(
             where_coordinates AS place,
             latitude, longitude,
             {_GEO} AS geo_precision,
-            side_a AS actor1, side_b AS actor2,
+            {spaced("side_a")} AS actor1, {spaced("side_b")} AS actor2,
             CAST(side_a_new_id AS VARCHAR) AS actor1_id, CAST(side_b_new_id AS VARCHAR) AS actor2_id,
             CASE CAST(type_of_violence AS VARCHAR) WHEN '1' THEN 'state-based' WHEN '2' THEN 'non-state'
                  WHEN '3' THEN 'one-sided' ELSE CAST(type_of_violence AS VARCHAR) END AS event_type,
             best AS fatalities_best, low AS fatalities_low, high AS fatalities_high,
-            source_headline AS notes
+            source_headline AS notes,
+            NULL AS assoc_actors
         FROM raw WHERE id IS NOT NULL
     """,
 )
