@@ -8,7 +8,7 @@ continuously; a request that finds it empty gets 429 with Retry-After, and the r
 the audit trail like any other. An envelope counts as one write per OBJECTS_PER_WRITE objects, so a
 member's share of the hub's work is bounded by what it sends, not by how many requests it makes; one
 larger than the member's whole burst is refused (422) with the size it may send. Buckets live in the
-hub process (one hub process per store).
+hub process on SQLite, and in the store on PostgreSQL, where several processes share them (tearline.cluster).
 """
 
 from __future__ import annotations
@@ -67,12 +67,16 @@ class Buckets:
             tokens, last = self._buckets.get(key, (max(1.0, rate * BURST_SECONDS), now))
         return tokens + (now - last) * rate < 1.0
 
+    def empty_any(self, pairs: list[tuple[Any, int]]) -> bool:
+        """Would taking one token now fail in any of these (key, per_minute) buckets?"""
+        return any(self.empty(key, per_minute) for key, per_minute in pairs)
+
 
 class RateLimiter:
     """Each member's limits, per endpoint class."""
 
-    def __init__(self, clock: Any = time.monotonic):
-        self._buckets = Buckets(clock)
+    def __init__(self, clock: Any = time.monotonic, buckets: Any = None):
+        self._buckets = buckets if buckets is not None else Buckets(clock)
 
     def charge(self, member: Member, kind: str, objects: int) -> None:
         """Charge an envelope (checked already as one request) for its size: it counts one request per

@@ -37,7 +37,7 @@ checks it with nothing but the file and the key.
 """
 
 from .export import export, verify_export
-from .log import FIELDS, GENESIS, AuditLog, admin_actor, bounded, entry_hash, latest
+from .log import FIELDS, GENESIS, AuditLog, admin_actor, bounded, entry_hash, latest, seal_lag
 from .signing import (
     checkpoint_message,
     consistency_message,
@@ -53,5 +53,5 @@ from .verify import Report, verify
 
 __all__ = ["FIELDS", "GENESIS", "NODE_LEVEL", "AuditLog", "Report", "admin_actor", "bounded", "checkpoint_message",
            "consistency_message", "entry_hash", "export", "head_message", "in_tree", "inclusion_proof", "key_id",
-           "key_path", "latest", "load_or_create_key", "merkle_root", "public_bytes", "verify", "verify_export",
-           "verify_signature"]
+           "key_path", "latest", "load_or_create_key", "merkle_root", "public_bytes", "seal_lag", "verify",
+           "verify_export", "verify_signature"]

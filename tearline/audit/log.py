@@ -106,9 +106,13 @@ class AuditLog:
             self._key = load_or_create_key(self.key_file)
             public = public_bytes(self._key)
             kid = key_id(public)
-            with self.store.engine.begin() as conn:
-                if conn.execute(select(audit_keys.c.key_id).where(audit_keys.c.key_id == kid)).first() is None:
-                    conn.execute(insert(audit_keys).values(key_id=kid, public_key=public.hex(), created_us=now_us()))
+            try:
+                with self.store.engine.begin() as conn:
+                    if conn.execute(select(audit_keys.c.key_id).where(audit_keys.c.key_id == kid)).first() is None:
+                        conn.execute(insert(audit_keys).values(key_id=kid, public_key=public.hex(),
+                                                               created_us=now_us()))
+            except IntegrityError:  # another hub process on the store recorded the same key first
+                pass
         return self._key, key_id(public_bytes(self._key))
 
     def append(self, actor: str | None, api_root: str | None, method: str, endpoint: str, path: str,
@@ -290,6 +294,18 @@ def latest(store: Store, limit: int) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
         return [{str(k): v for k, v in r._mapping.items()}
                 for r in conn.execute(select(*cols).order_by(audit.c.seq.desc()).limit(limit))]
+
+
+def seal_lag(store: Store) -> tuple[int, float | None]:
+    """How far the newest signed tree head is behind: entries appended since, and its age in seconds (None
+    before the first seal)."""
+    with store.engine.connect() as conn:
+        last = conn.execute(select(func.max(audit.c.seq))).scalar() or 0
+        head = conn.execute(select(audit_heads.c.size, audit_heads.c.at_us)
+                            .order_by(audit_heads.c.size.desc()).limit(1)).first()
+    if head is None:
+        return int(last), None
+    return int(last) - int(head.size), time.time() - head.at_us / 1e6
 
 
 def admin_actor() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import socket
@@ -34,11 +35,13 @@ def serve(
         help="scan the audit trail for probing this often (TEARLINE_GUARD_SCAN_SECONDS, 30)")] = None,
     admin_token: Annotated[str | None, typer.Option(
         help="bearer token of the operator's admin API and pages (TEARLINE_ADMIN_TOKEN; none: no admin API)")] = None,
+    workers: Annotated[int, typer.Option(
+        help="hub processes on this port (PostgreSQL store only; 1 on SQLite)", min=1, max=64)] = 1,
 ) -> None:
     """Run the hub (TAXII 2.1 under /taxii2/)."""
     run(context.open(create=True, db=db, host=host, port=port, max_content_length=max_content_length,
                      audit_seal_seconds=audit_seal_seconds, audit_checkpoint_every=audit_checkpoint_every,
-                     guard_scan_seconds=guard_scan_seconds, admin_token=admin_token))
+                     guard_scan_seconds=guard_scan_seconds, admin_token=admin_token), workers)
 
 
 def free(host: str, port: int) -> None:
@@ -52,10 +55,16 @@ def free(host: str, port: int) -> None:
                           "another with --port (TEARLINE_PORT)") from None
 
 
-def run(ctx: context.Ctx) -> None:
-    """Serve the hub of ``ctx`` until it is stopped."""
+def run(ctx: context.Ctx, workers: int = 1) -> None:
+    """Serve the hub of ``ctx`` until it is stopped, in ``workers`` processes."""
     settings = ctx.settings
+    if workers > 1 and not ctx.settings.db.startswith("postgresql"):
+        raise ConfigError(f"--workers {workers}: several hub processes need a PostgreSQL store (--db "
+                          "postgresql+psycopg://…); SQLite is one process's, so run it with --workers 1")
     free(settings.host, settings.port)
+    if workers > 1:
+        _run_workers(ctx, workers)
+        return
     application = create_app(settings, ctx.store)
     # What is alive now (modules, the app, the engine) lives as long as the hub: frozen, the cyclic
     # collector stops walking it on every pass. A higher first threshold lets an envelope's thousand
@@ -65,6 +74,29 @@ def run(ctx: context.Ctx) -> None:
     gc.set_threshold(20_000, 20, 20)
     err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db})", soft_wrap=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
+def _run_workers(ctx: context.Ctx, workers: int) -> None:
+    """uvicorn's workers, each building the hub from the settings this command resolved (handed down as
+    TEARLINE_* variables, so flags and environment mean in every worker what they meant here), with their
+    metrics added up in a directory of their own."""
+    import tempfile
+
+    from .. import audit, keys
+
+    settings = ctx.settings
+    # once, here, rather than in N workers at once (two creating one key file would collide)
+    ctx.store.migrate()
+    keys.load(settings)
+    audit.AuditLog(ctx.store, audit.key_path(settings.audit_key, settings.db)).signer()
+    for name, value in dataclasses.asdict(settings).items():
+        os.environ[f"TEARLINE_{name.upper()}"] = str(value)
+    with tempfile.TemporaryDirectory(prefix="tearline-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db}, "
+                  f"{workers} processes)", soft_wrap=True)
+        uvicorn.run("tearline.web.app:from_environment", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, log_level="warning")
 
 
 @db_app.command("upgrade")

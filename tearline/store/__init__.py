@@ -221,7 +221,10 @@ class Store:
 
     def authenticate(self, token: str, name: str | None = None) -> Member | None:
         """The member of a token, or of one of its people (Basic user ``member/person``), as that person."""
-        digest = token_hash(token)
+        return self.authenticate_digest(token_hash(token), name)
+
+    def authenticate_digest(self, digest: str, name: str | None = None) -> Member | None:
+        """``authenticate`` by the token's hash (a dashboard session keeps the hash, never the token)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(members).where(members.c.token_hash == digest)).first()
             person = None

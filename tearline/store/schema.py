@@ -347,6 +347,32 @@ guard_notes = Table(
     Column("hidden", Integer, nullable=False),  # ids the write named (objects or references) hidden from the writer
 )
 
+# Token buckets shared by every hub process on the store (tearline.cluster): one member, one limit, however
+# many processes serve it. ``at`` is the database's clock, so processes on machines whose clocks differ agree.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("bucket", String(200), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("granted", Boolean, nullable=False),  # whether the last take found its tokens
+)
+
+# Signed-in dashboard browsers (tearline.web.dashboard): the id is stored hashed, the member's token never; the
+# credential is the hash the member's token (or the operator's) had at sign-in, so a rotation ends the session.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # member or operator
+    Column("name", String(300), nullable=False),  # as signed in with: member, or member/person
+    Column("api_root", String(64), nullable=True),
+    Column("credential", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("until", Float, nullable=False),
+    Index("ix_ui_sessions_until", "until"),
+)
+
 # Duty-to-warn warnings and every step of their lifecycle (tearline.warn).
 warnings = Table(
     "warnings",

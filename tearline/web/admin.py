@@ -14,7 +14,8 @@ from ..errors import NotFound, Unauthorized
 from . import caller
 
 
-def _operator(request: Request) -> None:
+def operator(request: Request) -> None:
+    """Unauthorized unless the request carries the operator's bearer token; NotFound when the hub has none."""
     token = caller.hub(request).settings.admin_token
     if not token:
         raise NotFound(f"no such endpoint: {request.url.path}")
@@ -25,7 +26,7 @@ def _operator(request: Request) -> None:
 
 def alerts(request: Request, member: str | None = None, compact: str | None = None,
            status: str | None = None) -> Response:
-    _operator(request)
+    operator(request)
     store = caller.hub(request).store
     probes.scan(store)  # up to the last request, not the last background scan
     found = probes.stored_alerts(store, member, compact, status)

@@ -11,14 +11,14 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import audit, probes, stix, write
+from .. import audit, cluster, probes, stix, write
 from .. import keys as hub_keys
 from .. import warn as warnings
 from ..config import Settings, hub_path
 from ..guard import RateLimiter
 from ..limits import Limits
 from ..store import Store
-from . import admin, caller, dashboard, doorman, errors, match, taxii, trail, transparency, warn
+from . import admin, caller, dashboard, doorman, errors, match, monitor, taxii, trail, transparency, warn
 
 
 class _TrailingSlash:
@@ -34,12 +34,38 @@ class _TrailingSlash:
         await self.app(scope, receive, send)
 
 
-def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
-    """The hub's lifespan: a thread that, every `guard_scan_seconds`, scans the audit trail for probing
-    and escalates unacknowledged warnings to the addressees' next contacts (each escalation audited); and
-    one that seals the audit log (a signed tree head over every entry) every `audit_seal_seconds` while
-    entries arrive, and once more when the hub stops, so that no more than those seconds of the log's
-    tail could be cut off unseen."""
+def _jobs(store: Store, log: audit.AuditLog, outbox: Any, leader: cluster.Leader,
+          buckets: cluster.SharedBuckets | None, metrics: monitor.Metrics) -> None:
+    """One round of the background jobs, in the leading process only: the probe scan, pruning, escalation."""
+    try:
+        leading = leader.held()
+    except Exception:  # the store is unreachable: nobody can scan it; the next round asks again
+        logging.getLogger("tearline.cluster").exception("cannot ask for the background jobs' lead")
+        return
+    metrics.leader.set(1 if leading else 0)
+    if not leading:
+        return
+    try:
+        probes.scan(store)
+        write.prune_statuses(store)
+        if buckets is not None:
+            buckets.prune()
+    except Exception:  # a failed scan must not take the hub down; the next one retries
+        logging.getLogger("tearline.guard").exception("probe scan failed")
+    try:
+        for sent in warnings.escalate(store, outbox):
+            log.append(actor="hub", api_root=None, method="ADMIN", endpoint="warn escalate",
+                       path="escalation", query=sent)
+    except Exception:
+        logging.getLogger("tearline.warn").exception("warning escalation failed")
+
+
+def _scanner(store: Store, settings: Settings, log: audit.AuditLog, leader: cluster.Leader,
+             buckets: cluster.SharedBuckets | None, metrics: monitor.Metrics) -> Any:
+    """The hub's lifespan: a thread that, every `guard_scan_seconds`, runs the background jobs (`_jobs`) when
+    this process leads those sharing the store (tearline.cluster); and one that seals the audit log (a signed
+    tree head over every entry) every `audit_seal_seconds` while entries arrive, and once more when the hub
+    stops, so that no more than those seconds of the log's tail could be cut off unseen."""
     every = settings.guard_scan_seconds
     outbox = hub_path(settings.warn_outbox, settings.db, "outbox")
 
@@ -48,18 +74,10 @@ def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
         stop = threading.Event()
 
         def loop() -> None:
+            # a round at once: a process that starts while none leads takes the lead now, not a scan later
+            _jobs(store, log, outbox, leader, buckets, metrics)
             while not stop.wait(every):
-                try:
-                    probes.scan(store)
-                    write.prune_statuses(store)
-                except Exception:  # a failed scan must not take the hub down; the next one retries
-                    logging.getLogger("tearline.guard").exception("probe scan failed")
-                try:
-                    for sent in warnings.escalate(store, outbox):
-                        log.append(actor="hub", api_root=None, method="ADMIN", endpoint="warn escalate",
-                                   path="escalation", query=sent)
-                except Exception:
-                    logging.getLogger("tearline.warn").exception("warning escalation failed")
+                _jobs(store, log, outbox, leader, buckets, metrics)
 
         def seal() -> None:
             while not stop.wait(settings.audit_seal_seconds):
@@ -76,6 +94,7 @@ def _scanner(store: Store, settings: Settings, log: audit.AuditLog) -> Any:
         stop.set()
         for thread in threads:
             thread.join(5)
+        leader.release()
         try:
             log.seal()  # the last requests, sealed as the hub stops
         except Exception:
@@ -93,16 +112,30 @@ SWITCH_INTERVAL = 0.001
 def create_app(settings: Settings, store: Store) -> ASGIApp:
     sys.setswitchinterval(SWITCH_INTERVAL)
     log = audit.AuditLog(store, audit.key_path(settings.audit_key, settings.db), settings.audit_checkpoint_every)
+    # several processes may serve a PostgreSQL store: its rate-limit buckets are then the store's, shared
+    buckets = cluster.SharedBuckets(store) if cluster.shared(store) else None
+    leader = cluster.Leader(store)
+    metrics = monitor.Metrics()
     app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=_scanner(store, settings, log))
+                  lifespan=_scanner(store, settings, log, leader, buckets, metrics))
     errors.install(app)
     keys = hub_keys.load(settings)
     write.upkeep(store, keys)
     stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
-    app.state.hub = caller.Hub(store, settings, RateLimiter(), keys, log, Limits.of(settings))
-    app.state.pages = dashboard.Pages.load(dashboard.Sessions())
+    app.state.hub = caller.Hub(store, settings, RateLimiter(buckets=buckets), keys, log, Limits.of(settings), leader)
+    app.state.pages = dashboard.Pages.load(cluster.Sessions(store, dashboard.SESSION_SECONDS))
+    app.state.metrics = metrics
     for router in (taxii.router(), match.router(), warn.router(), transparency.router(), admin.router(),
-                   dashboard.router()):
+                   monitor.router(), dashboard.router()):
         app.include_router(router)
-    return doorman.Doorman(_TrailingSlash(trail.AuditTrail(app, log)), log, store, Limits.of(settings),
-                           settings.admin_token, app.state.pages.sessions.valid)
+    return monitor.Front(doorman.Doorman(_TrailingSlash(trail.AuditTrail(app, log)), log, store,
+                                            Limits.of(settings), settings.admin_token,
+                                            app.state.pages.sessions.valid, buckets=buckets), metrics, store)
+
+
+def from_environment() -> ASGIApp:
+    """The hub of the TEARLINE_* settings: what each worker of ``serve --workers`` builds."""
+    from ..config import load
+
+    settings = load()
+    return create_app(settings, Store(settings.db))

@@ -13,6 +13,7 @@ from fastapi import Request, Response
 
 from ..audit import AuditLog
 from ..auth import authenticate
+from ..cluster import Leader
 from ..config import Settings
 from ..errors import BadRequest, PayloadTooLarge
 from ..guard import RateLimiter
@@ -32,6 +33,7 @@ class Hub:
     keys: HubKeys
     log: AuditLog
     bounds: Limits
+    leader: Leader
 
 
 def hub(request: Request) -> Hub:
@@ -41,6 +43,7 @@ def hub(request: Request) -> Hub:
 
 def admitted(request: Request, member: Member, kind: str) -> Member:
     request.state.audit_member = member  # the audit trail records who, even if the request is then refused
+    request.state.guard_class = kind
     hub(request).limiter.check(member, kind)
     return member
 

@@ -1,8 +1,9 @@
 """The analyst dashboard, served by the hub at / : thin handlers that render tearline.views.
 
 Sign-in is with a member's name and token (the same credentials as TAXII) or, for the operator
-pages, the hub's admin token. A session lives in the hub's memory and keeps the token, so each page
-authenticates again as TAXII would: a rotated token or a removed member loses the dashboard at once.
+pages, the hub's admin token. A session lives in the store (tearline.cluster.Sessions: valid in every hub
+process, the id kept hashed) with the hash the token had at sign-in, so each page authenticates again as
+TAXII would: a rotated token or a removed member loses the dashboard at once, in every process.
 Every member page reads through ``release.released`` — the TAXII gate and the member's copies — and
 every request goes through the audit trail and the member's rate limits like any other. Forms carry
 a per-session token and the cookie is SameSite=Strict, so another site cannot post in a member's name.
@@ -16,9 +17,6 @@ import datetime as dt
 import functools
 import hmac
 import inspect
-import secrets
-import threading
-import time
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -31,50 +29,18 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from .. import audit, boundaries, probes, release, views, warn
+from ..cluster import Sessions
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, NotFound, TearlineError
 from ..model import Collection, Member
 from ..release import search as finding
+from ..store import token_hash
 from . import caller, charts, trail
 
 COOKIE = "tearline_session"
 SEARCH_LIMIT = 50
 SESSION_SECONDS = 8 * 3600
 MAX_FORM = 16 * 1024
-
-
-class Sessions:
-    """Signed-in browsers: a random id → who, until when. In memory: a restarted hub signs everyone out.
-    At most MAX sessions are kept (the oldest go first), so sign-ins cannot grow the hub without end."""
-
-    MAX = 10_000
-
-    def __init__(self) -> None:
-        self._by_id: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def open(self, **who: Any) -> str:
-        sid = secrets.token_urlsafe(32)
-        with self._lock:
-            self._by_id[sid] = who | {"csrf": secrets.token_urlsafe(24), "until": time.time() + SESSION_SECONDS}
-            while len(self._by_id) > self.MAX:
-                del self._by_id[next(iter(self._by_id))]
-        return sid
-
-    def valid(self, sid: str | None) -> bool:
-        return self.get(sid) is not None
-
-    def get(self, sid: str | None) -> dict[str, Any] | None:
-        with self._lock:
-            found = self._by_id.get(sid or "")
-            if found and found["until"] < time.time():
-                del self._by_id[sid or ""]
-                return None
-            return found
-
-    def close(self, sid: str | None) -> None:
-        with self._lock:
-            self._by_id.pop(sid or "", None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +109,7 @@ def _member(request: Request, kind: str = "read") -> tuple[Member, dict[str, Any
     session = _session(request)
     if not session or session["kind"] != "member":
         raise SignedOut()
-    member = caller.hub(request).store.authenticate(session["token"], session["name"])
+    member = caller.hub(request).store.authenticate_digest(session["credential"], session["name"])
     if member is None:  # token rotated or member removed since sign-in
         _pages(request).sessions.close(request.cookies.get(COOKIE))
         raise SignedOut()
@@ -152,7 +118,9 @@ def _member(request: Request, kind: str = "read") -> tuple[Member, dict[str, Any
 
 def _operator(request: Request) -> dict[str, Any]:
     session = _session(request)
-    if not session or session["kind"] != "operator" or not caller.hub(request).settings.admin_token:
+    admin_token = caller.hub(request).settings.admin_token
+    if not session or session["kind"] != "operator" or not admin_token \
+            or not hmac.compare_digest(session["credential"], token_hash(admin_token)):
         raise SignedOut()
     return session
 
@@ -233,9 +201,9 @@ def home(request: Request) -> Response:
     return page(request, "signin.html", operator=bool(caller.hub(request).settings.admin_token))
 
 
-def _signed_in(request: Request, target: str, **who: Any) -> Response:
+async def _signed_in(request: Request, target: str, **who: Any) -> Response:
     response = RedirectResponse(target, status_code=303)
-    sid = _pages(request).sessions.open(**who)
+    sid = await run_in_threadpool(lambda: _pages(request).sessions.open(**who))
     response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=SESSION_SECONDS, path="/")
     return response
 
@@ -251,7 +219,8 @@ async def signin(request: Request) -> Response:
                     operator=bool(caller.hub(request).settings.admin_token))
     request.state.audit_member = member
     # the name signed in with: a person's (member/person) is how their token authenticates again
-    return _signed_in(request, "/ui/", kind="member", name=name, api_root=member.api_root, token=token)
+    return await _signed_in(request, "/ui/", kind="member", name=name, api_root=member.api_root,
+                      credential=token_hash(token))
 
 
 async def signin_operator(request: Request) -> Response:
@@ -260,7 +229,8 @@ async def signin_operator(request: Request) -> Response:
     if not admin_token or not hmac.compare_digest(fields.get("token", "").strip().encode(), admin_token.encode()):
         request.state.audit_reason = "operator sign-in refused"
         return page(request, "signin.html", 401, error="wrong operator token", operator=bool(admin_token))
-    return _signed_in(request, "/ui/operator/audit/", kind="operator", name="operator")
+    return await _signed_in(request, "/ui/operator/audit/", kind="operator", name="operator",
+                      credential=token_hash(admin_token))
 
 
 def signout(request: Request) -> Response:

@@ -12,6 +12,9 @@ dashboard session) get in until it refills. Requests refused here never reach th
 recorded one by one: the first refusal of an address in each minute is recorded, with how many were
 refused since the last record.
 
+On PostgreSQL the buckets are the store's (tearline.cluster), shared by every hub process, and read off the
+event loop.
+
 Addresses are the peer's, as the socket sees it: behind a reverse proxy every client shares the proxy's
 address, and the limits should be raised (or set on the proxy) accordingly.
 """
@@ -41,7 +44,8 @@ WINDOW = 60.0  # seconds between two records of one address's refusals
 
 class Doorman:
     def __init__(self, app: ASGIApp, log: audit.AuditLog, store: Store, limits: Limits, admin_token: str = "",
-                 session_valid: Callable[[str], bool] = lambda _sid: False, clock: Any = time.monotonic):
+                 session_valid: Callable[[str], bool] = lambda _sid: False, clock: Any = time.monotonic,
+                 buckets: Any = None):
         self.app = app
         self.log = log
         self.store = store
@@ -49,7 +53,9 @@ class Doorman:
         self.admin_token = admin_token
         self.session_valid = session_valid
         self.clock = clock
-        self.buckets = Buckets(clock)
+        self.buckets = buckets if buckets is not None else Buckets(clock)
+        # buckets in the store answer through the database: never on the event loop
+        self._off_loop = buckets is not None
         self._refused: dict[str, tuple[float, int]] = {}  # address → (last record, refusals since)
         self._lock = threading.Lock()
 
@@ -62,15 +68,15 @@ class Doorman:
         presented = "authorization" in headers or "tearline_session=" in headers.get("cookie", "")
         limits = self.limits
         if not presented:
-            wait = self.buckets.take(("address", address), limits.address_per_minute)
+            wait = await self._call(self.buckets.take, ("address", address), limits.address_per_minute)
             if wait:
                 await self._refuse(scope, send, address, wait, "address_per_minute", limits.address_per_minute)
                 return
-            if self.buckets.empty(("anonymous", address), limits.anonymous_per_minute):
+            if await self._call(self.buckets.empty, ("anonymous", address), limits.anonymous_per_minute):
                 await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
                 return
-        elif (self.buckets.empty(("address", address), limits.address_per_minute)
-              or self.buckets.empty(("anonymous", address), limits.anonymous_per_minute)) \
+        elif await self._call(self.buckets.empty_any, [(("address", address), limits.address_per_minute),
+                                                       (("anonymous", address), limits.anonymous_per_minute)]) \
                 and not await run_in_threadpool(self._credentialed, headers):
             await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
             return
@@ -79,12 +85,16 @@ class Doorman:
         async def watched(message: Message) -> None:
             if message["type"] == "http.response.start" and state.get("audit_member") is None:
                 if presented:  # charged now that its credentials turned out not to work
-                    self.buckets.take(("address", address), limits.address_per_minute, debt=True)
+                    await self._call(self.buckets.take, ("address", address), limits.address_per_minute, 1.0, True)
                 if message["status"] >= 400:
-                    self.buckets.take(("anonymous", address), limits.anonymous_per_minute, debt=True)
+                    await self._call(self.buckets.take, ("anonymous", address), limits.anonymous_per_minute, 1.0,
+                                     True)
             await send(message)
 
         await self.app(scope, receive, watched)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await run_in_threadpool(fn, *args) if self._off_loop else fn(*args)
 
     def _credentialed(self, headers: dict[str, str]) -> bool:
         """Do the request's credentials work (checked only for an address over its limits)?"""

@@ -132,6 +132,7 @@ async def add_objects(api_root: str, collection_id: str, request: Request) -> Re
 
     def record(conn: Connection, status: dict[str, Any]) -> None:
         refused = status["failure_count"]
+        request.state.ingested = (status["success_count"], refused)
         seq = trail.within(hub.log, request, conn, 202,
                            f"{refused} of {status['total_count']} objects refused" if refused else "",
                            [s["id"] for s in status["successes"]])
