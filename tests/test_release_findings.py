@@ -150,7 +150,9 @@ def test_1_a_draft_holds_only_what_its_author_may_read(rev: Rev) -> None:
 def test_1_a_delivered_warning_reaches_its_addressee_as_its_own_fingerprinted_copy(rev: Rev, store: Store) -> None:
     from tearline import warn
 
-    text = "An attack on the consulate in Quetta is planned for the end of the week by a cell of four."
+    # two sentences: a trace names a member only past about two dozen word gaps (tearline.leak's threshold)
+    text = ("An attack on the consulate in Quetta is planned for the end of the week by a cell of four. "
+            "Two of them arrived from Kandahar by bus on Monday and are staying near the old bazaar.")
     window = (dt.date.today().isoformat(), (dt.date.today() + dt.timedelta(days=5)).isoformat())
     w = warn.draft(store, "rev", "analyst-1", "charlie", False, {"country": "PAK"}, window, 60, "protect it", text)
     warn.move(store, w["id"], "approve", "analyst-2")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -55,7 +56,8 @@ def leak_trace(
     leak_key: Annotated[str | None, typer.Option(help="the hub's leak key file")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Name the member a leaked copy was released to, with a confidence."""
+    """Name the member a leaked copy was released to, only if the copy leaves no reasonable doubt; every
+    other member is listed as not matching."""
     ctx = context.open(db=db, leak_key=leak_key)
     path = leak.key_path(ctx.settings.leak_key, ctx.settings.db)
     if not path.exists():
@@ -69,11 +71,26 @@ def leak_trace(
     except ValueError:
         doc = raw  # pasted text, not JSON
     texts = leak.texts_of(doc)
-    candidates = [(m.api_root, m.name) for m in ctx.store.all_members()]
+    candidates = list(dict.fromkeys((m.api_root, m.name) for m in ctx.store.all_members()))
     ranked, verdict = leak.trace(leak.load_or_create_key(path), texts, candidates)
+    rule = {"p_corrected_at_most": leak.NAME_P, "agreeing_share_at_least": leak.NAME_SHARE,
+            "correction": "Šidák", "members_tested": len(candidates),
+            "fewest_gaps_that_can_name": leak.min_gaps(len(candidates)) if candidates else None}
     if as_json:
-        emit({"verdict": verdict, "ranking": [m.__dict__ for m in ranked]})
+        named = [{"api_root": m.api_root, "member": m.member} for m in ranked if m.verdict == leak.NAMED]
+        emit({"verdict": verdict, "threshold": rule, "named": named,
+              "ranking": [dataclasses.asdict(m) for m in ranked]})
         return
     out.print(verdict, soft_wrap=True)
-    for m in ranked[:3]:
-        out.print(f"  {m.member} ({m.api_root}): {m.agree}/{m.gaps} gaps agree, confidence {m.confidence:.6f}")
+    if not ranked:
+        return
+    out.print(f"  a member is named at a Šidák-corrected p ≤ {leak.NAME_P:.0e} over {len(candidates)} members "
+              f"with ≥ {leak.NAME_SHARE:.0%} of the gaps agreeing", soft_wrap=True)
+    for m in ranked:
+        if m.verdict == leak.NAMED:
+            out.print(f"  named: {m.member} ({m.api_root}), {m.agreeing}/{m.gaps} gaps agree, "
+                      f"corrected p {leak.show_p(m.p_corrected)}", soft_wrap=True)
+    # no numbers beside the others: an agreement figure next to a name reads as a degree of suspicion
+    others = [f"{m.member} ({m.api_root})" for m in ranked if m.verdict != leak.NAMED]
+    if others:
+        out.print(f"  not matching: {', '.join(others)}", soft_wrap=True)
