@@ -185,6 +185,21 @@ def test_pages_show_real_data(browser: Any, demo: Demo) -> None:
     page.context.close()
 
 
+def test_the_forecasts_page_says_when_its_data_is_stale(browser: Any, demo: Demo) -> None:
+    # the demo's run saw data to 2024-05: months before any day this test runs on
+    page = signed_in(browser, demo, "state-a")
+    page.goto(demo.url + "/ui/forecasts/")
+    stale = page.locator("p.stale[role=status]")
+    assert stale.count() == 1 and page.get_by_role("alert").count() == 0
+    text = " ".join(stale.inner_text().split())
+    today = dt.datetime.now(dt.UTC).date()  # the hub's today
+    months = (today.year - 2024) * 12 + today.month - 5
+    assert text.startswith("Stale data.") and f"The data ends in 2024-05, {months} months before today" in text
+    assert page.locator("strong.data-end").inner_text() == "2024-05" and "2024-06" in page.inner_text("main")
+    assert "(from stale data)" in page.inner_text("main")  # each open alert, too
+    page.context.close()
+
+
 def test_a_member_never_sees_what_taxii_hides(browser: Any, demo: Demo) -> None:
     for member in ("state-a", "state-b", "ngo-c"):
         allowed = taxii_view(demo, member)

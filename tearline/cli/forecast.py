@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -23,6 +24,17 @@ app = typer.Typer(help="Early-warning forecasts: rolling-origin backtest, curren
                   no_args_is_help=True)
 
 UnitOpt = Annotated[str, typer.Option("--unit", help="'province', 'country' or 'both'")]
+TodayOpt = Annotated[str | None, typer.Option(
+    "--today", help="the date the data's age is measured against, YYYY-MM-DD (default: today)")]
+
+
+def _today(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--today: {value!r} is not a date YYYY-MM-DD") from None
 
 
 def _levels(unit: str) -> list[str]:
@@ -82,12 +94,24 @@ def _backtest_table(level: str, rows: list[dict[str, Any]], panel: Any) -> None:
     for col in ("model", "h", "Brier", "skill", "95% interval", "log loss", "AP", "CRPS", "CRPS skill",
                 "CRPS fatalities"):
         table.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
+    # each reason once, numbered; a cell points at its number rather than repeat a sentence per row
+    reasons: dict[str, int] = {}
+
+    def mark(r: dict[str, Any]) -> str:
+        return f"[{reasons.setdefault(r['brier_skill_undefined'], len(reasons) + 1)}]"
+
     for r in (r for r in rows if r["unit"] == level):
+        point = mark(r) if r["brier_skill"] is None else f"{r['brier_skill']:+.3f}"
+        interval = ("{:+.3f} … {:+.3f}".format(*r["brier_skill_ci"]) if r["brier_skill_ci"]
+                    else "reference" if r["model"] == r["baseline"] else "" if r["brier_skill"] is None else mark(r))
         table.add_row(r["model"] + (" (baseline)" if r["kind"] == "baseline" else ""), str(r["horizon"]),
-                      f"{r['brier']:.4f}", f"{r['brier_skill']:+.3f}", "{:+.3f} … {:+.3f}".format(*r["brier_skill_ci"]),
+                      f"{r['brier']:.4f}", point, interval,
                       f"{r['log_loss']:.3f}", "" if r["average_precision"] is None else f"{r['average_precision']:.3f}",
-                      f"{r['crps']:.3f}", f"{r['crps_skill']:+.3f}", f"{r['crps_fatalities']:.2f}")
+                      f"{r['crps']:.3f}", "" if r["crps_skill"] is None else f"{r['crps_skill']:+.3f}",
+                      f"{r['crps_fatalities']:.2f}")
     out.print(table)
+    for reason, n in reasons.items():
+        out.print(f"  [{n}] skill or interval undefined: {reason}", highlight=False)
     for note in panel.notes:
         out.print(f"  [yellow]{note}[/yellow]")
 
@@ -111,10 +135,11 @@ def forecast_run(
     country: CountryOpt = None,
     source: SourceOpt = None,
     unit: Annotated[str, typer.Option("--unit", help="'province' or 'country'")] = "province",
-    model: Annotated[str, typer.Option(help="which model forecasts")] = "boosting",
+    model: Annotated[str, typer.Option(help="which model forecasts: boosting or hawkes")] = "boosting",
     threshold: Annotated[float, typer.Option(help="raise an alert at this probability of an attack")] = 0.5,
     map_file: Annotated[Path | None, typer.Option("--map", help="draw next month's probabilities to this PNG")] = None,
     seed: Annotated[int, typer.Option(help="seed of the predictive samples")] = 0,
+    today: TodayOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the forecasts and alerts as JSON")] = False,
     compact_file: CompactFileOpt = None,
     events_db: EventsDbOpt = None,
@@ -123,31 +148,46 @@ def forecast_run(
     ctx = context.open(events_db=events_db)
     if unit not in ("province", "country"):
         raise ConfigError(f"--unit must be 'province' or 'country', not {unit!r}")
+    when = _today(today)
     chosen = current.model_named(model, seed)
     con = connect(ctx)
     panel = panels.build(con, actor, unit, country, source, catalogue(compact_file))
-    rows = current.forecast(panel, chosen, seed)
+    made = current.make(panel, chosen, seed, when)
+    rows, fresh = made.rows, made.freshness
     run_id, raised = current.record(con, panel, model, rows, threshold)
     if map_file is not None:
         first = [r for r in rows if r["horizon"] == 1]
-        missing = plots.forecast_map(panel.units, [r["probability"] for r in first],
+        drawn = [u for u in panel.units if any((r["country"], r["province"]) == u for r in first)]
+        age = f"; STALE: data {fresh['months_since_data_end']} months old" if fresh["stale"] else ""
+        missing = plots.forecast_map(drawn, [r["probability"] for r in first],
                                       f"{panel.actor}: probability of at least one attack in {first[0]['target']} "
-                                      f"({model}, data to {first[0]['origin']}, {panel.source})", str(map_file))
+                                      f"({model}, data to {first[0]['origin']}, {panel.source}{age})", str(map_file))
         err.print(f"map: {map_file}" + (f" (no boundary for {', '.join(missing)})" if missing else ""))
     if as_json:
-        emit({"run_id": run_id, "actor": panel.actor, "source": panel.source, "model": model,
+        if fresh["stale"]:
+            err.print(f"[bold red]STALE:[/bold red] {fresh['stale_reason']}", highlight=False)
+        emit({"run_id": run_id, "actor": panel.actor, "source": panel.source, "model": model, **made.summary(),
               "forecasts": rows, "alerts": raised})
         return
+    if fresh["stale"]:
+        out.print(f"[bold red]STALE:[/bold red] {fresh['stale_reason']}.", highlight=False)
+    ahead = fresh["months_until_forecast_month"]
+    out.print(f"Data to {fresh['data_end']}; +1 is {fresh['forecast_month']}, "
+              + (f"{-ahead} month(s) ago" if ahead < 0 else "this month" if ahead == 0 else f"in {ahead} month(s)")
+              + f" (today is {fresh['today']}).", highlight=False)
     table = Table(title=f"{panel.actor}: forecasts from data to {panels.month_label(panel.end)} "
                         f"({model}, {panel.source})")
     for col in ("unit", *(f"+{h}" for h in range(1, 7))):
         table.add_column(col, justify="left" if col == "unit" else "right", overflow="fold")
     for u, label in enumerate(panel.unit_label(i) for i in range(len(panel.units))):
-        cells = [r for r in rows if (r["country"], r["province"]) == panel.units[u]]
-        table.add_row(label, *(f"{r['probability']:.0%}" for r in sorted(cells, key=lambda r: r["horizon"])))
+        cells = sorted((r for r in rows if (r["country"], r["province"]) == panel.units[u]), key=lambda r: r["horizon"])
+        if cells:  # a retired unit has none
+            table.add_row(label, *(current.percent(r["probability"]) for r in cells))
     out.print(table)
+    for note in made.notes:
+        out.print(f"  [yellow]{note}[/yellow]", highlight=False)
     out.print(f"run {run_id}: {len(raised)} alert(s) at or above {threshold:.0%}; "
-              "`tearline forecast alerts` lists them")
+              "`tearline forecast alerts` lists them" + (" (all from stale data)" if raised and fresh["stale"] else ""))
 
 
 @app.command("alerts")
@@ -161,16 +201,21 @@ def forecast_alerts(
     if status not in (None, "open", "drafted"):
         raise ConfigError(f"--status must be 'open' or 'drafted', not {status!r}")
     context.listing(current.alerts(connect(ctx), status), as_json, "forecast alerts",
-                    ("alert", "status", "actor", "where", "month", "h", "probability", "model"),
+                    ("alert", "status", "actor", "where", "month", "h", "probability", "model", "data to"),
                     lambda a: (a["alert_id"], a["status"], a["actor"], a["province"] or a["country"], a["target"],
-                               str(a["horizon"]), f"{a['probability']:.0%}", a["model"]))
+                               str(a["horizon"]), current.percent(a["probability"]), a["model"],
+                               a["data_end"] or ""))
 
 
 @app.command("draft-warning")
 def forecast_draft_warning(
     alert_id: Annotated[str, typer.Argument(help="an alert id from `tearline forecast alerts`")],
+    today: TodayOpt = None,
     events_db: EventsDbOpt = None,
 ) -> None:
     """Turn an alert into the fields of a draft duty-to-warn warning (printed as JSON)."""
-    draft = current.draft_warning(connect(context.open(events_db=events_db)), alert_id)
+    when = _today(today)
+    draft = current.draft_warning(connect(context.open(events_db=events_db)), alert_id, when)
+    if draft["stale"]:
+        err.print(f"[bold red]STALE:[/bold red] {draft['stale_reason']}", highlight=False)
     sys.stdout.write(json.dumps(draft, indent=1) + "\n")

@@ -23,6 +23,15 @@ class Prediction:
     p: np.ndarray  # [units] probability of at least one event
     counts: np.ndarray  # [units, SAMPLES]
     fatalities: np.ndarray  # [units, SAMPLES]
+    note: str | None = None  # what a reader must know about how this was made (e.g. a fallback)
+
+
+def succession(p: np.ndarray, n: int) -> np.ndarray:
+    """Laplace's rule of succession on a model's probability: read p as a frequency over the n
+    unit-months the model learnt from, and add one success and one failure. No finite sample shows an
+    attack to be certain or impossible, so the result lies in [1/(n+2), (n+1)/(n+2)], never at 0 or 1;
+    it moves a probability by at most 1/(n+2), well inside what a backtest can tell apart."""
+    return (n * np.asarray(p, dtype=float) + 1.0) / (n + 2.0)
 
 
 def compound(counts: np.ndarray, hist: Panel, rng: np.random.Generator) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import boundaries
 from .backtest import Scores
+from .current import percent
 
 COLOURS = {"climatology": "#8c8c8c", "no-change": "#bcbd22", "recent-rate": "#1f77b4", "boosting": "#d62728",
            "hawkes": "#2ca02c"}
@@ -63,9 +64,10 @@ def skill_by_horizon(rows: list[dict[str, Any]], title: str, path: str) -> None:
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["horizon"])
         h = [r["horizon"] for r in mine]
-        bss = np.array([r["brier_skill"] or 0.0 for r in mine])
-        lo = np.array([r["brier_skill_ci"][0] for r in mine])
-        hi = np.array([r["brier_skill_ci"][1] for r in mine])
+        # an undefined skill or interval is a gap in the line or the band, never a zero
+        bss = np.array([np.nan if r["brier_skill"] is None else r["brier_skill"] for r in mine])
+        lo = np.array([r["brier_skill_ci"][0] if r["brier_skill_ci"] else np.nan for r in mine])
+        hi = np.array([r["brier_skill_ci"][1] if r["brier_skill_ci"] else np.nan for r in mine])
         colour = COLOURS.get(model)
         left.plot(h, bss, marker="o", color=colour, label=model)
         left.fill_between(h, lo, hi, color=colour, alpha=0.12)
@@ -77,8 +79,11 @@ def skill_by_horizon(rows: list[dict[str, Any]], title: str, path: str) -> None:
         ax.set_ylim(max(ax.get_ylim()[0], -1.0), ax.get_ylim()[1])
     left.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.text(0.01, 0.01, "Above zero beats the best baseline at that horizon; the band is a 95% origin-block "
-             "bootstrap interval.", fontsize=7)
+    undefined = sorted({r["brier_skill_undefined"] for r in rows
+                        if r["brier_skill"] is None and r["brier_skill_undefined"]})
+    fig.text(0.01, 0.01, "Above zero beats the best baseline at that horizon; the band is a 95% moving-block "
+             "bootstrap interval." + (f" Brier skill undefined: {undefined[0]}." if undefined else ""),
+             fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -112,7 +117,7 @@ def forecast_map(units: Sequence[tuple[str, str | None]], p: Sequence[float], ti
             ax.add_patch(Polygon(ring, closed=True, facecolor=colour, edgecolor="#555555", linewidth=0.4))
         if code in drawn:
             xs, ys = zip(*max(boundaries.rings(code), key=len), strict=True)
-            ax.text(np.mean(xs), np.mean(ys), f"{props['name']}\n{drawn[code]:.0%}", fontsize=6.5,
+            ax.text(np.mean(xs), np.mean(ys), f"{props['name']}\n{percent(drawn[code])}", fontsize=6.5,
                     ha="center", va="center")
     ax.autoscale_view()
     ax.set_aspect("equal")

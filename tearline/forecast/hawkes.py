@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .baselines import SAMPLES, Prediction, compound
+from .baselines import SAMPLES, Prediction, compound, succession
 from .panel import Panel
 
 MAX_OMEGA = 8.0  # per month: excitation decays no faster than with a half-life of about 2.6 days
@@ -104,5 +104,7 @@ class Hawkes:
         out = {}
         for h, rate in self.expected(hist, horizons).items():
             counts = rng.poisson(rate[:, None], size=(rate.size, SAMPLES)).astype(float)
-            out[h] = Prediction(p=1.0 - np.exp(-rate), counts=counts, fatalities=compound(counts, hist, rng))
+            # fitted on the unit-months of its window: no more certain than they allow (never 0 or 1)
+            p = succession(1.0 - np.exp(-rate), len(hist.units) * min(self.window, hist.months))
+            out[h] = Prediction(p=p, counts=counts, fatalities=compound(counts, hist, rng))
         return out

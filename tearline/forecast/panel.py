@@ -23,6 +23,14 @@ from ..events.trend import PREFERENCE
 # Rows whose date is only known to the year cannot be placed in a month.
 MONTHLY_PRECISION = ("day", "week", "month")
 
+# Provinces that no longer exist: (ISO3, name as datasets give it) → (first month without it, what
+# became of it). A dataset may keep coding events to the old unit long after (UCDP GED 22.1 names the
+# tribal areas up to 2021-12), and then the unit is forecast as the former province, saying so; where
+# the dataset has stopped naming it, forecasting it would read a renaming as peace, so it is not.
+RETIRED = {
+    ("PAK", "Federally Administered Tribal Areas"): ((2018, 5), "merged into Khyber Pakhtunkhwa"),
+}
+
 
 def month_index(year: int, month: int) -> int:
     return year * 12 + (month - 1)
@@ -46,6 +54,8 @@ class Panel:
     event_time: np.ndarray
     event_fatalities: np.ndarray
     notes: tuple[str, ...] = ()
+    # units kept for their history but not forecast, each with the reason (see RETIRED)
+    retired: tuple[tuple[int, str], ...] = ()
 
     @property
     def months(self) -> int:
@@ -79,8 +89,16 @@ class Panel:
         return out
 
 
+# A dataset whose record of the actor spans fewer months than this cannot be learnt from (a UCDP Candidate
+# release holds one month): without --source, a longer one is taken if there is any.
+MIN_HISTORY_MONTHS = 24
+
+
 def choose_source(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], source: str | None) -> str:
-    have = {s for (s,) in con.execute(f"SELECT DISTINCT source FROM events WHERE {where}", params).fetchall()}
+    spans = {s: (hi.year * 12 + hi.month) - (lo.year * 12 + lo.month) + 1 for s, lo, hi in con.execute(
+        f"SELECT source, min(event_date), max(event_date) FROM events WHERE {where} GROUP BY source", params
+    ).fetchall()}
+    have = set(spans)
     if source and source != "all":
         if source not in have:
             raise BadRequest(f"--source {source}: the events store has no events of this actor from it"
@@ -89,7 +107,8 @@ def choose_source(con: duckdb.DuckDBPyConnection, where: str, params: list[Any],
     if not have:
         raise BadRequest("the events store has no events of this actor; ingest a dataset first")
     # datasets overlap, so one panel is built from one dataset, never a sum of several
-    return sorted(have, key=lambda s: PREFERENCE.index(s) if s in PREFERENCE else 99)[0]
+    long_enough = {s for s in have if spans[s] >= MIN_HISTORY_MONTHS} or have
+    return sorted(long_enough, key=lambda s: PREFERENCE.index(s) if s in PREFERENCE else 99)[0]
 
 
 def build(con: duckdb.DuckDBPyConnection, actor_name: str, level: str = "province", country: str | None = None,
@@ -144,6 +163,7 @@ def build(con: duckdb.DuckDBPyConnection, actor_name: str, level: str = "provinc
         # the day's place within its month, so the self-exciting model sees spacing between events
         e_time.append(m + (day.day - 0.5) / _days_in_month(day))
         e_fat.append(fat)
+    retired = _retired(con, chosen, units, end, notes)
     if imprecise:
         notes.append(f"{imprecise} events dated only to the year are left out (no month to put them in)")
     if unplaced:
@@ -151,7 +171,31 @@ def build(con: duckdb.DuckDBPyConnection, actor_name: str, level: str = "provinc
     return Panel(actor=actor.name, source=chosen, level=level, units=tuple(units), start=start,
                  counts=counts, fatalities=fatalities, event_unit=np.array(e_unit, dtype=int),
                  event_time=np.array(e_time, dtype=float), event_fatalities=np.array(e_fat, dtype=float),
-                 notes=tuple(notes))
+                 notes=tuple(notes), retired=retired)
+
+
+def _retired(con: duckdb.DuckDBPyConnection, source: str, units: list[tuple[str, str | None]], end: int,
+             notes: list[str]) -> tuple[tuple[int, str], ...]:
+    """The units of RETIRED in the panel: a note for those the dataset still names after they ceased
+    to exist, and (index, reason) for those it does not, which are not forecast."""
+    out = []
+    for u, unit in enumerate(units):
+        if unit not in RETIRED:
+            continue
+        (year, month), what = RETIRED[unit]
+        if end < month_index(year, month):
+            continue  # the data ends before the change: the unit still existed
+        since = dt.date(year, month, 1)
+        last = con.execute("SELECT max(event_date) FROM events WHERE source = ? AND country_iso3 = ? AND province = ?"
+                           " AND event_date >= ?", [source, unit[0], unit[1], since]).fetchone()[0]
+        change = f"{unit[0]}: {unit[1]} was {what} in {year:04d}-{month:02d}"
+        if last is not None:
+            notes.append(f"{change}; {source} still names it (up to {last:%Y-%m}), so it is forecast as the former "
+                         "province")
+        else:
+            out.append((u, f"{change} and {source} names it for nothing since: not forecast"))
+            notes.append(out[-1][1])
+    return tuple(out)
 
 
 def _days_in_month(day: dt.date) -> int:
