@@ -136,6 +136,11 @@ def test_every_figure_in_json_carries_its_sources_caveats(bundled: Path) -> None
     assert {r["source"] for r in listing["rows"]} == set(listing["sources"])
     assert all("UCDP GED" in listing["sources"]["ucdp-ged"][k] for k in ("about", "coverage"))
     assert all(r["events"] is None and r["why"] for r in listing["rows"] if not r["covered"])
+    places = json.loads(subprocess.run(
+        [*tl, "places", "--actor", "ISIS-K", "--top", "5", "--json", "--events-db", str(bundled)],
+        check=True, capture_output=True, text=True).stdout)
+    assert len(places["rows"]) == 5 and {r["source"] for r in places["rows"]} == set(places["sources"])
+    assert all(set(c) >= {"about", "coverage", "actor_coding", "precision"} for c in places["sources"].values())
     text = subprocess.run([*tl, "trend", "--actor", "ISIS-K", "--country", "AFG", "--from", "2022-01", "--to",
                            "2024-04", "--events-db", str(bundled)], check=True, capture_output=True, text=True).stdout
     assert "no source covers both months" in text and "no acled file is in the events store" in text

@@ -174,9 +174,10 @@ def events_places(
 ) -> None:
     """The places with the most events of an actor, per source."""
     con = connect(context.open(events_db=events_db))
-    rows = series.top_places(con, actor, country, source, top, catalogue(compact_file))
+    result = series.places_report(con, actor, country, source, top, catalogue(compact_file))
+    rows = result["rows"]
     if as_json:
-        emit(rows)
+        emit(result)
         return
     if not rows:
         out.print(f"no events of {actor}{' in ' + country.upper() if country else ''}")

@@ -128,6 +128,21 @@ def top_places(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | N
             for s, c, p, pl, n, f in rows]
 
 
+def places_report(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None = None,
+                  source: str | None = None, limit: int = 10,
+                  catalogue: tuple[actors.Actor, ...] = actors.CATALOGUE) -> dict[str, Any]:
+    """`events places --json`: the top places, with each source's caveats beside them."""
+    rows = top_places(con, actor_name, country, source, limit, catalogue)
+    actor = actors.resolve(actor_name, catalogue)
+    _actor, where, params = actors.selection(actor_name, country, source, catalogue)
+    bounds = con.execute(f"SELECT min(event_date), max(event_date) FROM events WHERE {where}", params).fetchone()
+    months = months_between((bounds[0].year, bounds[0].month), (bounds[1].year, bounds[1].month)) if bounds[0] else []
+    return {"actor": actor.name, "country": country.upper() if country else None, "rows": rows,
+            "sources": caveats(con, actor, country, sorted({r["source"] for r in rows}), months),
+            "sources_absent": coverage.absent(con),
+            "note": "counts over each source's whole holding of the actor; sources overlap and are never summed"}
+
+
 def chart(rows: list[dict[str, Any]], title: str, path: str) -> None:
     """Monthly events and fatalities, one line per source (and unit), as PNG or SVG by the suffix."""
     import matplotlib
