@@ -1,12 +1,52 @@
 """Probe detection: rules over the audit stream that notice a member using the compact to gather
 intelligence on its partners or on what it may not see.
 
-Each audit entry is classified (a refusal, a request for an id that does not exist, a request for an
-id that exists but is hidden from this member, the start of a full walk through a collection or its
-manifest, a filter aimed at identities, locations or infrastructure, a write with refused objects),
-and each member's recent classified entries are counted in a sliding window. A rule fires when its
-count in the window reaches its threshold; the alert names the member, the rule, the count and the
-audit entries that are its evidence, and the rule's window starts afresh for that member.
+Each audit entry is classified (below), and each member's recent signals are counted in a sliding window.
+A rule fires when its count in the window reaches its threshold; the alert names the member, the rule, the
+count and the audit entries that are its evidence, and the rule's window starts afresh for that member.
+
+An alert names a member only for behaviour that is really probing. So no rule counts what TAXII clients do
+in honest work — the next page of an answer, a poll with added_after, the same request again after a refusal
+or a 429 — and the id rules judge an id by what the member knows across its whole compact, never by the
+collection it happened to ask. The rules, and what each leaves out on purpose:
+
+- **hidden-objects** (signal hidden-id): the member named an id (a GET of an object or its versions answered
+  404, or a ``match[id]`` value a 200 answer did not return) that the hub holds somewhere while the member
+  receives nothing of it. This is judged over the member's whole compact and the whole hub, never in the
+  collection asked (tearline.release.sight): an id it is given in any collection it may read — asked in
+  another collection, by a reader following a reference from intel to warnings or asking the wrong one — and
+  one it or a member of its own organisation (the compact file's ``organisation``) wrote, or that names a
+  warning one of them drafted, is honest knowledge; an id held only at a stricter TLP, on another member's
+  chain, in a warning to someone else or in another compact is one it can know only from elsewhere.
+  Observables (SCOs) are the exception: their ids are made from their values (STIX 2.1 §2.9), so naming a
+  hidden one shows only that the member knows the value, and it counts as an unknown id. Each distinct id
+  counts once per window.
+- **id-scan** (unknown-id): an id named as above that the hub holds nowhere. An id the member knows never
+  counts, and the same id asked again (a client re-polling an object that was deleted) counts once.
+- **repeated-paging** / **manifest-harvest** (walk-start / manifest-walk): the first page of an objects or
+  manifest read that narrows nothing (no next, added_after, match[id] or match[type]; match[version] and
+  match[spec_version] do not make a walk smaller), counted per collection. The warnings collection holds
+  only the member's own warnings and is not counted. A walk one of whose pages was refused (429) or failed
+  (5xx), started again within RESTART_S, is that walk resumed (once), not another.
+- **targeting** (targeting): a filter for identities, locations or infrastructure (match[type]) outside the
+  warnings collection. Reading them all again counts each time, the further pages of one read do not, and
+  polling a filter for what is new (added_after) is one question however often it is asked. Ids of those
+  types named by id that the member is not given count too; ones it is given are reading, not targeting.
+- **denied** (denied): 401 and 403, and 404 for a place (a compact it is not in, a collection that does not
+  exist), once per distinct method and path: a client polling a wrong URL, or retrying a write it may not
+  make, asks nothing new. A 429 counts only when the member ignores Retry-After: beyond CONCURRENT refusals
+  inside one Retry-After of the same limit (each of a member's clients may be refused once, and wait).
+- **off-scope-writes** (refused-write): a write whose stored status shows objects refused for the compact's
+  scope (type, region, time window, distance from the actors). Mistakes (a reference to what is not in the
+  collection, invalid STIX, another member's object) are not testing the scope, and an envelope that tries
+  only objects already refused in the window (a connector pushing its feed again) counts once.
+- **hidden-writes** (hidden-write): a write that named ids the collection holds out of the writer's sight
+  (tearline.write counts them, judged in the collection written, and leaves the number in ``note``), once
+  per write.
+
+A member cannot learn anything from this: alerts, and the notes the write path leaves for them, are kept in
+tables only the operator reads (the admin API, the CLI, the operator's pages), and nothing a member is
+answered depends on them.
 
 The thresholds sit above what an analyst does in normal work (one full sync, then incremental reads
 with added_after; a mistyped id or two; the odd refusal) and were checked against the scripted honest
@@ -17,29 +57,56 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
+import weakref
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Hashable, Iterable
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import release
+from . import stix
+from .model import Collection, Member
+from .release import sight
 from .store import Store
-from .store.schema import audit, guard_alerts, guard_cursor, guard_notes
+from .store.schema import audit, guard_alerts, guard_cursor, guard_notes, statuses
 
 OBJECT = "/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/"
 VERSIONS = "/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/versions/"
 OBJECTS = "/taxii2/{api_root}/collections/{collection_id}/objects/"
 MANIFEST = "/taxii2/{api_root}/collections/{collection_id}/manifest/"
 TARGET_TYPES = ("identity", "location", "infrastructure")
+RESTART_S = 600
+CONCURRENT = 4
 _OBJECT_ID = re.compile(r"/objects/([^/]+)/(?:versions/)?$")
 _COLLECTION = re.compile(r"/collections/([^/]+)/")
+_ROOT = re.compile(r"^/taxii2/([^/]+)/")
+_STIX_ID = re.compile(r"[a-z0-9][a-z0-9-]*--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_RETRY = re.compile(r"(?:retry|try again) in (\d+) s")
+_LIMIT = re.compile(r"(\w+) requests a (minute|day)")
+_REFUSED = re.compile(r"(\d+) of (\d+) objects refused")
+# tearline.scope.refusal's reasons: the refusals that say an object lies outside the compact's scope
+_SCOPE = ("is not shared in this compact", "outside the compact's region", "outside the compact's time window",
+          "is not connected to")
+# a page narrowed by these is not a walk through everything
+_NARROWING = ("next", "added_after", "match[id]", "match[type]")
 
-# (api root, member, collection in the path, object id) → does the collection hold the object while the member
-# receives no version of it (tearline.release.hidden_from)
-HiddenFrom = Callable[[str | None, str, str, str], bool]
+Signal = tuple[str, Hashable]  # (signal, what it is about: an id, a collection, a path …)
+
+
+class Lookups(Protocol):
+    """What the classification needs beyond the entry itself (the scan's are read from the store)."""
+
+    def standing(self, api_root: str | None, member: str, object_id: str) -> str | None:
+        """tearline.release.sight.standing: "seen", "hidden", "absent", or None (nothing can be said)."""
+
+    def collection(self, api_root: str | None, key: str) -> Collection | None:
+        """The member's compact's collection by id or alias."""
+
+    def refusals(self, entry: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """(id, message) of each object a write's status says was refused; None when the status is gone."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +117,16 @@ class Rule:
     window_s: int
     weight: int
     explains: str
+    walks: bool = False  # counted per collection, restarts aside, rather than once per distinct subject
 
 
 RULES = (
     Rule("hidden-objects", "hidden-id", 2, 3600, 5,
          "asked by id for objects that exist but that this member may not see (it knows ids it should not)"),
     Rule("id-scan", "unknown-id", 10, 900, 3, "asked for many ids that do not exist (enumeration)"),
-    Rule("repeated-paging", "walk-start", 3, 3600, 2, "walked the whole collection from the start again and again"),
-    Rule("manifest-harvest", "manifest-walk", 3, 3600, 2, "walked the whole manifest again and again"),
+    Rule("repeated-paging", "walk-start", 3, 3600, 2, "walked the whole collection from the start again and again",
+         walks=True),
+    Rule("manifest-harvest", "manifest-walk", 3, 3600, 2, "walked the whole manifest again and again", walks=True),
     Rule("targeting", "targeting", 4, 3600, 3,
          "filtered for identities, locations or infrastructure (other members' people, places, systems)"),
     Rule("denied", "denied", 6, 900, 2, "was refused again and again (no right, wrong compact, over a limit)"),
@@ -82,41 +151,93 @@ class Alert:
     evidence: list[int]
 
 
-def signals(entry: dict[str, Any], hidden_exists: HiddenFrom) -> list[str]:
-    """What an audit entry says about its author's intent (usually nothing)."""
-    out = []
-    status, endpoint, method = entry["status"], entry["endpoint"], entry["method"]
-    query = orjson.loads(entry["query"] or "{}") if isinstance(entry["query"], str) else (entry["query"] or {})
-    if status in (401, 403, 429) or (status == 404 and endpoint not in (OBJECT, VERSIONS)):
-        out.append("denied")
-    where = _COLLECTION.search(entry["path"])
-    collection = where.group(1) if where else ""
+# --- what one entry says -----------------------------------------------------------------------------------
 
-    def hidden(object_id: str) -> bool:
-        # in the collection asked and out of this member's sight: an id it may know only from elsewhere
-        return bool(object_id and collection
-                    and hidden_exists(entry["api_root"], entry["actor"], collection, object_id))
-
-    if method == "GET" and endpoint in (OBJECT, VERSIONS) and status == 404:
-        found = _OBJECT_ID.search(entry["path"])
-        object_id = found.group(1) if found else ""
-        out.append("hidden-id" if hidden(object_id) else "unknown-id")
-    if method == "GET" and endpoint in (OBJECTS, MANIFEST) and status == 200:
-        asked_ids = _values(query.get("match[id]"))
-        if asked_ids and entry["count"] == 0:
-            out.append("hidden-id" if any(hidden(i) for i in asked_ids) else "unknown-id")
-        # the first page of an unfiltered read from the beginning: the start of a walk through everything
-        fresh = not any(k in ("next", "added_after") or k.startswith("match[") for k in query)
-        if fresh:
-            out.append("walk-start" if endpoint == OBJECTS else "manifest-walk")
-        types = _values(query.get("match[type]"))
-        if any(t in TARGET_TYPES for t in types) or any(i.split("--")[0] in TARGET_TYPES for i in asked_ids):
-            out.append("targeting")
+def signals(entry: dict[str, Any], look: Lookups) -> list[Signal]:
+    """What an audit entry says about its author's intent (usually nothing). A 429 comes out as "limited",
+    which the Detector turns into "denied" only when the member is not waiting as it was told."""
+    out: list[Signal] = []
+    status, endpoint, method, path = entry["status"], entry["endpoint"], entry["method"], entry["path"]
+    root = entry["api_root"]
+    asked_root = m.group(1) if (m := _ROOT.match(path)) else None
+    key = m.group(1) if (m := _COLLECTION.search(path)) else ""
+    # the hub answers a compact the member is not in as one that does not exist: the path's collection is not
+    # the member's, whatever its name
+    coll = look.collection(root, key) if key and asked_root == root else None
+    about_object = method == "GET" and endpoint in (OBJECT, VERSIONS)
+    if status in (401, 403) or (status == 404 and not (about_object and coll is not None)):
+        out.append(("denied", (method, path)))
+    if status == 429:
+        out.append(("limited", _limit(entry["reason"] or "", endpoint)))
+    if about_object and status == 404:
+        found = _OBJECT_ID.search(path)
+        named = [found.group(1)] if found else []
+        # asked in a place it may not ask, the id is judged only for what it betrays (the refusal counts apart)
+        out += _named(entry, named, look, unknown=coll is not None,
+                      targeting=coll is not None and not coll.addressed_only)
+    if method == "GET" and endpoint in (OBJECTS, MANIFEST) and coll is not None:
+        if status == 200:
+            out += _read(entry, coll, look)
+        elif (status == 429 or status >= 500) and "next" in _query(entry):
+            out.append(("walk-cut", ("walk-start" if endpoint == OBJECTS else "manifest-walk", coll.num)))
     if method == "POST" and endpoint == OBJECTS and status == 202 and "refused" in (entry["reason"] or ""):
-        out.append("refused-write")
+        tried = frozenset(i for i, message in look.refusals(entry) or () if any(s in message for s in _SCOPE))
+        if tried:
+            out.append(("refused-write", tried))
     if entry.get("hidden"):
-        out.append("hidden-write")
+        out.append(("hidden-write", entry["seq"]))
     return out
+
+
+def _read(entry: dict[str, Any], coll: Collection, look: Lookups) -> list[Signal]:
+    out: list[Signal] = []
+    query = _query(entry)
+    given = set(_json_list(entry.get("ids")))
+    # a value the audit trail had to cut short is not an id the member named whole
+    asked = [i for i in _values(query.get("match[id]")) if _STIX_ID.fullmatch(i) and i not in given]
+    # the warnings collection holds only what is addressed to the member: its own warnings' people and places
+    mine_only = coll.addressed_only
+    out += _named(entry, asked, look, unknown=True, targeting=not mine_only)
+    types = tuple(sorted({t for t in _values(query.get("match[type]")) if t in TARGET_TYPES}))
+    if types and not mine_only and "next" not in query:
+        # a poll for what is new is one question however often it is asked; reading them all again is another
+        again = (coll.num, types) if "added_after" in query else ("read", entry["seq"])
+        out.append(("targeting", again))
+    if not mine_only and not any(k in _NARROWING for k in query):
+        out.append(("walk-start" if entry["endpoint"] == OBJECTS else "manifest-walk", coll.num))
+    return out
+
+
+def _named(entry: dict[str, Any], ids: Iterable[str], look: Lookups, unknown: bool, targeting: bool) -> list[Signal]:
+    """Signals for ids the member named and was not given."""
+    out: list[Signal] = []
+    for object_id in dict.fromkeys(i for i in ids if i):
+        where = look.standing(entry["api_root"], entry["actor"], object_id)
+        if where in (None, "seen"):
+            continue
+        if where == "hidden" and object_id.split("--")[0] not in stix.SCO_TYPES:
+            out.append(("hidden-id", object_id))
+        elif unknown:
+            out.append(("unknown-id", object_id))
+        if targeting and object_id.split("--")[0] in TARGET_TYPES:
+            out.append(("targeting", object_id))
+    return out
+
+
+def _limit(reason: str, endpoint: str) -> tuple[str, int]:
+    """Which of the member's limits refused it (its class, else the endpoint) and the Retry-After it was given."""
+    klass = m.group(0) if (m := _LIMIT.search(reason)) else endpoint
+    return klass, int(m.group(1)) if (m := _RETRY.search(reason)) else 1
+
+
+def _query(entry: dict[str, Any]) -> dict[str, Any]:
+    raw = entry["query"]
+    return orjson.loads(raw or "{}") if isinstance(raw, str) else (raw or {})
+
+
+def _json_list(raw: Any) -> list[str]:
+    found = orjson.loads(raw) if isinstance(raw, str) and raw else (raw or [])
+    return [str(i) for i in found] if isinstance(found, list) else []
 
 
 def _values(raw: Any) -> list[str]:
@@ -126,31 +247,97 @@ def _values(raw: Any) -> list[str]:
     return [v.strip() for item in items for v in str(item).split(",") if v.strip()]
 
 
+# --- counting ------------------------------------------------------------------------------------------
+
 class Detector:
     """Keeps each member's recent signals; feed it audit entries in order, collect alerts."""
 
     def __init__(self, rules: Iterable[Rule] = RULES):
         self.rules = tuple(rules)
-        self.recent: dict[tuple[str | None, str, str], deque[tuple[int, int]]] = defaultdict(deque)
+        self.recent: dict[tuple[Any, ...], deque[tuple[int, int, Hashable]]] = defaultdict(deque)
+        self.limited: dict[tuple[Any, ...], tuple[int, int]] = {}  # → (its Retry-After ends, 429s inside it)
+        self.walked: dict[tuple[Any, ...], _Walk] = {}  # → the last walk counted
 
-    def feed(self, entry: dict[str, Any], hidden_exists: HiddenFrom) -> list[Alert]:
-        actor = entry["actor"]
-        if not actor or actor.startswith("admin:"):
+    def feed(self, entry: dict[str, Any], look: Lookups, found: Iterable[Signal] | None = None) -> list[Alert]:
+        """Count what ``entry`` says (``found``: its signals, judged already)."""
+        if not _by_a_member(entry):
             return []
         alerts = []
-        found = signals(entry, hidden_exists)
-        for rule in self.rules:
-            if rule.signal not in found:
+        for name, subject in signals(entry, look) if found is None else found:
+            if name == "walk-cut":
+                self._cut(entry, subject)
                 continue
-            seen = self.recent[(entry["api_root"], actor, rule.name)]
-            seen.append((entry["at_us"], entry["seq"]))
-            while seen and seen[0][0] < entry["at_us"] - rule.window_s * 1_000_000:
-                seen.popleft()
-            if len(seen) >= rule.threshold:
-                alerts.append(Alert(entry["api_root"], actor, rule.name, rule.weight * len(seen), len(seen),
-                                    seen[0][1], seen[-1][1], entry["at_us"], rule.explains, [s for _, s in seen]))
-                seen.clear()
+            if name == "limited":
+                if not self._ignores_retry(entry, subject):
+                    continue
+                name, subject = "denied", ("429", entry["seq"])
+            for rule in self.rules:
+                if rule.signal == name:
+                    alerts.extend(self._count(rule, entry, subject))
         return alerts
+
+    def _ignores_retry(self, entry: dict[str, Any], limit: Any) -> bool:
+        klass, retry_s = limit
+        key = (entry["api_root"], entry["actor"], klass)
+        at, ends, inside = entry["at_us"], *self.limited.get(key, (0, 0))
+        if at >= ends:
+            self.limited[key] = (at + retry_s * 1_000_000, 1)
+            return False
+        # the window ends with the shortest Retry-After given in it, so a client that waits as it was told
+        # is refused at most once inside it, whatever the others were told
+        self.limited[key] = (min(ends, at + retry_s * 1_000_000), inside + 1)
+        return inside + 1 > CONCURRENT
+
+    def _cut(self, entry: dict[str, Any], walk: Any) -> None:
+        signal, coll = walk
+        for rule in self.rules:
+            last = self.walked.get((entry["api_root"], entry["actor"], rule.name, coll))
+            if rule.signal == signal and last is not None:
+                last.cut = True
+
+    def _count(self, rule: Rule, entry: dict[str, Any], subject: Hashable) -> list[Alert]:
+        at, actor = entry["at_us"], entry["actor"]
+        key = (entry["api_root"], actor, rule.name, subject if rule.walks else None)
+        seen = self.recent[key]
+        while seen and seen[0][0] < at - rule.window_s * 1_000_000:
+            seen.popleft()
+        if rule.walks:
+            last = self.walked.get(key)
+            # a walk cut short by a refusal and started again soon after is that walk resumed, once
+            if last is not None and last.cut and not last.resumed and at - last.at_us < RESTART_S * 1_000_000:
+                last.cut, last.resumed = False, True
+                return []
+            self.walked[key] = _Walk(at)
+        elif _asked_before(subject, seen):
+            return []
+        seen.append((at, entry["seq"], subject))
+        if len(seen) < rule.threshold:
+            return []
+        evidence = list(dict.fromkeys(s for _, s, _ in seen))
+        alert = Alert(entry["api_root"], actor, rule.name, rule.weight * len(seen), len(seen), seen[0][1],
+                      seen[-1][1], at, rule.explains, evidence)
+        seen.clear()
+        return [alert]
+
+
+def _by_a_member(entry: dict[str, Any]) -> bool:
+    return bool(entry["actor"]) and not entry["actor"].startswith("admin:")
+
+
+@dataclasses.dataclass
+class _Walk:
+    at_us: int
+    cut: bool = False  # a page of it was refused (429) or failed (5xx)
+    resumed: bool = False
+
+
+def _asked_before(subject: Hashable, seen: Iterable[tuple[int, int, Hashable]]) -> bool:
+    if isinstance(subject, frozenset):  # a write: new only if it tries an object not refused already
+        tried: set[Hashable] = set()
+        for _, _, s in seen:
+            tried |= s if isinstance(s, frozenset) else set()
+        return subject <= tried
+    return any(s == subject for _, _, s in seen)
 
 
 # --- scanning the stored audit trail -------------------------------------------------------------------
@@ -158,10 +345,88 @@ class Detector:
 LOOKBACK_US = max(r.window_s for r in RULES) * 1_000_000
 
 
+# At most this many of one write's ids are looked up one by one; the rest count as the looked-up ones did.
+SIGHT_LOOKUPS = 200
+
+
+def hidden_count(store: Store, conn: Connection, writer: Member, ids: list[str]) -> int:
+    """How many of ``ids`` (held in the collection written, out of the writer's sight there) are hidden from the
+    writer everywhere in its compact: an id it receives in another collection, wrote, or that its organisation
+    wrote is an honest reference, not a probe. Called inside the write's transaction, before the write."""
+    looked = ids[:SIGHT_LOOKUPS]
+    hidden = sum(1 for i in looked if sight.standing(store, conn, writer.api_root, writer.name, i) == "hidden")
+    return hidden if len(ids) == len(looked) else round(hidden * len(ids) / len(looked))
+
+
 def note(conn: Any, seq: int, hidden: int) -> None:
     """Keep, for the guard alone, that the write recorded as audit entry ``seq`` named ``hidden`` ids the
     collection holds out of its writer's sight (the writer was answered as if they did not exist)."""
     conn.execute(insert(guard_notes).values(seq=seq, hidden=hidden))
+
+
+class StoreLookups:
+    """The scan's lookups, each read once per scan."""
+
+    def __init__(self, store: Store, conn: Connection):
+        self.store, self.conn = store, conn
+        self._standing: dict[tuple[str | None, str, str], str | None] = {}
+        self._collections: dict[tuple[str | None, str], Collection | None] = {}
+
+    def standing(self, api_root: str | None, member: str, object_id: str) -> str | None:
+        key = (api_root, member, object_id)
+        if key not in self._standing:
+            self._standing[key] = sight.standing(self.store, self.conn, api_root, member, object_id)
+        return self._standing[key]
+
+    def collection(self, api_root: str | None, key: str) -> Collection | None:
+        if (api_root, key) not in self._collections:
+            self._collections[(api_root, key)] = (
+                self.store.collection(api_root, key, self.conn) if api_root is not None else None)
+        return self._collections[(api_root, key)]
+
+    def refusals(self, entry: dict[str, Any]) -> list[tuple[str, str]] | None:
+        found = _REFUSED.search(entry["reason"] or "")
+        where = _COLLECTION.search(entry["path"])
+        coll = self.collection(entry["api_root"], where.group(1)) if where else None
+        member = next((w for w in self.store.members_of(self.conn, entry["api_root"])
+                       if w.name == entry["actor"]), None) if coll is not None else None
+        if found is None or coll is None or member is None:
+            return None
+        # the status is saved in the write's transaction, before its audit entry: the newest of the member's
+        # with the same counts is this write's
+        failures = self.conn.scalar(
+            select(statuses.c.failures).where(
+                statuses.c.api_root == coll.api_root, statuses.c.collection_id == coll.id,
+                statuses.c.member_id == member.id, statuses.c.request_us <= entry["at_us"],
+                statuses.c.failure_count == int(found.group(1)), statuses.c.total_count == int(found.group(2)))
+            .order_by(statuses.c.request_us.desc()).limit(1))
+        if failures is None:
+            return None
+        return [(str(f.get("id")), str(f.get("message", ""))) for f in orjson.loads(failures) if isinstance(f, dict)]
+
+
+class _Judged:
+    """What each entry said when a scan in this process first read it. An entry is judged as things stood then
+    (within guard_scan_seconds of the request: an id asked before a partner shared it is not hidden for having
+    been shared since), and rebuilding the windows from the entries before the cursor costs no lookups. Kept
+    by sequence number, not as a range: on PostgreSQL an entry may commit after one numbered above it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.found: dict[int, tuple[Signal, ...]] = {}
+
+    def signals(self, entry: dict[str, Any], look: Lookups) -> tuple[Signal, ...]:
+        found = self.found.get(entry["seq"])
+        if found is None:
+            found = self.found[entry["seq"]] = tuple(signals(entry, look))
+        return found
+
+    def forget(self, start: int) -> None:
+        """Entries before ``start`` are in no window any more."""
+        self.found = {k: v for k, v in self.found.items() if k >= start}
+
+
+_JUDGED: weakref.WeakKeyDictionary[Store, _Judged] = weakref.WeakKeyDictionary()
 
 
 def scan(store: Store) -> list[Alert]:
@@ -179,21 +444,21 @@ def scan(store: Store) -> list[Alert]:
         since = conn.execute(select(audit.c.at_us).where(audit.c.seq == cursor)).scalar()
         start = 1 if since is None else (conn.execute(
             select(func.min(audit.c.seq)).where(audit.c.at_us >= since - LOOKBACK_US)).scalar() or 1)
-        cols = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "count")
+        cols = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "ids",
+                "count")
         rows = [dict(zip((*cols, "hidden"), r, strict=True)) for r in conn.execute(
             select(*(audit.c[c] for c in cols), guard_notes.c.hidden)
             .select_from(audit.outerjoin(guard_notes, guard_notes.c.seq == audit.c.seq))
             .where(and_(audit.c.seq >= start, audit.c.seq <= top)).order_by(audit.c.seq))]
-        known: dict[tuple[str | None, str, str, str], bool] = {}
-
-        def hidden_exists(api_root: str | None, member: str, collection: str, object_id: str) -> bool:
-            key = (api_root, member, collection, object_id)
-            if key not in known:
-                known[key] = release.hidden_from(store, conn, api_root, member, collection, object_id)
-            return known[key]
-
+        look = StoreLookups(store, conn)
         detector = Detector()
-        raised = [a for row in rows for a in detector.feed(row, hidden_exists) if a.last_seq > cursor]
+        raised = []
+        judged = _JUDGED.setdefault(store, _Judged())
+        with judged.lock:
+            for row in rows:
+                found = judged.signals(row, look) if _by_a_member(row) else ()
+                raised += [a for a in detector.feed(row, look, found) if a.last_seq > cursor]
+            judged.forget(start)
         for a in raised:
             try:
                 with conn.begin_nested():

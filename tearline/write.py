@@ -67,7 +67,7 @@ class _Plan:
     refused: dict[int, str]  # envelope index → why
     chains: dict[int, int]  # envelope index → the chain its version joins (tearline.visibility)
     # ids the envelope named (objects or references) that the collection holds out of the writer's sight
-    hidden: int = 0
+    hidden: list[str] = dataclasses.field(default_factory=list)
     # someone else's versions the writer sent back exactly as it receives them: a success, nothing written
     # (TAXII 2.1 §5.5: an exact duplicate is no error)
     duplicates: list[_Candidate] = dataclasses.field(default_factory=list)
@@ -76,14 +76,18 @@ class _Plan:
 def add_envelope(store: Store, collection: Collection, writer: Member, envelope: Sequence[Any], keys: HubKeys,
                  today: dt.date | None = None, bounds: Limits = _DEFAULT_LIMITS,
                  record: Callable[[Connection, dict[str, Any]], None] | None = None,
-                 received: Callable[[Connection, dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+                 received: Callable[[Connection, dict[str, Any]], bool] | None = None,
+                 sight: Callable[[Connection, list[str]], int] | None = None) -> dict[str, Any]:
     """Judge and store one envelope for ``writer``; return the TAXII status resource (§4.3.1), its
     failures listed up to ``bounds.failures`` (tearline.limits). ``record`` is called with the transaction
     and the status just before it commits (the audit entry, which then commits with the write or not at all).
     ``received`` says whether an object is exactly the writer's copy of a version it receives
     (tearline.release.received_copy): sent back, someone else's version is a success with nothing written. It
     is compared with the writer's copy, never the stored original, so that guessing what a copy leaves out
-    (a redacted property, a part below the tear line) cannot be confirmed by which guess succeeds."""
+    (a redacted property, a part below the tear line) cannot be confirmed by which guess succeeds. ``sight``
+    counts, before anything is written, which of the ids this collection holds out of the writer's sight are
+    hidden from it everywhere in the compact (tearline.probes.hidden_count; without it, all of them): the
+    status's ``hidden``, for the guard alone."""
     limits.check_envelope(len(envelope), bounds)
     if not can_write(writer, collection):
         raise Forbidden(f"member {writer.name!r} may not write to collection {collection.alias!r}")
@@ -114,7 +118,7 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
         successes, hidden = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id,
                                    failures, judged=True, sent={f["id"] for f in failures},
                                    peers=_peers(writer, policy, people), quota=bounds.storage_bytes,
-                                   received=received)
+                                   received=received, sight=sight)
         failures.sort(key=lambda f: f["index"])
         listed = limits.bounded_failures([{k: v for k, v in f.items() if k != "index"} for f in failures], bounds)
         status = {
@@ -329,9 +333,11 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
            reader: visibility.Reader | None, author: int | None, failures: list[dict[str, Any]],
            judged: bool, sent: set[str] | None = None, peers: set[int] | None = None,
            quota: int | None = None,
-           received: Callable[[Connection, dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Close, judge and write ``valid`` (failures appended in place); return the success records and how many ids
-    the envelope named that are hidden from the writer (tearline.probes). ``quota``:
+           received: Callable[[Connection, dict[str, Any]], bool] | None = None,
+           sight: Callable[[Connection, list[str]], int] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Close, judge and write ``valid`` (failures appended in place); return the success records and how many
+    ids the envelope named are hidden from the writer (by ``sight``, judged before the write; else all those
+    this collection holds out of its sight). ``quota``:
     the most the author may have stored once this is written (tearline.limits; 422 and nothing written above)."""
     if not valid:
         return [], 0
@@ -342,9 +348,11 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
     for c in valid:
         if c.index in plan.refused:
             failures.append(_failure(c.index, c.obj, plan.refused[c.index]))
+    # judged before the write: once written, an id the writer re-used would be its own
+    hidden = (sight(conn, plan.hidden) if sight is not None else len(plan.hidden)) if plan.hidden else 0
     successes = _write(store, conn, collection, plan, keys, author, base, exposed, quota)
     successes += [{"id": c.id, "version": stix.version_of(c.obj) or ""} for c in plan.duplicates]
-    return successes, plan.hidden
+    return successes, hidden
 
 
 def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | None, valid: list[_Candidate],
@@ -362,7 +370,7 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
     given = visibility.received(conn, coll, reader, ids | targets, collection.addressed_only)
     seen = {i: min(v.hop for v in vs) for i, vs in given.items()}
     held = rows.held(conn, coll, sorted(ids | targets) if reader is not None else sorted(ids))
-    hidden = sum(1 for i in held if i not in given) if reader is not None else 0
+    hidden = sorted(i for i in held if i not in given) if reader is not None else []
     count: dict[str, int] = {}
     for c in valid:
         count[c.id] = count.get(c.id, 0) + 1

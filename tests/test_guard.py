@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 from sqlalchemy import select
 
-from tearline import compact
+from tearline import compact, probes
 from tearline.config import Settings
 from tearline.errors import ConfigError, TooManyRequests
 from tearline.guard import RateLimiter
@@ -91,3 +94,49 @@ def test_bad_rate_limits_name_their_line_and_field(text: str, message: str) -> N
     doc = f"name: x\nscope: {{actors: [{{name: A}}]}}\nmembers: [{{name: a}}]\n{text}\n"
     with pytest.raises(ConfigError, match=message):
         compact.parse(doc)
+
+
+RETRYING = """
+name: limited
+scope:
+  actors: [{name: Islamic State Khorasan Province}]
+rate_limits: {read: 600, meta: 600}
+members:
+  - {name: patient, tlp_max: amber}
+  - {name: impatient, tlp_max: amber}
+"""
+
+
+def test_clients_that_wait_as_told_after_a_429_raise_no_alert_and_one_that_does_not_does(store: Store) -> None:
+    """A member's three workers polling at once, each waiting its Retry-After when refused (as a connector
+    does), are refused again and again without being counted; a client that keeps asking inside its
+    Retry-After is."""
+    tokens = compact.apply(store, compact.parse(RETRYING))
+    objects = "/taxii2/limited/collections/intel/objects/"
+    poll = {"added_after": "2024-01-01T00:00:00Z"}
+
+    with Hub(store, Settings(db=store.url, port=free_port(), guard_scan_seconds=3600)) as hub:
+        def worker(name: str, asks: int) -> int:
+            refused = 0
+            with httpx.Client(base_url=hub.url, auth=(name, tokens[name]), headers={"Accept": TAXII}) as c:
+                while asks:
+                    r = c.get(objects, params=poll)
+                    if r.status_code == 429:
+                        refused += 1
+                        time.sleep(int(r.headers["retry-after"]))
+                    else:
+                        asks -= 1
+            return refused
+
+        with ThreadPoolExecutor(3) as pool:
+            refused = sum(pool.map(lambda _: worker("patient", 45), range(3)))
+        with httpx.Client(base_url=hub.url, auth=("impatient", tokens["impatient"]), headers={"Accept": TAXII}) as c:
+            # asking without waiting until well over the limit (how many requests that takes depends on how
+            # fast the store answers: on PostgreSQL the buckets are the store's)
+            codes: list[int] = []
+            while codes.count(429) < 25 and len(codes) < 2000:
+                codes.append(c.get(objects, params=poll).status_code)
+    assert refused >= 3 and codes.count(429) >= 20  # both were really over the limit
+    probes.scan(store)
+    assert [a["rule"] for a in probes.stored_alerts(store, member="patient")] == []
+    assert {a["rule"] for a in probes.stored_alerts(store, member="impatient")} == {"denied"}

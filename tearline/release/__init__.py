@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, false, func, or_, select
 
 from .. import boundaries, granular, leak, markings, stix
 from ..errors import BadRequest, Forbidden, NotFound
@@ -414,20 +414,6 @@ def status_resource(row: dict[str, Any]) -> dict[str, Any]:
         if listed:
             out[name] = listed
     return out
-
-
-def hidden_from(store: Store, conn: Connection, api_root: str | None, member_name: str, collection_key: str,
-                object_id: str) -> bool:
-    """For the guard: does the collection hold ``object_id`` while the member receives no version of it?
-    (Asking for such an id by name means the member learned it elsewhere: it is probing.)"""
-    if api_root is None:
-        return False
-    collection = store.collection(api_root, collection_key, conn)
-    member = next((m for m in store.members_of(conn, api_root) if m.name == member_name), None)
-    if collection is None or member is None:
-        return False
-    reader = Reader.of(member)
-    return bool(conn.scalar(select(hidden_sql(reader, collection.num, literal(object_id), collection.addressed_only))))
 
 
 def received_copy(member: Member, collection: Collection, keys: HubKeys,

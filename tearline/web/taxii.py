@@ -142,7 +142,8 @@ async def add_objects(api_root: str, collection_id: str, request: Request) -> Re
     received = await run_in_threadpool(release.received_copy, member, coll, hub.keys, datetime.date.today()) \
         if member.can_read else None
     status = await run_in_threadpool(write.add_envelope, hub.store, coll, member, envelope, hub.keys, None,
-                                     hub.bounds, record, received)
+                                     hub.bounds, record, received,
+                                     lambda conn, ids: probes.hidden_count(hub.store, conn, member, ids))
     return taxii_response(release.status_resource(status), status=202)
 
 
