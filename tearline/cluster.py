@@ -31,6 +31,7 @@ import threading
 import time
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, delete, func, insert, select, text
 
 from .guard import BURST_SECONDS
@@ -39,8 +40,9 @@ from .store.schema import ui_sessions
 
 # Advisory lock keys (64-bit) of the hub's background jobs; the audit seal has its own (tearline.audit.log).
 JOBS_LOCK = 0x7EA41E10B5
-# A bucket idle this long has refilled whatever its rate: its row can go (it would be recreated full).
-IDLE_SECONDS = 3600
+# A bucket idle this long has refilled whatever its rate (a bucket holds at most a minute's worth at the lowest
+# rate a compact allows, one a minute): its row can go, and would be recreated full.
+IDLE_SECONDS = 120
 
 _NOW = "CAST(extract(epoch FROM clock_timestamp()) AS DOUBLE PRECISION)"
 _FILL = "LEAST(:cap, b.tokens + (EXCLUDED.at - b.at) * :rate)"
@@ -62,8 +64,9 @@ def shared(store: Store) -> bool:
 
 
 def _key(key: Any) -> str:
-    flat = "|".join(str(part) for part in (key if isinstance(key, tuple) else (key,)))
-    # a client address chooses part of the key: a long one is hashed, never cut (two must not share a bucket)
+    # JSON of the parts: no part (a client address is a stranger's choice) can end one and begin another
+    flat = orjson.dumps([str(part) for part in (key if isinstance(key, tuple) else (key,))]).decode()
+    # a long one is hashed, never cut (two must not share a bucket)
     return flat if len(flat) <= 120 else "sha256:" + hashlib.sha256(flat.encode()).hexdigest()
 
 
@@ -76,6 +79,8 @@ class SharedBuckets:
     def take(self, key: Any, per_minute: int, charge: float = 1.0, debt: bool = False) -> int:
         rate = per_minute / 60.0
         with self.store.engine.begin() as conn:
+            # a bucket lost to a crash refills anyway: its commit need not wait for the disk
+            conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
             tokens, granted = conn.execute(_TAKE, {"k": _key(key), "cap": max(1.0, rate * BURST_SECONDS),
                                                    "rate": rate, "charge": float(charge), "debt": debt}).one()
         return 0 if granted else max(1, math.ceil((charge - tokens) / rate))
@@ -129,6 +134,11 @@ class Leader:
             # autocommit: the lock is the session's, and the connection must not sit idle inside a transaction
             conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
+                # a leader whose machine vanishes without closing its connection must lose the lock in seconds,
+                # not after the kernel's two hours: the server probes the connection this often and drops it, and
+                # the lock with it, when the probes go unanswered
+                conn.execute(text("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+                                  "SET tcp_keepalives_count = 3"))
                 got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
             except Exception:
                 conn.close()
@@ -162,7 +172,8 @@ class Leader:
 class Sessions:
     """Signed-in dashboard browsers: a random id (the cookie) → who, until when, in the store."""
 
-    MAX = 100_000  # sign-ins need a working token, but a member signing in in a loop must not grow the store
+    MAX = 100_000  # in all: sign-ins need a working token, and each is charged to its member's meta limit
+    PER_NAME = 20  # one member (or person) signing in in a loop replaces its own oldest sessions, nobody else's
 
     def __init__(self, store: Store, seconds: int):
         self.store = store
@@ -176,10 +187,15 @@ class Sessions:
             conn.execute(insert(ui_sessions).values(id_hash=token_hash(sid), kind=kind, name=name, api_root=api_root,
                                                     credential=credential, csrf=secrets.token_urlsafe(24),
                                                     until=now + self.seconds))
-            extra = (conn.execute(select(func.count()).select_from(ui_sessions)).scalar() or 0) - self.MAX
-            if extra > 0:
-                oldest = select(ui_sessions.c.id_hash).order_by(ui_sessions.c.until).limit(extra).scalar_subquery()
-                conn.execute(delete(ui_sessions).where(ui_sessions.c.id_hash.in_(oldest)))
+            mine = (ui_sessions.c.kind == kind) & (ui_sessions.c.name == name) & (ui_sessions.c.api_root == api_root) \
+                if api_root is not None else (ui_sessions.c.kind == kind) & (ui_sessions.c.name == name)
+            for bound, where in ((self.PER_NAME, mine), (self.MAX, None)):
+                counted = select(func.count()).select_from(ui_sessions)
+                extra = (conn.execute(counted.where(where) if where is not None else counted).scalar() or 0) - bound
+                if extra > 0:
+                    oldest = select(ui_sessions.c.id_hash).order_by(ui_sessions.c.until).limit(extra)
+                    oldest = oldest.where(where) if where is not None else oldest
+                    conn.execute(delete(ui_sessions).where(ui_sessions.c.id_hash.in_(oldest.scalar_subquery())))
         return sid
 
     def get(self, sid: str | None) -> dict[str, Any] | None:
@@ -192,8 +208,15 @@ class Sessions:
         return {"kind": row.kind, "name": row.name, "api_root": row.api_root, "credential": row.credential,
                 "csrf": row.csrf}
 
-    def valid(self, sid: str | None) -> bool:
-        return self.get(sid) is not None
+    def valid(self, sid: str | None, admin_token: str = "") -> bool:
+        """A session whose credential still works: the member's token unchanged and the member still in its
+        compact, or the operator's token unchanged."""
+        found = self.get(sid)
+        if found is None:
+            return False
+        if found["kind"] == "operator":
+            return bool(admin_token) and secrets.compare_digest(found["credential"], token_hash(admin_token))
+        return self.store.authenticate_digest(found["credential"], found["name"]) is not None
 
     def close(self, sid: str | None) -> None:
         if sid:

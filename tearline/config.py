@@ -138,3 +138,20 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
         if kind is int and values[name] <= 0 and name != "port":
             raise ConfigError(f"{source}: must be positive, got {raw!r}", details={"setting": name})
     return Settings(**values)
+
+
+# prometheus-client adds up the metrics of several processes through files in this directory
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def hand_down(settings: Settings, metrics_dir: str) -> None:
+    """Make ``settings`` the TEARLINE_* environment of processes started from this one (``serve --workers``:
+    each worker then reads exactly what this command resolved), with the directory their metrics share."""
+    for name, value in dataclasses.asdict(settings).items():
+        os.environ[f"TEARLINE_{name.upper()}"] = str(value)
+    os.environ[METRICS_DIR_ENV] = metrics_dir
+
+
+def metrics_dir() -> str | None:
+    """The directory of the metrics shared with sibling workers, when this process is one."""
+    return os.environ.get(METRICS_DIR_ENV) or None

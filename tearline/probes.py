@@ -345,8 +345,9 @@ def _asked_before(subject: Hashable, seen: Iterable[tuple[int, int, Hashable]]) 
 LOOKBACK_US = max(r.window_s for r in RULES) * 1_000_000
 
 
-# At most this many of one write's ids are looked up one by one; the rest count as the looked-up ones did.
-SIGHT_LOOKUPS = 200
+# At most this many of one write's ids are looked up one by one (in the write's transaction); the rest count as
+# hidden, so that a write cannot bury its hidden ids behind ids it may see that sort first.
+SIGHT_LOOKUPS = 50
 
 
 def hidden_count(store: Store, conn: Connection, writer: Member, ids: list[str]) -> int:
@@ -355,7 +356,7 @@ def hidden_count(store: Store, conn: Connection, writer: Member, ids: list[str])
     wrote is an honest reference, not a probe. Called inside the write's transaction, before the write."""
     looked = ids[:SIGHT_LOOKUPS]
     hidden = sum(1 for i in looked if sight.standing(store, conn, writer.api_root, writer.name, i) == "hidden")
-    return hidden if len(ids) == len(looked) else round(hidden * len(ids) / len(looked))
+    return hidden + len(ids) - len(looked)
 
 
 def note(conn: Any, seq: int, hidden: int) -> None:

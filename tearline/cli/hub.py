@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import socket
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from .. import config
 from ..errors import ConfigError
 from ..web.app import create_app
 from . import context
@@ -44,6 +44,16 @@ def serve(
                      guard_scan_seconds=guard_scan_seconds, admin_token=admin_token), workers)
 
 
+def shown(url: str) -> str:
+    """A store URL as it may be printed: without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: the store would have refused it already
+        return url
+
+
 def free(host: str, port: int) -> None:
     """ConfigError when the address cannot be listened on, said before the hub says it is up."""
     try:
@@ -72,7 +82,8 @@ def run(ctx: context.Ctx, workers: int = 1) -> None:
     # benchmark's feed the collector's time per object written fell from 13-21 µs to nothing.
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db})", soft_wrap=True)
+    err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {shown(settings.db)})",
+              soft_wrap=True)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -82,18 +93,17 @@ def _run_workers(ctx: context.Ctx, workers: int) -> None:
     metrics added up in a directory of their own."""
     import tempfile
 
-    from .. import audit, keys
+    from .. import audit, keys, write
 
     settings = ctx.settings
     # once, here, rather than in N workers at once (two creating one key file would collide)
     ctx.store.migrate()
-    keys.load(settings)
+    hub_keys = keys.load(settings)
     audit.AuditLog(ctx.store, audit.key_path(settings.audit_key, settings.db)).signer()
-    for name, value in dataclasses.asdict(settings).items():
-        os.environ[f"TEARLINE_{name.upper()}"] = str(value)
+    write.upkeep(ctx.store, hub_keys)  # what a migration left for the hub, done once before the workers race to it
     with tempfile.TemporaryDirectory(prefix="tearline-metrics-") as metrics_dir:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {settings.db}, "
+        config.hand_down(settings, metrics_dir)
+        err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {shown(settings.db)}, "
                   f"{workers} processes)", soft_wrap=True)
         uvicorn.run("tearline.web.app:from_environment", factory=True, host=settings.host, port=settings.port,
                     workers=workers, log_level="warning")

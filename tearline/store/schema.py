@@ -349,6 +349,7 @@ guard_notes = Table(
 
 # Token buckets shared by every hub process on the store (tearline.cluster): one member, one limit, however
 # many processes serve it. ``at`` is the database's clock, so processes on machines whose clocks differ agree.
+# UNLOGGED on PostgreSQL (migration 0017): a bucket lost to a crash refills, and every request takes from one.
 rate_buckets = Table(
     "rate_buckets",
     metadata,

@@ -53,6 +53,10 @@ def _jobs(store: Store, log: audit.AuditLog, outbox: Any, leader: cluster.Leader
     except Exception:  # a failed scan must not take the hub down; the next one retries
         logging.getLogger("tearline.guard").exception("probe scan failed")
     try:
+        # still leading after a scan that may have taken long? (narrows the moment two processes could both
+        # escalate; a lock lost in between is seen here)
+        if not leader.held():
+            return
         for sent in warnings.escalate(store, outbox):
             log.append(actor="hub", api_root=None, method="ADMIN", endpoint="warn escalate",
                        path="escalation", query=sent)
@@ -123,14 +127,16 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     write.upkeep(store, keys)
     stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
     app.state.hub = caller.Hub(store, settings, RateLimiter(buckets=buckets), keys, log, Limits.of(settings), leader)
-    app.state.pages = dashboard.Pages.load(cluster.Sessions(store, dashboard.SESSION_SECONDS))
+    sessions = cluster.Sessions(store, dashboard.SESSION_SECONDS)
+    app.state.pages = dashboard.Pages.load(sessions)
     app.state.metrics = metrics
     for router in (taxii.router(), match.router(), warn.router(), transparency.router(), admin.router(),
                    monitor.router(), dashboard.router()):
         app.include_router(router)
     return monitor.Front(doorman.Doorman(_TrailingSlash(trail.AuditTrail(app, log)), log, store,
                                             Limits.of(settings), settings.admin_token,
-                                            app.state.pages.sessions.valid, buckets=buckets), metrics, store)
+                                            lambda sid: sessions.valid(sid, settings.admin_token),
+                                            buckets=buckets), metrics, store)
 
 
 def from_environment() -> ASGIApp:

@@ -130,7 +130,7 @@ async def _form(request: Request, session: dict[str, Any] | None = None) -> dict
     if len(body) > MAX_FORM:
         raise BadRequest("the form is too large")
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
-    if session is not None and not hmac.compare_digest(fields.get("csrf", ""), session["csrf"]):
+    if session is not None and not hmac.compare_digest(fields.get("csrf", "").encode(), session["csrf"].encode()):
         raise Forbidden("this form has expired: reload the page and try again")
     return fields
 
@@ -179,7 +179,8 @@ def guarded(render: Any) -> Any:
             try:
                 return await render(request, **kw)
             except (SignedOut, TearlineError) as exc:
-                return _refused(request, exc)
+                # the page reads the session from the store: never on the event loop
+                return await run_in_threadpool(_refused, request, exc)
         return handler
 
     @functools.wraps(render)
@@ -215,12 +216,15 @@ async def signin(request: Request) -> Response:
     member = await run_in_threadpool(store.authenticate, token, name) if name and token else None
     if member is None:
         request.state.audit_reason = "dashboard sign-in refused"
-        return page(request, "signin.html", 401, error="unknown member or wrong token",
-                    operator=bool(caller.hub(request).settings.admin_token))
-    request.state.audit_member = member
+        operator = bool(caller.hub(request).settings.admin_token)
+        return await run_in_threadpool(lambda: page(request, "signin.html", 401, operator=operator,
+                                                    error="unknown member or wrong token"))
+    # a sign-in is the member's request like any other: on record as its own, and held to its meta limit, so
+    # that signing in in a loop costs the member's share and nobody else's
+    await run_in_threadpool(caller.admitted, request, member, "meta")
     # the name signed in with: a person's (member/person) is how their token authenticates again
     return await _signed_in(request, "/ui/", kind="member", name=name, api_root=member.api_root,
-                      credential=token_hash(token))
+                            credential=token_hash(token))
 
 
 async def signin_operator(request: Request) -> Response:
@@ -228,7 +232,8 @@ async def signin_operator(request: Request) -> Response:
     admin_token = caller.hub(request).settings.admin_token
     if not admin_token or not hmac.compare_digest(fields.get("token", "").strip().encode(), admin_token.encode()):
         request.state.audit_reason = "operator sign-in refused"
-        return page(request, "signin.html", 401, error="wrong operator token", operator=bool(admin_token))
+        return await run_in_threadpool(lambda: page(request, "signin.html", 401, error="wrong operator token",
+                                                    operator=bool(admin_token)))
     return await _signed_in(request, "/ui/operator/audit/", kind="operator", name="operator",
                       credential=token_hash(admin_token))
 

@@ -15,13 +15,14 @@ refused since the last record.
 On PostgreSQL the buckets are the store's (tearline.cluster), shared by every hub process, and read off the
 event loop.
 
-Addresses are the peer's, as the socket sees it: behind a reverse proxy every client shares the proxy's
-address, and the limits should be raised (or set on the proxy) accordingly.
+Addresses are the peer's, as the socket sees it, an IPv6 address counted with its /64: behind a reverse proxy
+every client shares the proxy's address, and the limits should be raised (or set on the proxy) accordingly.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import math
 import threading
 import time
@@ -63,7 +64,7 @@ class Doorman:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        address = (scope.get("client") or ("unknown", 0))[0]
+        address = _holder((scope.get("client") or ("unknown", 0))[0])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         presented = "authorization" in headers or "tearline_session=" in headers.get("cookie", "")
         limits = self.limits
@@ -131,6 +132,20 @@ class Doorman:
                 reason=text + (f"; {since} more refused from this address since the last record" if since else ""))
         await error_response(429, "Too many requests", text, "too_many_requests",
                              {"retry_after": wait, "setting": setting, "per_minute": per_minute})(scope, _nothing, send)
+
+
+def _holder(address: str) -> str:
+    """Who an address's allowance belongs to: the address, or for IPv6 its /64, which one subscriber holds
+    whole (an attacker with a /64 would otherwise have 2^64 fresh allowances)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 async def _nothing() -> Message:

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import time
 from typing import Any
 
@@ -27,10 +27,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import audit
+from ..config import metrics_dir
 from ..store import Store
 from . import admin, caller
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def endpoint_class(scope: Scope) -> str:
@@ -65,15 +64,17 @@ class Metrics:
                                 "and status code.", ["endpoint_class", "status"], registry=r)
         self.ingested = Counter("tearline_ingest_objects", "Objects of POSTed envelopes, stored or refused.",
                                 ["outcome"], registry=r)
+        # livesum: a worker's value counts while it lives (one killed without a goodbye can count until the
+        # parent replaces it); the audit figures are the store's, so the most recent reading of any worker is it
         self.leader = Gauge("tearline_background_leader", "1 in the process that runs the probe scan and "
                             "escalation now, else 0.", registry=r, multiprocess_mode="livesum")
         self.unsealed = Gauge("tearline_audit_unsealed_entries", "Audit entries appended since the newest signed "
-                              "tree head.", registry=r, multiprocess_mode="max")
+                              "tree head.", registry=r, multiprocess_mode="mostrecent")
         self.seal_age = Gauge("tearline_audit_seal_age_seconds", "Seconds since the newest signed tree head.",
-                              registry=r, multiprocess_mode="max")
+                              registry=r, multiprocess_mode="mostrecent")
 
     def exposition(self) -> bytes:
-        if os.environ.get(MULTIPROC_ENV):
+        if metrics_dir():
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged)
             return bytes(generate_latest(merged))
@@ -93,18 +94,26 @@ class Front:
         self.metrics = metrics
         self.store = store
         self._health: tuple[float, bool] = (-HEALTH_SECONDS, False)
+        self._asking: asyncio.Lock | None = None
 
-    def _reachable(self) -> bool:
-        checked, ok = self._health
-        if time.monotonic() - checked < HEALTH_SECONDS:
-            return ok
+    def _probe(self) -> bool:
         try:
             with self.store.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            ok = True
+            return True
         except Exception:  # whatever the store says stays out of the answer
-            ok = False
-        self._health = (time.monotonic(), ok)
+            return False
+
+    async def _reachable(self) -> bool:
+        """The store's answer of the last second; one probe at a time, so a flood of health checks takes one
+        thread, never the pool every request needs."""
+        if self._asking is None:
+            self._asking = asyncio.Lock()
+        async with self._asking:
+            checked, ok = self._health
+            if time.monotonic() - checked >= HEALTH_SECONDS:
+                ok = await run_in_threadpool(self._probe)
+                self._health = (time.monotonic(), ok)
         return ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,7 +121,7 @@ class Front:
             await self.app(scope, receive, send)
             return
         if scope["path"] in HEALTH_PATHS and scope["method"] in ("GET", "HEAD"):
-            ok = await run_in_threadpool(self._reachable)
+            ok = await self._reachable()
             self.metrics.requests.labels("health", "200" if ok else "503").inc()
             body = b'{"status": "ok"}' if ok else b'{"status": "unavailable"}'
             await Response(body, status_code=200 if ok else 503, media_type="application/json",

@@ -128,7 +128,7 @@ async def add_objects(api_root: str, collection_id: str, request: Request) -> Re
     media.check_content_type(request.headers.get("content-type"))
     coll = await run_in_threadpool(_collection, request, member, api_root, collection_id)
     envelope = resources.parse_envelope(await caller.read_body(request, hub.settings.max_content_length))
-    hub.limiter.charge(member, "write", len(envelope))
+    await run_in_threadpool(hub.limiter.charge, member, "write", len(envelope))  # the store's buckets, maybe
 
     def record(conn: Connection, status: dict[str, Any]) -> None:
         refused = status["failure_count"]
