@@ -41,8 +41,8 @@ collection it happened to ask. The rules, and what each leaves out on purpose:
   collection, invalid STIX, another member's object) are not testing the scope, and an envelope that tries
   only objects already refused in the window (a connector pushing its feed again) counts once.
 - **hidden-writes** (hidden-write): a write that named ids the collection holds out of the writer's sight
-  (tearline.write counts them, judged in the collection written, and leaves the number in ``note``), once
-  per write.
+  and that are hidden from it across its compact, as things stood before the write, once per write. The write
+  path only keeps the ids (``note``); the scan judges them, so the write costs the same either way.
 
 A member cannot learn anything from this: alerts, and the notes the write path leaves for them, are kept in
 tables only the operator reads (the admin API, the CLI, the operator's pages), and nothing a member is
@@ -68,10 +68,11 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import stix
-from .model import Collection, Member
+from .model import Collection
 from .release import sight
 from .store import Store
 from .store.schema import audit, guard_alerts, guard_cursor, guard_notes, statuses
+from .write import Unseen
 
 OBJECT = "/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/"
 VERSIONS = "/taxii2/{api_root}/collections/{collection_id}/objects/{object_id}/versions/"
@@ -99,7 +100,8 @@ Signal = tuple[str, Hashable]  # (signal, what it is about: an id, a collection,
 class Lookups(Protocol):
     """What the classification needs beyond the entry itself (the scan's are read from the store)."""
 
-    def standing(self, api_root: str | None, member: str, object_id: str) -> str | None:
+    def standing(self, api_root: str | None, member: str, object_id: str,
+                 before_us: int | None = None) -> str | None:
         """tearline.release.sight.standing: "seen", "hidden", "absent", or None (nothing can be said)."""
 
     def collection(self, api_root: str | None, key: str) -> Collection | None:
@@ -184,7 +186,7 @@ def signals(entry: dict[str, Any], look: Lookups) -> list[Signal]:
         tried = frozenset(i for i, message in look.refusals(entry) or () if any(s in message for s in _SCOPE))
         if tried:
             out.append(("refused-write", tried))
-    if entry.get("hidden"):
+    if entry.get("hidden") and hidden_written(entry, look):
         out.append(("hidden-write", entry["seq"]))
     return out
 
@@ -345,24 +347,30 @@ def _asked_before(subject: Hashable, seen: Iterable[tuple[int, int, Hashable]]) 
 LOOKBACK_US = max(r.window_s for r in RULES) * 1_000_000
 
 
-# At most this many of one write's ids are looked up one by one (in the write's transaction); the rest count as
-# hidden, so that a write cannot bury its hidden ids behind ids it may see that sort first.
+# At most this many of one write's ids are kept and judged one by one; the rest count as hidden, so that a write
+# cannot bury its hidden ids behind ids it may see that sort first.
 SIGHT_LOOKUPS = 50
 
 
-def hidden_count(store: Store, conn: Connection, writer: Member, ids: list[str]) -> int:
-    """How many of ``ids`` (held in the collection written, out of the writer's sight there) are hidden from the
-    writer everywhere in its compact: an id it receives in another collection, wrote, or that its organisation
-    wrote is an honest reference, not a probe. Called inside the write's transaction, before the write."""
-    looked = ids[:SIGHT_LOOKUPS]
-    hidden = sum(1 for i in looked if sight.standing(store, conn, writer.api_root, writer.name, i) == "hidden")
-    return hidden + len(ids) - len(looked)
+def note(conn: Any, seq: int, unseen: Unseen) -> None:
+    """Keep, for the guard alone, what the write recorded as audit entry ``seq`` named out of its writer's sight
+    (the writer was answered as if it did not exist). Nothing is judged here, in the write's transaction: the
+    scan judges the ids later (tearline.release.sight), so a write naming a hidden id takes as long as one
+    naming an id that does not exist."""
+    conn.execute(insert(guard_notes).values(seq=seq, hidden=len(unseen.hidden), before_us=unseen.before_us,
+                                            named=orjson.dumps(unseen.hidden[:SIGHT_LOOKUPS]).decode()))
 
 
-def note(conn: Any, seq: int, hidden: int) -> None:
-    """Keep, for the guard alone, that the write recorded as audit entry ``seq`` named ``hidden`` ids the
-    collection holds out of its writer's sight (the writer was answered as if they did not exist)."""
-    conn.execute(insert(guard_notes).values(seq=seq, hidden=hidden))
+def hidden_written(entry: dict[str, Any], look: Lookups) -> int:
+    """How many of the ids a write named out of its writer's sight in the collection written are hidden from the
+    writer everywhere in its compact, as things stood before the write: an id it receives in another
+    collection, wrote, or that its organisation wrote is an honest reference, not a probe."""
+    hidden = int(entry.get("hidden") or 0)
+    if not hidden or entry.get("named") is None:  # a note from before the ids were kept
+        return hidden
+    named = _json_list(entry["named"])
+    found = sum(1 for i in named if look.standing(entry["api_root"], entry["actor"], i, entry["before_us"]) == "hidden")
+    return found + hidden - len(named)
 
 
 class StoreLookups:
@@ -370,13 +378,14 @@ class StoreLookups:
 
     def __init__(self, store: Store, conn: Connection):
         self.store, self.conn = store, conn
-        self._standing: dict[tuple[str | None, str, str], str | None] = {}
+        self._standing: dict[tuple[str | None, str, str, int | None], str | None] = {}
         self._collections: dict[tuple[str | None, str], Collection | None] = {}
 
-    def standing(self, api_root: str | None, member: str, object_id: str) -> str | None:
-        key = (api_root, member, object_id)
+    def standing(self, api_root: str | None, member: str, object_id: str,
+                 before_us: int | None = None) -> str | None:
+        key = (api_root, member, object_id, before_us)
         if key not in self._standing:
-            self._standing[key] = sight.standing(self.store, self.conn, api_root, member, object_id)
+            self._standing[key] = sight.standing(self.store, self.conn, api_root, member, object_id, before_us)
         return self._standing[key]
 
     def collection(self, api_root: str | None, key: str) -> Collection | None:
@@ -447,8 +456,8 @@ def scan(store: Store) -> list[Alert]:
             select(func.min(audit.c.seq)).where(audit.c.at_us >= since - LOOKBACK_US)).scalar() or 1)
         cols = ("seq", "at_us", "actor", "api_root", "method", "endpoint", "path", "query", "status", "reason", "ids",
                 "count")
-        rows = [dict(zip((*cols, "hidden"), r, strict=True)) for r in conn.execute(
-            select(*(audit.c[c] for c in cols), guard_notes.c.hidden)
+        rows = [dict(zip((*cols, "hidden", "named", "before_us"), r, strict=True)) for r in conn.execute(
+            select(*(audit.c[c] for c in cols), guard_notes.c.hidden, guard_notes.c.named, guard_notes.c.before_us)
             .select_from(audit.outerjoin(guard_notes, guard_notes.c.seq == audit.c.seq))
             .where(and_(audit.c.seq >= start, audit.c.seq <= top)).order_by(audit.c.seq))]
         look = StoreLookups(store, conn)

@@ -60,6 +60,16 @@ class _Candidate:
                 if path == prop and isinstance(t, str) and stix.required_ref_kind(self.obj, prop)]
 
 
+@dataclasses.dataclass(frozen=True)
+class Unseen:
+    """For the guard alone: the ids a write named (objects or references) that the collection holds out of the
+    writer's sight, hidden from it or honestly known from elsewhere in its compact (tearline.probes judges
+    which, later), and the first added_us of the write (what stood before it is what counts)."""
+
+    hidden: list[str]
+    before_us: int
+
+
 @dataclasses.dataclass
 class _Plan:
     admitted: list[_Candidate]
@@ -71,23 +81,24 @@ class _Plan:
     # someone else's versions the writer sent back exactly as it receives them: a success, nothing written
     # (TAXII 2.1 §5.5: an exact duplicate is no error)
     duplicates: list[_Candidate] = dataclasses.field(default_factory=list)
+    # whether an object of the envelope cannot do without an id the collection does not hold at all
+    missing: bool = False
 
 
 def add_envelope(store: Store, collection: Collection, writer: Member, envelope: Sequence[Any], keys: HubKeys,
                  today: dt.date | None = None, bounds: Limits = _DEFAULT_LIMITS,
                  record: Callable[[Connection, dict[str, Any]], None] | None = None,
-                 received: Callable[[Connection, dict[str, Any]], bool] | None = None,
-                 sight: Callable[[Connection, list[str]], int] | None = None) -> dict[str, Any]:
+                 received: Callable[[Connection, dict[str, Any]], bool] | None = None) -> dict[str, Any]:
     """Judge and store one envelope for ``writer``; return the TAXII status resource (§4.3.1), its
     failures listed up to ``bounds.failures`` (tearline.limits). ``record`` is called with the transaction
     and the status just before it commits (the audit entry, which then commits with the write or not at all).
     ``received`` says whether an object is exactly the writer's copy of a version it receives
     (tearline.release.received_copy): sent back, someone else's version is a success with nothing written. It
     is compared with the writer's copy, never the stored original, so that guessing what a copy leaves out
-    (a redacted property, a part below the tear line) cannot be confirmed by which guess succeeds. ``sight``
-    counts, before anything is written, which of the ids this collection holds out of the writer's sight are
-    hidden from it everywhere in the compact (tearline.probes.hidden_count; without it, all of them): the
-    status's ``hidden``, for the guard alone."""
+    (a redacted property, a part below the tear line) cannot be confirmed by which guess succeeds. The
+    status's ``unseen`` is for the guard alone (tearline.probes.note): what the envelope named out of the
+    writer's sight, left to the guard's scan to judge, so that a write naming a hidden id costs what one
+    naming a missing id costs."""
     limits.check_envelope(len(envelope), bounds)
     if not can_write(writer, collection):
         raise Forbidden(f"member {writer.name!r} may not write to collection {collection.alias!r}")
@@ -115,10 +126,10 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
                 failures.append(_failure(index, obj, "; ".join(problems)))
             else:
                 valid.append(_Candidate(index, obj, refs))
-        successes, hidden = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id,
+        successes, unseen = _store(store, conn, collection, valid, keys, visibility.Reader.of(writer), writer.id,
                                    failures, judged=True, sent={f["id"] for f in failures},
                                    peers=_peers(writer, policy, people), quota=bounds.storage_bytes,
-                                   received=received, sight=sight)
+                                   received=received)
         failures.sort(key=lambda f: f["index"])
         listed = limits.bounded_failures([{k: v for k, v in f.items() if k != "index"} for f in failures], bounds)
         status = {
@@ -131,8 +142,8 @@ def add_envelope(store: Store, collection: Collection, writer: Member, envelope:
         # the status is the member's to keep too (and refused objects leave nothing else to count)
         _charge(conn, writer.id, len(status["successes"]) + len(status["failures"]), bounds.storage_bytes)
         rows.save_status(conn, status)
-        # ``hidden`` is for the guard alone (tearline.probes.note): never part of what the writer is told
-        out = status | {"successes": successes, "failures": listed, "pendings": [], "hidden": hidden}
+        # ``unseen`` is for the guard alone (tearline.probes.note): never part of what the writer is told
+        out = status | {"successes": successes, "failures": listed, "pendings": [], "unseen": unseen}
         if record is not None:
             record(conn, out)
     return out
@@ -334,13 +345,12 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
            judged: bool, sent: set[str] | None = None, peers: set[int] | None = None,
            quota: int | None = None,
            received: Callable[[Connection, dict[str, Any]], bool] | None = None,
-           sight: Callable[[Connection, list[str]], int] | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Close, judge and write ``valid`` (failures appended in place); return the success records and how many
-    ids the envelope named are hidden from the writer (by ``sight``, judged before the write; else all those
-    this collection holds out of its sight). ``quota``:
+           ) -> tuple[list[dict[str, Any]], Unseen | None]:
+    """Close, judge and write ``valid`` (failures appended in place); return the success records and what the
+    envelope named out of the writer's sight (None when it named nothing of the kind). ``quota``:
     the most the author may have stored once this is written (tearline.limits; 422 and nothing written above)."""
     if not valid:
-        return [], 0
+        return [], None
     identities = sum(1 for c in valid if c.obj["type"] == _IDENTITY)
     base, exposed = rows.claim_clock(conn, len(valid) + identities, now_us())
     plan = _plan(conn, collection, reader, valid, judged, sent or set(),
@@ -348,11 +358,11 @@ def _store(store: Store, conn: Connection, collection: Collection, valid: list[_
     for c in valid:
         if c.index in plan.refused:
             failures.append(_failure(c.index, c.obj, plan.refused[c.index]))
-    # judged before the write: once written, an id the writer re-used would be its own
-    hidden = (sight(conn, plan.hidden) if sight is not None else len(plan.hidden)) if plan.hidden else 0
+    # judged later, as things stood before ``base`` (once written, an id the writer re-used would be its own)
+    unseen = Unseen(plan.hidden, base) if plan.hidden or plan.missing else None
     successes = _write(store, conn, collection, plan, keys, author, base, exposed, quota)
     successes += [{"id": c.id, "version": stix.version_of(c.obj) or ""} for c in plan.duplicates]
-    return successes, hidden
+    return successes, unseen
 
 
 def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | None, valid: list[_Candidate],
@@ -416,8 +426,10 @@ def _plan(conn: Connection, collection: Collection, reader: visibility.Reader | 
             if why:
                 out.extend(refuse(c, why))
         close(out)
+    # a refusal for a reference to a missing id reads as one to a hidden id: both leave the guard a note
+    missing = reader is not None and any(t not in held and t not in ids for c in valid for _, t in c.needs())
     return _Plan([c for c in kept if c.index not in refused], hops, refused, chains, hidden,
-                 [c for c in duplicates if c.index not in refused])
+                 [c for c in duplicates if c.index not in refused], missing)
 
 
 def _chains(conn: Connection, valid: list[_Candidate], chains: dict[int, int], held: dict[str, list[rows.Held]],

@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tearline import compact, leak
 from tearline.config import Settings
+from tearline.keys import HubKeys
 from tearline.matching import protocol
 from tearline.store import Store
 from tearline.store.schema import audit
@@ -261,6 +262,62 @@ def test_4_writes_naming_hidden_ids_raise_an_alert_the_writer_cannot_see(small: 
     posts = [e for e in exported["entries"] if e["method"] == "POST"]
     assert len(posts) == 3 and all(set(e) == set(posts[0]) for e in posts)  # the three writes look alike
     assert len({(e["status"], e["count"], bool(e["reason"])) for e in posts}) == 1
+
+
+def _statements(store: Store) -> tuple[list[str], Any]:
+    said: list[str] = []
+
+    def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # the length of an IN list follows how many versions a lookup found, not which ids were named
+        said.append(re.sub(r"IN \((?:[?]|%s|%\(\w+\)s|\$\d+)(?:, (?:[?]|%s|%\(\w+\)s|\$\d+))*\)", "IN (…)", statement))
+    event.listen(store.engine, "before_cursor_execute", listen)
+    return said, listen
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(named=st.lists(st.booleans(), min_size=1, max_size=5))
+def test_4_a_write_naming_hidden_ids_does_the_work_of_one_naming_missing_ids(
+        store: Store, tokens: dict[str, str], keys: HubKeys, named: list[bool]) -> None:
+    """The guard's note is judged by its scan, never in the write: a writer timing its writes learns nothing
+    of which ids the hub holds, because the same statements run whichever ids it names (True: an id hidden
+    from state-b, AMBER+STRICT for state-a alone; False: an id the hub holds nowhere), IN lists aside. Before,
+    the write judged each hidden id across the compact: four more queries, one a scan of every warning."""
+    from tearline import markings, probes, write
+    from tests.test_release_findings import rel
+
+    intel = store.collection("isis-k", "intel")
+    assert intel is not None
+    with store.engine.connect() as conn:
+        people = {m.name: m for m in store.members_of(conn, "isis-k")}
+    strict = [markings.TLP2["amber+strict"][0]]
+    hidden = [ind(object_marking_refs=strict) for _ in named if _]
+    if hidden:
+        assert write.add_envelope(store, intel, people["state-a"], hidden, keys)["failure_count"] == 0
+    seqs = iter(range(10**12 + uuid.uuid4().int % 10**9, 10**13))
+
+    def note(conn: Any, status: dict[str, Any]) -> None:
+        if status["unseen"] is not None:
+            probes.note(conn, next(seqs), status["unseen"])
+
+    def envelope(targets: list[str]) -> list[dict[str, Any]]:
+        return [rel(t, "indicates", ACTOR_ID) for t in targets]
+
+    # state-b's first write makes its row of usage (tearline.limits): not what is compared here
+    write.add_envelope(store, intel, people["state-b"], [ind()], keys)
+    hiding = iter(h["id"] for h in hidden)
+    mixed = [next(hiding) if is_hidden else f"indicator--{uuid.uuid4()}" for is_hidden in named]
+    runs = []
+    for targets in (mixed, [f"indicator--{uuid.uuid4()}" for _ in named]):
+        said, listen = _statements(store)
+        try:
+            status = write.add_envelope(store, intel, people["state-b"], envelope(targets), keys, record=note)
+        finally:
+            event.remove(store.engine, "before_cursor_execute", listen)
+        assert status["failure_count"] == len(named)
+        assert {f["message"].split(": ", 1)[1].split(" ", 1)[1] for f in status["failures"]} == {
+            "is not in this collection; send it in the same envelope"}
+        runs.append(said)
+    assert runs[0] == runs[1]
 
 
 # --- 8. each write and its audit entry commit together -----------------------------------------------------

@@ -24,10 +24,11 @@ Standing = Literal["seen", "hidden", "absent"]
 
 
 def standing(store: Store, conn: Connection, api_root: str | None, member_name: str,
-             object_id: str) -> Standing | None:
+             object_id: str, before_us: int | None = None) -> Standing | None:
     """"seen" when ``object_id`` is known to the member through its compact (see above), "hidden" when the hub
     holds a version of it anywhere and none of that is theirs, "absent" when the hub holds none; None when the
-    member is not (or no longer) in ``api_root``, so nothing can be said of what it knows."""
+    member is not (or no longer) in ``api_root``, so nothing can be said of what it knows. ``before_us``: only
+    versions added before it count (a write is judged as things stood before it, not by what it wrote)."""
     if api_root is None:
         return None
     members = store.members_of(conn, api_root)
@@ -40,11 +41,12 @@ def standing(store: Store, conn: Connection, api_root: str | None, member_name: 
     known: list[ColumnElement[bool]] = [exists(select(warnings.c.id).where(
         warnings.c.api_root == api_root, warnings.c.author_member.in_([m.name for m in ours]),
         warnings.c.report.contains(object_id, autoescape=True)))]
+    before = objects.c.added_us < before_us if before_us is not None else literal(True)
     held_anywhere = conn.scalar(select(exists(select(objects.c.pk).where(
-        objects.c.coll.in_(select(collections.c.num)), objects.c.stix_id == object_id))))
+        objects.c.coll.in_(select(collections.c.num)), objects.c.stix_id == object_id, before))))
     if held_anywhere:
         for coll in store.collections(api_root, conn):
-            held = select(objects.c.pk).where(objects.c.coll == coll.num, objects.c.stix_id == object_id)
+            held = select(objects.c.pk).where(objects.c.coll == coll.num, objects.c.stix_id == object_id, before)
             for m in ours:
                 known.append(exists(held.where(objects.c.author == m.id)))
                 if m.can_read:

@@ -345,6 +345,8 @@ guard_notes = Table(
     metadata,
     Column("seq", BigInteger, primary_key=True),  # the audit entry's
     Column("hidden", Integer, nullable=False),  # ids the write named (objects or references) hidden from the writer
+    Column("named", Text),  # JSON: the first of them (tearline.probes.SIGHT_LOOKUPS), for the scan to judge
+    Column("before_us", BigInteger),  # the write's first added_us: they are judged as things stood before it
 )
 
 # Token buckets shared by every hub process on the store (tearline.cluster): one member, one limit, however

@@ -136,14 +136,13 @@ async def add_objects(api_root: str, collection_id: str, request: Request) -> Re
         seq = trail.within(hub.log, request, conn, 202,
                            f"{refused} of {status['total_count']} objects refused" if refused else "",
                            [s["id"] for s in status["successes"]])
-        if status["hidden"]:
-            probes.note(conn, seq, status["hidden"])
+        if status["unseen"] is not None:
+            probes.note(conn, seq, status["unseen"])
 
     received = await run_in_threadpool(release.received_copy, member, coll, hub.keys, datetime.date.today()) \
         if member.can_read else None
     status = await run_in_threadpool(write.add_envelope, hub.store, coll, member, envelope, hub.keys, None,
-                                     hub.bounds, record, received,
-                                     lambda conn, ids: probes.hidden_count(hub.store, conn, member, ids))
+                                     hub.bounds, record, received)
     return taxii_response(release.status_resource(status), status=202)
 
 
