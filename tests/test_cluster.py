@@ -26,8 +26,7 @@ from tearline import audit, compact, keys, markings
 from tearline.config import Settings
 from tearline.store import Store
 from tests.conftest import PG_URL, TAXII, free_port
-from tests.stixgen import ACTOR_ID
-from tests.test_release_invariant import COMPACT, MEMBERS, WRITERS, entitled, read_all
+from tests.test_release_invariant import COMPACT, MEMBERS, WRITERS, entitled, marked_indicator, read_all
 
 pytestmark = pytest.mark.skipif(PG_URL is None, reason="no PostgreSQL (TEARLINE_TEST_PG unset)")
 
@@ -173,11 +172,7 @@ def test_the_audit_chain_verifies_after_concurrent_requests_to_both(cluster: dic
         with client(proc, member, tokens[member]) as c:
             for i in range(n):
                 if member in WRITERS and i % 3 == 0:
-                    obj = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}",
-                           "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
-                           "pattern": "[ipv4-addr:value = '10.9.9.9']", "pattern_type": "stix",
-                           "valid_from": "2024-01-01T00:00:00Z", "x_tearline_about_ref": ACTOR_ID,
-                           "object_marking_refs": [markings.TLP2["green"][0]]}
+                    obj = marked_indicator(f"indicator--{uuid.uuid4()}", "2024-01-01T00:00:00.000Z", "green", [])
                     r = c.post("/taxii2/inv/collections/intel/objects/", json={"objects": [obj]},
                                headers={"Content-Type": TAXII})
                 else:
@@ -214,14 +209,8 @@ def test_the_release_invariant_holds_with_requests_spread_over_both(cluster: dic
     posted: set[tuple[str, str]] = set()
     for author, level, recipients, through_b in ops:
         ident, stamp = f"indicator--{uuid.uuid4()}", "2024-02-01T00:00:00.000Z"
-        obj = {"type": "indicator", "spec_version": "2.1", "id": ident, "created": "2024-01-01T00:00:00.000Z",
-               "modified": stamp, "pattern": "[ipv4-addr:value = '10.0.0.1']", "pattern_type": "stix",
-               "valid_from": "2024-01-01T00:00:00Z", "object_marking_refs": [markings.TLP2[level][0]],
-               "x_tearline_about_ref": ACTOR_ID}
-        if level == "red" and recipients:
-            obj["x_tearline_recipients"] = recipients
         with client(procs[through_b], author, tokens[author]) as c:
-            _post(c, obj)
+            _post(c, marked_indicator(ident, stamp, level, recipients))
         posted.add((ident, stamp))
         for m in MEMBERS:
             if entitled(m, author, level, recipients):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -71,6 +72,17 @@ def read_all(c, path: str, versions: str = "all") -> set[tuple[str, str]]:  # ty
         params["next"] = body["next"]
 
 
+def marked_indicator(ident: str, stamp: str, level: str, recipients: list[str]) -> dict[str, Any]:
+    """A version of an indicator at ``level`` (RED for ``recipients`` alone, when named)."""
+    obj = {"type": "indicator", "spec_version": "2.1", "id": ident, "created": "2024-01-01T00:00:00.000Z",
+           "modified": stamp, "pattern": "[ipv4-addr:value = '10.0.0.1']", "pattern_type": "stix",
+           "valid_from": "2024-01-01T00:00:00Z", "object_marking_refs": [markings.TLP2[level][0]],
+           "x_tearline_about_ref": ACTOR_ID}
+    if level == "red" and recipients:
+        obj["x_tearline_recipients"] = recipients
+    return obj
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=post_ops)
 def test_every_member_reads_exactly_what_it_is_entitled_to(inv, ops) -> None:  # type: ignore[no-untyped-def]
@@ -81,12 +93,7 @@ def test_every_member_reads_exactly_what_it_is_entitled_to(inv, ops) -> None:  #
         recipients = [r for r in recipients if r in MEMBERS]
         for v in range(versions + 1):
             stamp = f"2024-0{v + 1}-01T00:00:00.000Z"
-            obj = {"type": "indicator", "spec_version": "2.1", "id": ident, "created": "2024-01-01T00:00:00.000Z",
-                   "modified": stamp, "pattern": "[ipv4-addr:value = '10.0.0.1']", "pattern_type": "stix",
-                   "valid_from": "2024-01-01T00:00:00Z", "object_marking_refs": [markings.TLP2[level][0]],
-                   "x_tearline_about_ref": ACTOR_ID}
-            if level == "red" and recipients:
-                obj["x_tearline_recipients"] = recipients
+            obj = marked_indicator(ident, stamp, level, recipients)
             r = inv[author].post("/taxii2/inv/collections/intel/objects/", json={"objects": [obj]},
                                  headers={"Content-Type": TAXII})
             assert r.json()["success_count"] == 1, r.text

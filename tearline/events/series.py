@@ -23,6 +23,18 @@ def months_between(lo: Month, hi: Month) -> list[Month]:
     return out
 
 
+def tally(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], months: list[Month],
+          unit: str = "'all'") -> dict[tuple[str, str, Month], tuple[int, int]]:
+    """(events, fatalities) per (source, unit, month) of the rows ``where`` selects, from the first of
+    ``months`` to the last; a month with none is absent (whether that is a zero is coverage's to say)."""
+    lo, hi = min(months), max(months)
+    return {(s, u, (y, m)): (int(n), int(f)) for s, u, y, m, n, f in con.execute(
+        f"""SELECT source, {unit}, year(event_date), month(event_date), count(*), coalesce(sum(fatalities_best), 0)
+            FROM events WHERE {where} AND event_date >= make_date(?, ?, 1)
+              AND event_date < make_date(?, ?, 1) + INTERVAL 1 MONTH GROUP BY ALL""",
+        params + [lo[0], lo[1], hi[0], hi[1]]).fetchall()}
+
+
 def counted(con: duckdb.DuckDBPyConnection, actor: actors.Actor, country: str | None, source: str | None,
             by: str | None, months: list[Month]) -> list[dict[str, Any]]:
     """Rows {source, unit, month, events, fatalities, covered[, why]} for each (source, unit) holding the
@@ -34,12 +46,7 @@ def counted(con: duckdb.DuckDBPyConnection, actor: actors.Actor, country: str | 
     unit = {"country": "coalesce(country_iso3, '(unknown)')",
             "province": "coalesce(province, '(unknown)')"}.get(by or "", "'all'")
     units = con.execute(f"SELECT DISTINCT source, {unit} FROM events WHERE {where}", params).fetchall()
-    lo, hi = min(months), max(months)
-    counts = {(s, u, (y, m)): (int(n), int(f)) for s, u, y, m, n, f in con.execute(
-        f"""SELECT source, {unit}, year(event_date), month(event_date), count(*), coalesce(sum(fatalities_best), 0)
-            FROM events WHERE {where} AND event_date >= make_date(?, ?, 1)
-              AND event_date < make_date(?, ?, 1) + INTERVAL 1 MONTH GROUP BY ALL""",
-        params + [lo[0], lo[1], hi[0], hi[1]]).fetchall()}
+    counts = tally(con, where, params, months, unit)
     places: dict[str | None, dict[str, coverage.Span]] = {}
 
     def span(src: str, u: str) -> coverage.Span:

@@ -26,16 +26,11 @@ def change_pct(before: int | None, after: int | None) -> float | None:
 
 def _apart(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], months: list[Month]
            ) -> dict[str, dict[Month, tuple[int, int]]]:
-    if where == "FALSE":
-        return {}
+    """Counts per source of the two months asked, for rows counted apart (series.tally's counting)."""
     out: dict[str, dict[Month, tuple[int, int]]] = {}
-    for src, y, m, n, f in con.execute(
-        f"""SELECT source, year(event_date), month(event_date), count(*), coalesce(sum(fatalities_best), 0)
-            FROM events WHERE {where} AND (year(event_date), month(event_date)) IN
-            ({', '.join('(?, ?)' for _ in months)}) GROUP BY ALL""",
-        params + [v for ym in months for v in ym],
-    ).fetchall():
-        out.setdefault(src, {})[(y, m)] = (int(n), int(f))
+    for (src, _, ym), counts in series.tally(con, where, params, months).items():
+        if ym in months:
+            out.setdefault(src, {})[ym] = counts
     return out
 
 
@@ -61,6 +56,7 @@ def trend(con: duckdb.DuckDBPyConnection, actor_name: str, country: str | None, 
     apart = {}
     for kind, (where, params) in (("ambiguous", actors.predicate(actor, ambiguous=True)),
                                   ("associated", actors.associated(actor))):
+        # an actor with no such rows to count (no ambiguous names, or none outside ACLED's associated actors)
         apart[kind] = _apart(con, where + scope, params + scope_params, months) if where != "FALSE" else {}
     notes = {"ambiguous": "rows whose attribution names the actor among others (e.g. 'Taliban and/or ISKP'); "
                           "not included above",
