@@ -144,8 +144,10 @@ class AuditLog:
         for _attempt in range(50):
             try:
                 # no savepoint here: on SQLite one would open the transaction before the read of the head,
-                # and a writer committing in between would then fail the insert at once instead of waiting
-                with self.store.engine.begin() as conn:
+                # and a writer committing in between would then fail the insert at once instead of waiting. On
+                # PostgreSQL the read of the head and the insert each commit on their own: a transaction around
+                # them would lock nothing more (the primary key settles the race) and cost two round trips
+                with self.store.reading() as conn, conn.begin():
                     return self._claim(conn, entry)
             except IntegrityError:  # another hub process took this seq: read the new head
                 continue

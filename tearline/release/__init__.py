@@ -280,7 +280,7 @@ class Released:
 
 def _page(store: Store, gate: Gate, q: TaxiiQuery, keys: HubKeys, columns: Sequence[Any] = _PAGE_COLUMNS) -> rows.Page:
     after = keys.read_token(gate.coll, q.next) if q.next else None
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return rows.page(conn, columns, _filters(gate, q, after), q.limit, by_id=bool(q.ids))
 
 
@@ -300,7 +300,7 @@ def _envelope(store: Store, gate: Gate, member: Member, collection: Collection, 
               page: rows.Page) -> Released:
     if not page.rows:
         return _released(page, b"{" + _more(page, gate, keys) + b"}", [])
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         copier = Copier(conn, gate, member, collection, keys, page.rows)
     bodies = b",".join(copier.copy(r) for r in page.rows)
     return _released(page, b"{" + _more(page, gate, keys) + b',"objects":[' + bodies + b"]}",
@@ -383,7 +383,7 @@ def deletable(store: Store, member: Member, collection: Collection, object_id: s
 
 def status(store: Store, member: Member, api_root: str, status_id: str) -> dict[str, Any]:
     """GET …/status/{id}/ (§4.3): only the member that posted sees a status; others' answer as missing."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         row = rows.status_row(conn, api_root, status_id, member.id)
     if row is None:
         raise NotFound(f"no status {status_id!r} in this API root", details={"status_id": status_id})
@@ -447,7 +447,7 @@ def released(store: Store, member: Member, collection: Collection, keys: HubKeys
     after = None
     while True:
         q = TaxiiQuery(ids=tuple(ids), types=tuple(types), versions=("last",), limit=batch)
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             page = rows.page(conn, _PAGE_COLUMNS, _filters(gate, q, after), batch, by_id=bool(ids))
             copier = Copier(conn, gate, member, collection, keys, page.rows, mark)
         for row in page.rows:
@@ -462,7 +462,7 @@ def type_counts(store: Store, member: Member, collection: Collection, today: dt.
     gate = gate_for(member, collection, today)
     stmt = (select(objects.c.type, func.count())
             .where(*gate.where, gate.edge(newest=True), objects.c.stix_id.notin_(_TLP_IDS)).group_by(objects.c.type))
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return {str(t): int(n) for t, n in conn.execute(stmt)}
 
 
@@ -474,10 +474,15 @@ def newest_ids(store: Store, member: Member, collection: Collection, today: dt.d
     where = [*gate.where, gate.edge(newest=True)]
     if exclude_types:
         where.append(objects.c.type.notin_(exclude_types))
-    if referring_to is not None:
+    rank = markings.RANK_OF_ID.get(referring_to) if referring_to is not None else None
+    if rank is not None:
+        # references to a TLP definition are not indexed (tearline.write): what a version is marked with is
+        # its ``tlp`` (the strictest of its TLP markings) where it is ``marked``
+        where += [objects.c.marked.is_(True), objects.c.tlp == rank, objects.c.stix_id.notin_(_TLP_IDS)]
+    elif referring_to is not None:
         where.append(objects.c.added_us.in_(select(refs.c.added_us).where(
             refs.c.coll == objects.c.coll, refs.c.target_id == referring_to)))
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         found = rows.select_rows(conn, (objects.c.stix_id,), where, objects.c.added_us.desc(), limit)
     return [str(r.stix_id) for r in found]
 
@@ -523,7 +528,7 @@ def warnings_for(store: Store, member: Member, keys: HubKeys) -> list[dict[str, 
     """The member's warnings: its drafts in full, and those delivered to it as its copy (its redaction
     profile and its fingerprint, like every copy), without their author."""
     collection = store.collection(member.api_root, "warnings")
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         records = [stored_warnings.load(conn, wid) for wid in stored_warnings.ids(conn, _warnings_gate(member))]
     copier = Copier(None, None, member, collection, keys, [], recipient=True) if collection else None
     return [_warning_view(member, r, copier) for r in records if r is not None and copier is not None]
@@ -532,7 +537,7 @@ def warnings_for(store: Store, member: Member, keys: HubKeys) -> list[dict[str, 
 def warning_for(store: Store, member: Member, wid: str, keys: HubKeys) -> dict[str, Any]:
     """One warning as the member may read it; 404, as for one that does not exist, otherwise."""
     collection = store.collection(member.api_root, "warnings")
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         found = stored_warnings.ids(conn, [*_warnings_gate(member), warnings.c.id == wid])
         record = stored_warnings.load(conn, wid) if found else None
     if record is None or collection is None:
@@ -555,7 +560,7 @@ def draft_text(store: Store, compact: str, source: str, author: Member | None, k
         found = list(released(store, author, coll, keys, today, ids=[source], mark=False))
         obj = found[0] if found else None
     else:
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             body = conn.scalar(select(objects.c.body).where(objects.c.coll == coll.num, objects.c.stix_id == source,
                                                             objects.c.chain == 0, objects.c.is_latest.is_(True)))
         obj = orjson.loads(body) if body else None

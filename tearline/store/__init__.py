@@ -7,6 +7,7 @@ what a member may read (tearline.release) happens above, never here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import secrets
@@ -112,9 +113,19 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        self._server = self.engine.dialect.name == "postgresql"
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads. On PostgreSQL it runs outside a transaction: at READ COMMITTED each statement
+        sees its own snapshot inside one anyway, and the BEGIN and ROLLBACK around it were two of the round
+        trips a read makes. Anything that writes, or must see one snapshot across statements, uses
+        ``engine.begin()``."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT") if self._server else conn
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -225,7 +236,7 @@ class Store:
 
     def authenticate_digest(self, digest: str, name: str | None = None) -> Member | None:
         """``authenticate`` by the token's hash (a dashboard session keeps the hash, never the token)."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(select(members).where(members.c.token_hash == digest)).first()
             person = None
             if row is None:
@@ -265,14 +276,14 @@ class Store:
         return token
 
     def api_root(self, name: str) -> Any:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(select(api_roots).where(api_roots.c.name == name)).first()
 
     def collections(self, api_root: str, conn: Connection | None = None) -> list[Collection]:
         stmt = (select(collections, api_roots.c.policy).join(api_roots, api_roots.c.name == collections.c.api_root)
                 .where(collections.c.api_root == api_root).order_by(collections.c.alias))
         if conn is None:
-            with self.engine.connect() as own:
+            with self.reading() as own:
                 found = list(own.execute(stmt))
         else:
             found = list(conn.execute(stmt))
@@ -284,7 +295,7 @@ class Store:
         stmt = (select(collections, api_roots.c.policy).join(api_roots, api_roots.c.name == collections.c.api_root)
                 .where(collections.c.api_root == api_root, or_(collections.c.id == key, collections.c.alias == key)))
         if conn is None:
-            with self.engine.connect() as own:
+            with self.reading() as own:
                 r = own.execute(stmt).first()
         else:
             r = conn.execute(stmt).first()
