@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 
 from .errors import Unauthorized
 from .model import Member
 from .store import Store
 
 
-def authenticate(store: Store, authorization: str | None) -> Member:
+def authenticate(store: Store, authorization: str | None, client_cert: str | None = None) -> Member:
+    """The member of the request's credentials. ``client_cert``: the SHA-256 fingerprint of the TLS client
+    certificate of the connection (tearline.tls.presented), which a member of kind hub must present."""
     if not authorization:
         raise Unauthorized("credentials required: HTTP Basic (member name and token) or a Bearer token")
     scheme, _, value = authorization.strip().partition(" ")
@@ -30,4 +33,10 @@ def authenticate(store: Store, authorization: str | None) -> Member:
     member = store.authenticate(token, name)
     if member is None:
         raise Unauthorized("unknown member or wrong token")
+    if member.certificate is not None and not (
+            client_cert is not None and secrets.compare_digest(member.certificate, client_cert)):
+        # a peer hub's token alone is not enough: the connection must come from the certificate its compact pins
+        raise Unauthorized(f"member {member.name!r} is a hub: it must connect over TLS with the client certificate "
+                           "its compact pins" + (", and this one is not it" if client_cert else
+                                                  "; none was presented"))
     return member

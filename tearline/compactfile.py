@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import markings, stix
+from . import markings, stix, tls
 from .errors import ConfigError
 from .guard import CLASSES
 from .matching.mailbox import Rules
@@ -50,6 +50,8 @@ class MemberSpec:
     contacts: tuple[str, ...] = ()  # people warned, in order, when a warning to the member goes unacknowledged
     organisation: str = ""  # members of one organisation may version each other's objects (versions_by)
     people: tuple[str, ...] = ()  # people within the member, each with a token of their own (warning steps)
+    kind: str = "member"  # "hub": another Tearline hub (or TAXII server) that mirrors the compact (federation)
+    certificate: str = ""  # SHA-256 fingerprint of the TLS client certificate a hub member must present
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +245,26 @@ class MemberModel(_Model):
     contacts: list[Annotated[str, Field(pattern=r"\S")]] = []
     organisation: str = Field("", validation_alias=AliasChoices("organisation", "organization"))
     people: list[Name] = []
+    kind: Literal["member", "hub"] = "member"
+    certificate: str = ""
+
+    @field_validator("certificate")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if value and tls.pin(value) is None:
+            raise ValueError(f"{value!r} is not a SHA-256 certificate fingerprint (64 hex digits, colons allowed, "
+                             "e.g. as `tearline peer fingerprint CERT.pem` prints it)")
+        return tls.pin(value) or ""
+
+    @model_validator(mode="after")
+    def _hub_pinned(self) -> MemberModel:
+        if self.kind == "hub" and not self.certificate:
+            raise ValueError(f"member {self.name!r} is of kind hub: pin the TLS client certificate it presents "
+                             "(certificate: its SHA-256 fingerprint)")
+        if self.kind == "hub" and self.people:
+            raise ValueError(f"member {self.name!r} is of kind hub: a hub has no people (warning steps are "
+                             "people's, on their own hub)")
+        return self
 
     @field_validator("tlp_max", mode="before")
     @classmethod
@@ -417,7 +439,8 @@ def _spec(m: CompactFile) -> CompactSpec:
         for dataset, r in a.datasets.items())) for a in m.scope.actors)
     members = tuple(MemberSpec(p.name, p.write, p.read, p.tlp_max, tuple(p.redact),
                                tuple(sorted((CLASSES | m.rate_limits | p.rate_limits).items())),
-                               tuple(c.strip() for c in p.contacts), p.organisation.strip(), tuple(p.people))
+                               tuple(c.strip() for c in p.contacts), p.organisation.strip(), tuple(p.people),
+                               p.kind, p.certificate)
                     for p in m.members)
     matching = m.matching.model_dump(exclude_unset=True, exclude={"standing_consent"})
     if m.matching.standing_consent:

@@ -23,6 +23,11 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("db", str, DEFAULT_DB, "SQLAlchemy URL of the store (sqlite:///FILE or postgresql+psycopg://...)"),
     ("host", str, "127.0.0.1", "address the hub listens on"),
     ("port", int, 6100, "port the hub listens on"),
+    ("tls_cert", str, "", "PEM certificate (chain) the hub serves HTTPS with; empty: plain HTTP (behind a proxy "
+                          "that terminates TLS)"),
+    ("tls_key", str, "", "the private key of tls_cert"),
+    ("tls_peers", str, "", "PEM certificates of peer hubs (or the CAs that issued them): clients are asked for a "
+                           "certificate, and members of kind hub must present the one their compact pins"),
     ("max_content_length", int, 10 * 1024 * 1024, "largest request body accepted, in bytes (413 above)"),
     ("page_size", int, 1000, "most objects returned by one TAXII page, whatever `limit` asks"),
     ("max_objects", int, 10_000, "most objects in one envelope (413 above, nothing judged)"),
@@ -64,6 +69,9 @@ class Settings:
     db: str = DEFAULT_DB
     host: str = "127.0.0.1"
     port: int = 6100
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_peers: str = ""
     max_content_length: int = 10 * 1024 * 1024
     page_size: int = 1000
     max_objects: int = 10_000

@@ -74,6 +74,11 @@ class Member:
         return frozenset(self.profile.get("redact") or ())
 
     @property
+    def certificate(self) -> str | None:
+        """The SHA-256 fingerprint of the TLS client certificate this member must present (a peer hub), if any."""
+        return self.profile.get("certificate") or None
+
+    @property
     def hides_authors(self) -> bool:
         """Its copies name authors only by pseudonym (redact: [created_by_ref])."""
         return "created_by_ref" in self.redactions

@@ -39,8 +39,8 @@ PATHS = _paths(typer.main.get_command(app))
 def test_the_command_tree_is_whole() -> None:
     groups = {p for p in PATHS if len(p) == 1}
     assert groups == {(g,) for g in ("serve", "demo", "compact", "db", "events", "forecast", "audit", "guard", "leak",
-                                     "warn", "match", "misp")}
-    assert ("warn", "party", "add") in PATHS and ("misp", "pull") in PATHS and len(PATHS) == 61
+                                     "warn", "match", "misp", "peer")}
+    assert ("warn", "party", "add") in PATHS and ("misp", "pull") in PATHS and len(PATHS) == 63
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "tearline")

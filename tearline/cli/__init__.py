@@ -36,6 +36,7 @@ COMMANDS = {
     "warn": ("warn", "app"),
     "match": ("match", "app"),
     "misp": ("misp", "app"),
+    "peer": ("peer", "app"),
 }
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import gc
 import os
 import socket
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
-from .. import config
+from .. import config, tls
 from ..errors import ConfigError
 from ..web.app import create_app
 from . import context
@@ -28,6 +28,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (TEARLINE_HOST, 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (TEARLINE_PORT, 6100)")] = None,
     max_content_length: Annotated[int | None, typer.Option(help="largest request body in bytes")] = None,
+    tls_cert: Annotated[str | None, typer.Option(
+        help="serve HTTPS with this PEM certificate (TEARLINE_TLS_CERT; none: plain HTTP)")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="the certificate's private key (TEARLINE_TLS_KEY)")] = None,
+    tls_peers: Annotated[str | None, typer.Option(
+        help="PEM certificates of peer hubs or their CAs; members of kind hub must present the certificate "
+             "their compact pins (TEARLINE_TLS_PEERS)")] = None,
     audit_seal_seconds: SealOpt = None,
     audit_checkpoint_every: Annotated[int | None, typer.Option(
         help="sign a checkpoint every this many audit entries (TEARLINE_AUDIT_CHECKPOINT_EVERY, 1000)")] = None,
@@ -40,6 +46,7 @@ def serve(
 ) -> None:
     """Run the hub (TAXII 2.1 under /taxii2/)."""
     run(context.open(create=True, db=db, host=host, port=port, max_content_length=max_content_length,
+                     tls_cert=tls_cert, tls_key=tls_key, tls_peers=tls_peers,
                      audit_seal_seconds=audit_seal_seconds, audit_checkpoint_every=audit_checkpoint_every,
                      guard_scan_seconds=guard_scan_seconds, admin_token=admin_token), workers)
 
@@ -71,9 +78,10 @@ def run(ctx: context.Ctx, workers: int = 1) -> None:
     if workers > 1 and not ctx.settings.db.startswith("postgresql"):
         raise ConfigError(f"--workers {workers}: several hub processes need a PostgreSQL store (--db "
                           "postgresql+psycopg://…); SQLite is one process's, so run it with --workers 1")
+    secure = tls.server_options(settings.tls_cert, settings.tls_key, settings.tls_peers)
     free(settings.host, settings.port)
     if workers > 1:
-        _run_workers(ctx, workers)
+        _run_workers(ctx, workers, secure)
         return
     application = create_app(settings, ctx.store)
     # What is alive now (modules, the app, the engine) lives as long as the hub: frozen, the cyclic
@@ -82,12 +90,12 @@ def run(ctx: context.Ctx, workers: int = 1) -> None:
     # benchmark's feed the collector's time per object written fell from 13-21 µs to nothing.
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {shown(settings.db)})",
-              soft_wrap=True)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+    err.print(f"Tearline hub on {'https' if secure else 'http'}://{settings.host}:{settings.port}/taxii2/  "
+              f"(store: {shown(settings.db)})", soft_wrap=True)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", **secure)
 
 
-def _run_workers(ctx: context.Ctx, workers: int) -> None:
+def _run_workers(ctx: context.Ctx, workers: int, secure: dict[str, Any]) -> None:
     """uvicorn's workers, each building the hub from the settings this command resolved (handed down as
     TEARLINE_* variables, so flags and environment mean in every worker what they meant here), with their
     metrics added up in a directory of their own."""
@@ -103,10 +111,10 @@ def _run_workers(ctx: context.Ctx, workers: int) -> None:
     write.upkeep(ctx.store, hub_keys)  # what a migration left for the hub, done once before the workers race to it
     with tempfile.TemporaryDirectory(prefix="tearline-metrics-") as metrics_dir:
         config.hand_down(settings, metrics_dir)
-        err.print(f"Tearline hub on http://{settings.host}:{settings.port}/taxii2/  (store: {shown(settings.db)}, "
-                  f"{workers} processes)", soft_wrap=True)
+        err.print(f"Tearline hub on {'https' if secure else 'http'}://{settings.host}:{settings.port}/taxii2/  "
+                  f"(store: {shown(settings.db)}, {workers} processes)", soft_wrap=True)
         uvicorn.run("tearline.web.app:from_environment", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, log_level="warning")
+                    workers=workers, log_level="warning", **secure)
 
 
 @db_app.command("upgrade")

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 
+from .. import tls
 from ..audit import AuditLog
 from ..auth import authenticate
 from ..cluster import Leader
@@ -50,7 +51,8 @@ def admitted(request: Request, member: Member, kind: str) -> Member:
 
 def member_for(request: Request, kind: str) -> Member:
     """The member of the request's credentials (Basic or Bearer), admitted for ``kind`` of request."""
-    return admitted(request, authenticate(hub(request).store, request.headers.get("authorization")), kind)
+    return admitted(request, authenticate(hub(request).store, request.headers.get("authorization"),
+                                          tls.presented(request.scope)), kind)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -214,6 +214,10 @@ async def signin(request: Request) -> Response:
     name, token = fields.get("member", "").strip(), fields.get("token", "").strip()
     store = caller.hub(request).store
     member = await run_in_threadpool(store.authenticate, token, name) if name and token else None
+    # a peer hub syncs over TAXII with its pinned certificate; the dashboard is for people, and a session
+    # would let its token alone stand for it
+    if member is not None and member.certificate is not None:
+        member = None
     if member is None:
         request.state.audit_reason = "dashboard sign-in refused"
         operator = bool(caller.hub(request).settings.admin_token)

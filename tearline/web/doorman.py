@@ -32,7 +32,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import audit
+from .. import audit, tls
 from ..auth import authenticate
 from ..errors import TearlineError
 from ..guard import Buckets
@@ -78,7 +78,7 @@ class Doorman:
                 return
         elif await self._call(self.buckets.empty_any, [(("address", address), limits.address_per_minute),
                                                        (("anonymous", address), limits.anonymous_per_minute)]) \
-                and not await run_in_threadpool(self._credentialed, headers):
+                and not await run_in_threadpool(self._credentialed, headers, tls.presented(scope)):
             await self._refuse(scope, send, address, 1, "anonymous_per_minute", limits.anonymous_per_minute)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
@@ -97,7 +97,7 @@ class Doorman:
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(fn, *args) if self._off_loop else fn(*args)
 
-    def _credentialed(self, headers: dict[str, str]) -> bool:
+    def _credentialed(self, headers: dict[str, str], client_cert: str | None = None) -> bool:
         """Do the request's credentials work (checked only for an address over its limits)?"""
         for part in headers.get("cookie", "").split(";"):
             name, _, value = part.strip().partition("=")
@@ -110,7 +110,7 @@ class Doorman:
         if self.admin_token and hmac.compare_digest(authorization.strip().encode(), operator):
             return True
         try:
-            authenticate(self.store, authorization)
+            authenticate(self.store, authorization, client_cert)
         except TearlineError:
             return False
         return True
