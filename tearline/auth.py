@@ -35,8 +35,8 @@ def authenticate(store: Store, authorization: str | None, client_cert: str | Non
         raise Unauthorized("unknown member or wrong token")
     if member.certificate is not None and not (
             client_cert is not None and secrets.compare_digest(member.certificate, client_cert)):
-        # a peer hub's token alone is not enough: the connection must come from the certificate its compact pins
-        raise Unauthorized(f"member {member.name!r} is a hub: it must connect over TLS with the client certificate "
+        # a pinned member's (a peer hub's) token alone is not enough: the connection must present the pinned certificate
+        raise Unauthorized(f"member {member.name!r} must connect over TLS with the client certificate "
                            "its compact pins" + (", and this one is not it" if client_cert else
                                                   "; none was presented"))
     return member

@@ -60,7 +60,9 @@ def apply(store: Store, spec: CompactSpec) -> dict[str, str]:
             profile = {"redact": list(m.redact), "rate_limits": dict(m.rate_limits), "contacts": list(m.contacts),
                        "organisation": m.organisation, "people": list(m.people)}
             if m.kind == "hub":
-                profile |= {"kind": "hub", "certificate": m.certificate}
+                profile["kind"] = "hub"
+            if m.certificate:  # pinned for any member that has one, not only hubs (tearline.auth)
+                profile["certificate"] = m.certificate
             values = {"can_read": m.read, "can_write": m.write, "tlp_max": m.tlp_max, "profile": profile}
             before = existing.get(m.name)
             if before is not None:

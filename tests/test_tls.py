@@ -31,6 +31,7 @@ expires: 2099-12-31
 members:
   - {{name: analyst, write: true, tlp_max: amber}}
   - {{name: hub-b, kind: hub, write: true, tlp_max: amber, certificate: "{pin}"}}
+  - {{name: pinned-tool, tlp_max: green, certificate: "{pin}"}}
 """
 
 
@@ -110,6 +111,11 @@ def test_a_hub_member_is_admitted_with_its_pinned_certificate_and_token(secured:
         assert _collections(c).status_code == 200
     with certs.client(port, certs.hub_b, ("hub-b", "not-its-token")) as c:  # the certificate alone is not enough
         assert _collections(c).status_code == 401
+    # a pin holds for any member that has one, not only for hubs
+    with certs.client(port, None, ("pinned-tool", tokens["pinned-tool"])) as c:
+        assert _collections(c).status_code == 401
+    with certs.client(port, certs.hub_b, ("pinned-tool", tokens["pinned-tool"])) as c:
+        assert _collections(c).status_code == 200
 
 
 def test_a_hub_member_without_its_pinned_certificate_is_refused(secured: dict[str, Any]) -> None:
