@@ -29,19 +29,23 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
-from . import granular, limits, markings, scope, stix, visibility
-from .errors import Forbidden, NotFound, Unprocessable
-from .keys import HubKeys
-from .limits import MB, Limits
-from .model import NAME, Collection, Member, can_write
-from .store import Store, now_us
-from .store import objects as rows
-from .store.schema import api_roots as api_roots_table
-from .store.schema import objects as objects_table
-from .store.schema import recipients as recipients_table
+from .. import granular, limits, markings, scope, stix, visibility
+from ..errors import Forbidden, NotFound, Unprocessable
+from ..keys import HubKeys
+from ..limits import MB, Limits
+from ..model import NAME, Collection, Member, can_write
+from ..store import Store, now_us
+from ..store import objects as rows
+from ..store.schema import api_roots as api_roots_table
+from ..store.schema import objects as objects_table
+from ..store.schema import recipients as recipients_table
 
 _IDENTITY = "identity"
 _DEFAULT_LIMITS = Limits()
+# References to the TLP definitions are not indexed (half a feed's refs rows, naming five ids): a version's TLP
+# is its tlp and marked columns, a tear line's is in its body, and markings are never required references, so
+# no reader of refs needs them (tests/test_tlp_refs.py; migration 0019 dropped the old rows).
+_TLP_IDS = frozenset(markings.RANK_OF_ID)
 
 
 @dataclasses.dataclass
@@ -239,23 +243,31 @@ def delete_versions(store: Store, collection: Collection, member: Member, stix_i
         doomed = [v for v in held.get(stix_id, []) if v.added_us in set(added) and v.author in mine]
         if record is not None:
             record(conn)
-        if not doomed:
-            return
-        ids = [stix_id]
-        gone = [v.added_us for v in doomed]
+        if doomed:
+            _remove(store, conn, collection, keys, {stix_id: doomed})
+
+
+def _remove(store: Store, conn: Connection, collection: Collection, keys: HubKeys,
+            doomed: dict[str, list[rows.Held]]) -> None:
+    """Delete these versions, with the pseudonymous stand-ins of identities among them, and settle what every
+    member may now receive (inside the caller's write, which has claimed the clock)."""
+    coll = collection.num
+    ids = list(doomed)
+    gone = [v.added_us for vs in doomed.values() for v in vs]
+    for stix_id, versions in doomed.items():
         if stix_id.startswith(f"{_IDENTITY}--"):
             pseudo = keys.pseudonym(collection.api_root, stix_id)
-            versions = {(v.chain, v.version_us) for v in doomed}
+            stood = {(v.chain, v.version_us) for v in versions}
             gone += [v.added_us for v in rows.held(conn, coll, [pseudo]).get(pseudo, [])
-                     if (v.chain, v.version_us) in versions]
+                     if (v.chain, v.version_us) in stood]
             ids.append(pseudo)
-        readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
-        before = visibility.snapshot(conn, coll, readers, ids, collection.addressed_only)
-        rows.delete_versions(conn, coll, gone)
-        visibility.forget(conn, gone)
-        for i in ids:
-            rows.reflag(conn, coll, i)
-        visibility.settle(conn, coll, readers, ids, [], before, collection.addressed_only)
+    readers = [visibility.Reader.of(m) for m in store.members_of(conn, collection.api_root) if m.can_read]
+    before = visibility.snapshot(conn, coll, readers, ids, collection.addressed_only)
+    rows.delete_versions(conn, coll, gone)
+    visibility.forget(conn, gone)
+    for i in ids:
+        rows.reflag(conn, coll, i)
+    visibility.settle(conn, coll, readers, ids, [], before, collection.addressed_only)
 
 
 STATUS_DAYS = 7  # how long a status resource is kept for its member to read (it counts against its quota)
@@ -510,7 +522,7 @@ def _write(store: Store, conn: Connection, collection: Collection, plan: _Plan, 
                          orjson.dumps(obj).decode(), persona,
                          obj.get("id") in markings.RANK_OF_ID or markings.tlp_rank_of(obj) is not None, chain])
         new_refs.extend((added, coll, path, target, stix.required_ref_kind(obj, prop) if path == prop else 0)
-                        for path, prop, target in refs)
+                        for path, prop, target in refs if target not in _TLP_IDS)
         named.extend((added, name) for name in recipients)
         return added
 
@@ -568,3 +580,4 @@ def _pseudonymous(real: dict[str, Any], pseudo: str) -> dict[str, Any]:
     if real.get("revoked") is True:
         out["revoked"] = True
     return out
+
