@@ -50,6 +50,8 @@ SETTINGS: tuple[tuple[str, type, Any, str], ...] = (
     ("leak_key", str, "", "file of the secret key of leak fingerprints (default: next to a SQLite store, else "
                           "in ~/.tearline); created on first use"),
     ("guard_scan_seconds", int, 30, "how often the hub scans its audit trail for probing"),
+    ("peer_sync_seconds", int, 60, "how often the hub pulls from and pushes to its peer hubs (tearline peer add); "
+                                   "0: only when `tearline peer sync` is run"),
     ("admin_token", str, "", "bearer token of the operator's admin API (/tearline/admin/); empty: no admin API"),
     ("events_db", str, "", "DuckDB events store: the one the events and forecast commands use (empty: "
                            f"{DEFAULT_EVENTS_DB}) and whose current forecasts the dashboard shows (empty: none)"),
@@ -89,6 +91,7 @@ class Settings:
     audit_seal_seconds: int = 10
     leak_key: str = ""
     guard_scan_seconds: int = 30
+    peer_sync_seconds: int = 60
     admin_token: str = dataclasses.field(default="", repr=False)  # secrets stay out of reprs and logs
     events_db: str = ""
     warn_outbox: str = ""

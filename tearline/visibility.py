@@ -31,7 +31,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, exists, insert, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, exists, insert, literal, or_, select, true
 
 from . import markings
 from .model import Member
@@ -50,10 +50,13 @@ class Reader:
     name: str
     tlp_max: str
     hides_authors: bool = False
+    # a peer hub (compact member of kind hub): never given what this hub mirrors from another, so that nothing
+    # a partner released to this hub travels on to a third (tearline.peering)
+    hub: bool = False
 
     @classmethod
     def of(cls, member: Member) -> Reader:
-        return cls(member.id, member.name, member.tlp_max, member.hides_authors)
+        return cls(member.id, member.name, member.tlp_max, member.hides_authors, member.profile.get("kind") == "hub")
 
     @property
     def shared(self) -> int:
@@ -71,6 +74,7 @@ class Version:
     chain: int = 0
     hop: int = 0
     recipients: frozenset[str] = frozenset()
+    origin: int = 0  # the peer it was mirrored from (tearline.peering); 0: this hub's own
 
 
 # --- the rule ------------------------------------------------------------------------------------------
@@ -111,26 +115,32 @@ def _persona(reader: Reader, v: Version) -> bool:
     return v.persona == 0 or (v.persona == 2 and not own) or (v.persona == 1 and own)
 
 
+def _origin_sql(reader: Reader, table: Table) -> ColumnElement[bool]:
+    return table.c.origin == 0 if reader.hub else true()
+
+
 def may_see_sql(reader: Reader, table: Table, addressed_only: bool) -> ColumnElement[bool]:
     """Which rows of ``table`` (objects or an alias of it) the reader is given, withheld aside."""
     return and_(_tlp_sql(reader, table, addressed_only), _persona_sql(reader, table),
-                or_(table.c.chain == 0, table.c.chain == reader.id))
+                or_(table.c.chain == 0, table.c.chain == reader.id), _origin_sql(reader, table))
 
 
 def may_see(reader: Reader, v: Version, addressed_only: bool) -> bool:
     """The same rule in Python."""
-    return _tlp(reader, v, addressed_only) and _persona(reader, v) and v.chain in (0, reader.id)
+    return (_tlp(reader, v, addressed_only) and _persona(reader, v) and v.chain in (0, reader.id)
+            and not (reader.hub and v.origin))
 
 
 def _sight_sql(reader: Reader, table: Table, addressed_only: bool) -> ColumnElement[bool]:
     """A version that puts its id in the reader's sight: of the object's own chain, and given to the reader
     (an identity behind its stand-in counts for a member that hides authors; stand-ins count for nobody else)."""
     persona = table.c.persona >= 0 if reader.hides_authors else table.c.persona < 2
-    return and_(table.c.chain == 0, _tlp_sql(reader, table, addressed_only), persona)
+    return and_(table.c.chain == 0, _tlp_sql(reader, table, addressed_only), persona, _origin_sql(reader, table))
 
 
 def _sight(reader: Reader, v: Version, addressed_only: bool) -> bool:
-    return v.chain == 0 and _tlp(reader, v, addressed_only) and (reader.hides_authors or v.persona < 2)
+    return (v.chain == 0 and _tlp(reader, v, addressed_only) and (reader.hides_authors or v.persona < 2)
+            and not (reader.hub and v.origin))
 
 
 def not_withheld_sql(reader: Reader, table: Table) -> ColumnElement[bool]:
@@ -170,18 +180,19 @@ class _Around:
         missing = sorted({i for i in ids if i not in self._versions})
         if missing:
             found: dict[str, list[tuple[Any, ...]]] = {i: [] for i in missing}
-            for stix_id, added, tlp, author, persona, chain, hop in rows_for_ids(
-                    self.conn, "SELECT stix_id, added_us, tlp, author, persona, chain, hop FROM objects "
+            for stix_id, added, tlp, author, persona, chain, hop, origin in rows_for_ids(
+                    self.conn, "SELECT stix_id, added_us, tlp, author, persona, chain, hop, origin FROM objects "
                                "WHERE coll = {coll} AND stix_id IN ({ids})", self.coll, missing):
-                found[stix_id].append((int(added), int(tlp), author, int(persona), int(chain), int(hop)))
+                found[stix_id].append((int(added), int(tlp), author, int(persona), int(chain), int(hop),
+                                       int(origin)))
             red = [row[0] for rows in found.values() for row in rows if row[1] == _RED]
             names: dict[int, set[str]] = {}
             for added, member in self._rows("SELECT added_us, member FROM recipients WHERE added_us IN ({ids})", red):
                 names.setdefault(int(added), set()).add(member)
             for stix_id, rows in found.items():
                 self._versions[stix_id] = [Version(a, stix_id, tlp, author, persona, chain, hop,
-                                                   frozenset(names.get(a, ())))
-                                           for a, tlp, author, persona, chain, hop in rows]
+                                                   frozenset(names.get(a, ())), origin)
+                                           for a, tlp, author, persona, chain, hop, origin in rows]
                 for a, *_ in rows:
                     self._ids[a] = stix_id
         return {i: self._versions[i] for i in ids}

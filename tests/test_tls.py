@@ -63,15 +63,8 @@ class Certs:
                             headers={"Accept": TAXII})
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    where = tmp_path_factory.mktemp("tls")
-    certs = Certs(where)
-    db = f"sqlite:///{where / 'hub.db'}"
-    store = Store(db)
-    store.migrate()
-    tokens = compact.apply(store, compact.parse(COMPACT.format(pin=tls.fingerprint_of_file(certs.hub_b[0]))))
-    store.close()
+def serve(where: Path, db: str, certs: Certs) -> tuple[subprocess.Popen[str], int]:
+    """`tearline serve` over HTTPS on ``db``, asking clients for certificates the peers file vouches for."""
     port = free_port()
     env = os.environ | {"TEARLINE_AUDIT_KEY": str(where / "audit.key"), "TEARLINE_LEAK_KEY": str(where / "leak.key")}
     proc = subprocess.Popen([sys.executable, "-m", "tearline", "serve", "--db", db, "--port", str(port),
@@ -83,11 +76,23 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         try:
             with certs.client(port, None) as c:
                 if c.get("/tearline/health/").status_code == 200:
-                    break
+                    return proc, port
         except httpx.TransportError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the hub did not start: {proc.stderr.read() if proc.stderr else ''}") from None
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    where = tmp_path_factory.mktemp("tls")
+    certs = Certs(where)
+    db = f"sqlite:///{where / 'hub.db'}"
+    store = Store(db)
+    store.migrate()
+    tokens = compact.apply(store, compact.parse(COMPACT.format(pin=tls.fingerprint_of_file(certs.hub_b[0]))))
+    store.close()
+    proc, port = serve(where, db, certs)
     yield {"certs": certs, "port": port, "tokens": tokens}
     proc.terminate()
     proc.wait(20)

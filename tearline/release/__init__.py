@@ -572,3 +572,27 @@ def draft_text(store: Store, compact: str, source: str, author: Member | None, k
     return (str(obj["description"]), granular.part_level(obj, "description", coll.rules.default_tlp),
             tuple(obj.get("x_tearline_recipients") or ()))
 
+
+
+# --- what a mirror sends back to the hub it mirrors (tearline.peering) ---------------------------------------
+
+def outbound(store: Store, collection: Collection, after_us: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """(added_us, object) of the versions this hub's own members wrote in ``collection`` after ``after_us``, that
+    the compact shares as a whole: CLEAR, GREEN and AMBER, on the object's own chain, not a stand-in, not
+    mirrored from a peer (nothing goes back where it came from, or on to a third hub). AMBER+STRICT stays with
+    its author and RED with its named recipients, all of them on this hub, and so do the parts of an object
+    marked so (its tear lines are cut as for a reader at AMBER)."""
+    amber = markings.rank("amber")
+    with store.reading() as conn:
+        found = conn.execute(
+            select(objects.c.added_us, objects.c.body).where(
+                objects.c.coll == collection.num, objects.c.added_us > after_us, objects.c.author.is_not(None),
+                objects.c.origin == 0, objects.c.chain == 0, objects.c.persona == 0, objects.c.tlp <= amber)
+            .order_by(objects.c.added_us).limit(limit)).all()
+    shared = granular.reader("amber", False)
+    out = []
+    for added, body in found:
+        obj = orjson.loads(body)
+        out.append((int(added), granular.cut(obj, granular.withheld(obj, shared)) if "granular_markings" in obj
+                    else obj))
+    return out

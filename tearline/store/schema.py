@@ -119,6 +119,8 @@ objects = Table(
     # whether the version carries a TLP marking of its own (else the compact's default governs it, and
     # readers' copies say so)
     Column("marked", Boolean, nullable=False, server_default=true()),
+    # the peer hub (peers.id) a mirrored version came from; 0: this hub's own (tearline.peering)
+    Column("origin", Integer, nullable=False, server_default="0"),
     UniqueConstraint("coll", "stix_id", "chain", "version_us", name="uq_objects_version"),
     Index("ix_objects_added", "coll", "added_us"),
     Index("ix_objects_type_added", "coll", "type", "added_us"),
@@ -416,4 +418,29 @@ warning_events = Table(
     Column("from_state", String(16), nullable=True),
     Column("to_state", String(16), nullable=False),
     Column("note", Text, nullable=False),
+)
+
+
+# Hubs this one mirrors a compact from (tearline.peering): where, as whom, and how far the pull has come.
+peers = Table(
+    "peers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("api_root", String(200), ForeignKey("api_roots.name", ondelete="CASCADE"), nullable=False),  # the mirror
+    Column("url", Text, nullable=False),  # the peer's TAXII collection URL (…/collections/{id}/)
+    Column("member", String(200), nullable=False),  # this hub's member name there
+    Column("token", Text, nullable=False),  # its token there: the peer's secret, kept as a client keeps one
+    Column("client_cert", Text, nullable=False, server_default=""),  # PEM files this hub presents
+    Column("client_key", Text, nullable=False, server_default=""),
+    Column("server_ca", Text, nullable=False, server_default=""),  # the only certificates trusted for the peer
+    Column("added_after", Text),  # date_added of the last complete pull; NULL: from the beginning
+    Column("next", Text),  # the page token of a pull cut short, to resume it
+    Column("pulled", BigInteger, nullable=False, server_default="0"),
+    Column("pushed_us", BigInteger, nullable=False, server_default="0"),  # added_us of the last version pushed
+    Column("pushed", BigInteger, nullable=False, server_default="0"),
+    Column("push_refused", BigInteger, nullable=False, server_default="0"),
+    Column("last_try_us", BigInteger),
+    Column("last_ok_us", BigInteger),
+    Column("last_error", Text),
 )

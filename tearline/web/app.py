@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import audit, cluster, probes, stix, write
+from .. import audit, cluster, peering, probes, stix, write
 from .. import keys as hub_keys
 from .. import warn as warnings
 from ..config import Settings, hub_path
@@ -64,8 +64,25 @@ def _jobs(store: Store, log: audit.AuditLog, outbox: Any, leader: cluster.Leader
         logging.getLogger("tearline.warn").exception("warning escalation failed")
 
 
+def _peers(store: Store, keys: hub_keys.HubKeys, log: audit.AuditLog, leader: cluster.Leader) -> None:
+    """One round of pulls from and pushes to the peer hubs, in the leading process only; a peer that fails is
+    noted (tearline peer status) and tried again next round, the others go on."""
+    try:
+        if not leader.held():
+            return
+        names = [p["name"] for p in peering.listed(store)]
+    except Exception:
+        logging.getLogger("tearline.peering").exception("cannot list the peers")
+        return
+    for name in names:
+        try:
+            peering.sync(store, keys, log, name)
+        except Exception:
+            logging.getLogger("tearline.peering").exception("sync with peer %s failed", name)
+
+
 def _scanner(store: Store, settings: Settings, log: audit.AuditLog, leader: cluster.Leader,
-             buckets: cluster.SharedBuckets | None, metrics: monitor.Metrics) -> Any:
+             buckets: cluster.SharedBuckets | None, metrics: monitor.Metrics, keys: hub_keys.HubKeys) -> Any:
     """The hub's lifespan: a thread that, every `guard_scan_seconds`, runs the background jobs (`_jobs`) when
     this process leads those sharing the store (tearline.cluster); and one that seals the audit log (a signed
     tree head over every entry) every `audit_seal_seconds` while entries arrive, and once more when the hub
@@ -90,8 +107,14 @@ def _scanner(store: Store, settings: Settings, log: audit.AuditLog, leader: clus
                 except Exception:  # the next seal covers what this one missed
                     logging.getLogger("tearline.audit").exception("sealing the audit log failed")
 
+        def federate() -> None:
+            while not stop.wait(settings.peer_sync_seconds):
+                _peers(store, keys, log, leader)
+
         threads = [threading.Thread(target=loop, name="tearline-guard", daemon=True),
                    threading.Thread(target=seal, name="tearline-seal", daemon=True)]
+        if settings.peer_sync_seconds > 0:
+            threads.append(threading.Thread(target=federate, name="tearline-peers", daemon=True))
         for thread in threads:
             thread.start()
         yield
@@ -120,10 +143,10 @@ def create_app(settings: Settings, store: Store) -> ASGIApp:
     buckets = cluster.SharedBuckets(store) if cluster.shared(store) else None
     leader = cluster.Leader(store)
     metrics = monitor.Metrics()
-    app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=_scanner(store, settings, log, leader, buckets, metrics))
-    errors.install(app)
     keys = hub_keys.load(settings)
+    app = FastAPI(title="Tearline", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_scanner(store, settings, log, leader, buckets, metrics, keys))
+    errors.install(app)
     write.upkeep(store, keys)
     stix.warm()  # the OASIS schemas compile in a second or two: now, not on the first write
     app.state.hub = caller.Hub(store, settings, RateLimiter(buckets=buckets), keys, log, Limits.of(settings), leader)
