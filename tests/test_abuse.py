@@ -45,7 +45,7 @@ members:
 
 
 def _honest(c: httpx.Client, name: str, stop: threading.Event, latencies: list[float], written: set[str],
-            seed: int) -> None:
+            seed: int, failures: list[str]) -> None:
     """An analyst's tool: pages, a filtered read, objects by id, and small writes, one after another."""
     rnd = random.Random(seed)
     mine: list[str] = []
@@ -56,8 +56,7 @@ def _honest(c: httpx.Client, name: str, stop: threading.Event, latencies: list[f
             objs = [sdo("indicator", "green", x_tearline_about_ref=ACTOR_ID, description=f"{name} seen at relay {n}")
                     for n in range(5)]
             r = c.post(objects_url(), json={"objects": objs}, headers=POST)
-            assert r.status_code == 202, r.text
-            ok = {s["id"] for s in r.json().get("successes", [])}
+            ok = {s["id"] for s in r.json().get("successes", [])} if r.status_code == 202 else set()
             written |= ok
             mine.extend(ok)
         elif pick < 0.55:
@@ -66,7 +65,13 @@ def _honest(c: httpx.Client, name: str, stop: threading.Event, latencies: list[f
             r = c.get(objects_url(), params={"match[type]": "indicator", "limit": "20"})
         else:
             r = c.get(f"{objects_url()}{rnd.choice(mine)}/")
-        assert r.status_code in (200, 202), r.text
+        if r.status_code == 429 and f"member {name!r} is over its limit" in r.text:
+            # its own limit, which a loop this tight can reach: an honest tool waits as told and goes on
+            time.sleep(float(r.headers.get("retry-after", "1")))
+            continue
+        if r.status_code not in (200, 202):
+            failures.append(f"{name}: {r.status_code} {r.text[:200]}")
+            return
         latencies.append(time.perf_counter() - started)
 
 
@@ -102,7 +107,8 @@ def _hostile(c: httpx.Client, stranger: httpx.Client, stop: threading.Event, bod
             time.sleep(min(1.0, float(r.headers.get("retry-after", "1"))))
 
 
-def _run(hub: Any, tokens: dict[str, str], bodies: list[bytes], abuse: bool) -> tuple[list[float], set[str], dict[str, int]]:
+def _run(hub: Any, tokens: dict[str, str], bodies: list[bytes], abuse: bool, failures: list[str],
+         ) -> tuple[list[float], set[str], dict[str, int]]:
     stop = threading.Event()
     latencies: list[list[float]] = [[] for _ in HONEST]
     written: set[str] = set()
@@ -110,7 +116,7 @@ def _run(hub: Any, tokens: dict[str, str], bodies: list[bytes], abuse: bool) -> 
     clients = {m: httpx.Client(base_url=hub.url, auth=(m, tokens[m]), headers={"Accept": TAXII}, timeout=120)
                for m in (*HONEST, "mallory")}
     stranger = httpx.Client(base_url=hub.url, timeout=60)
-    threads = [threading.Thread(target=_honest, args=(clients[m], m, stop, latencies[i], written, i))
+    threads = [threading.Thread(target=_honest, args=(clients[m], m, stop, latencies[i], written, i, failures))
                for i, m in enumerate(HONEST)]
     if abuse:
         threads.append(threading.Thread(target=_hostile, args=(clients["mallory"], stranger, stop, bodies, tally)))
@@ -159,14 +165,16 @@ def scenario(store: Store, tmp_path: Any) -> SimpleNamespace:
             assert a.post(objects_url(), json={"objects": [hidden, rel(ACTOR_ID, "uses", hidden["id"], "amber")]},
                           headers=POST).status_code == 202
         bodies = _payloads(hidden["id"])
-        calm, calm_written, _ = _run(hub, tokens, bodies, abuse=False)
-        rough, rough_written, tally = _run(hub, tokens, bodies, abuse=True)
+        failures: list[str] = []  # an honest member refused anything but its own rate limit
+        calm, calm_written, _ = _run(hub, tokens, bodies, False, failures)
+        rough, rough_written, tally = _run(hub, tokens, bodies, True, failures)
         with httpx.Client(base_url=hub.url, auth=("alpha", tokens["alpha"]), headers={"Accept": TAXII}) as a:
             stored = stored_ids(a, objects_url(), {"limit": "1000", "match[type]": "indicator"})
     finally:
         proc.kill()
         proc.wait()
-    return SimpleNamespace(calm=calm, rough=rough, written=calm_written | rough_written, stored=stored, tally=tally)
+    return SimpleNamespace(calm=calm, rough=rough, written=calm_written | rough_written, stored=stored, tally=tally,
+                           failures=failures)
 
 
 def test_honest_members_keep_working_and_lose_nothing_while_a_hostile_member_does_its_worst(
@@ -174,6 +182,7 @@ def test_honest_members_keep_working_and_lose_nothing_while_a_hostile_member_doe
     run = scenario(store, tmp_path)
     print(f"\nhonest requests: {len(run.calm)} alone, {len(run.rough)} with the hostile member; p99 "
           f"{_p99(run.calm) * 1000:.1f} → {_p99(run.rough) * 1000:.1f} ms; hostile answers {run.tally}")
+    assert run.failures == [], run.failures
     assert run.written <= run.stored, "an honest member's write was lost"
     assert sum(run.tally.values()) > 5, "the hostile member did nothing: the test proved nothing"
     # not locked out: the honest members kept getting answers while the hostile member (and the stranger on

@@ -40,7 +40,7 @@ def test_the_command_tree_is_whole() -> None:
     groups = {p for p in PATHS if len(p) == 1}
     assert groups == {(g,) for g in ("serve", "demo", "compact", "db", "events", "forecast", "audit", "guard", "leak",
                                      "warn", "match", "misp", "peer")}
-    assert ("warn", "party", "add") in PATHS and ("misp", "pull") in PATHS and len(PATHS) == 63
+    assert ("warn", "party", "add") in PATHS and ("misp", "pull") in PATHS and len(PATHS) == 66
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "tearline")
