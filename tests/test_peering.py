@@ -270,9 +270,17 @@ def test_the_hub_syncs_its_peers_by_itself(federation: dict[str, Any]) -> None:
     shared = indicator("green", 1)
     post(f, "analyst", [shared])
     settings = Settings(db=f["b_db"], port=free_port(), audit_key=f["b_env"]["TEARLINE_AUDIT_KEY"],
-                        leak_key=f["b_env"]["TEARLINE_LEAK_KEY"], peer_sync_seconds=1)
-    with Hub(f["b"], settings):
+                        leak_key=f["b_env"]["TEARLINE_LEAK_KEY"], peer_sync_seconds=1, admin_token="ops-token")
+    with Hub(f["b"], settings) as hub:
         deadline = time.monotonic() + 30
         while shared["id"] not in given(f, "b-analyst"):
             assert time.monotonic() < deadline, "the hub did not pull from its peer"
             time.sleep(0.5)
+        # the operator's page says so
+        with httpx.Client(base_url=hub.url, follow_redirects=True, timeout=30) as ops:
+            assert ops.get("/ui/operator/peers/").status_code in (401, 303, 200)  # not without signing in
+            assert "Peer hubs" not in ops.get("/ui/operator/peers/").text
+            ops.post("/signin/operator/", data={"token": "ops-token"})
+            shown = ops.get("/ui/operator/peers/")
+        assert shown.status_code == 200 and "Peer hubs" in shown.text
+        assert ">a<" in shown.text and f["url"] in shown.text and ">never<" not in shown.text

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from .. import audit, boundaries, probes, release, views, warn
+from .. import audit, boundaries, peering, probes, release, views, warn
 from ..cluster import Sessions
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, NotFound, TearlineError
@@ -393,6 +393,15 @@ def operator_alerts(request: Request) -> Response:
     return page(request, "alerts.html", alerts=[a | {"at": _when(a["at_us"])} for a in found])
 
 
+@guarded
+def operator_peers(request: Request) -> Response:
+    _operator(request)
+    found = peering.listed(caller.hub(request).store)
+    return page(request, "peers.html", peers=[p | {"tried": _when(p["last_try_us"]) if p["last_try_us"] else "never",
+                                                   "ok": _when(p["last_ok_us"]) if p["last_ok_us"] else "never"}
+                                              for p in found])
+
+
 def router() -> APIRouter:
     api = APIRouter()
     html = {"response_class": HTMLResponse}
@@ -412,6 +421,7 @@ def router() -> APIRouter:
     api.add_api_route("/ui/search/", search, methods=["GET"], **html)
     api.add_api_route("/ui/operator/audit/", operator_audit, methods=["GET"], **html)
     api.add_api_route("/ui/operator/alerts/", operator_alerts, methods=["GET"], **html)
+    api.add_api_route("/ui/operator/peers/", operator_peers, methods=["GET"], **html)
     return api
 
 
