@@ -16,9 +16,10 @@ stopped anywhere (a network error, kill -9) resumes where its last page committe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -112,60 +113,52 @@ def pull(store: Store, keys: HubKeys, log: AuditLog, name: str, page: int = PAGE
     pulled, pages, failures = 0, 0, []
     waiting: list[Any] = []  # versions whose references arrive on a later page of the walk
     _note(store, peer.id, last_try_us=now_us())
-    try:
-        with connect(peer) as http:
-            while True:
-                params = {"limit": str(page), "match[version]": "all"}
-                if added_after:
-                    params["added_after"] = added_after
-                if cursor:
-                    params["next"] = cursor
-                r = http.get(peer.url + "objects/", params=params)
-                if r.status_code == 400 and cursor:  # a page token the peer no longer takes: walk again
-                    cursor = None
-                    continue
-                if r.status_code in (401, 403):
-                    ended = _revoke(store, keys, log, peer, collection, None,
-                                    f"membership ended or refused at {peer.url} ({r.status_code}: {_said(r)})")
-                    raise Unavailable(f"peer {name!r} refused this hub ({r.status_code}: {_said(r)}); the "
-                                      f"{ended} versions mirrored from it are removed",
-                                      details={"peer": name, "status": r.status_code, "removed": ended})
-                if r.status_code != 200:
-                    raise Unavailable(f"peer {name!r} answered {r.status_code} to {r.request.url}: "
-                                      f"{_said(r)}", details={"peer": name, "status": r.status_code})
-                body = orjson.loads(r.content) if r.content else {}
-                objs = waiting + list(body.get("objects") or [])
-                more = bool(body.get("more"))
-                last = r.headers.get("X-TAXII-Date-Added-Last")
-                with store.engine.begin() as conn:
-                    written, failed = mirror.write(store, conn, collection, objs, keys, peer.id) if objs else ([], [])
-                    waiting = [objs[f["index"]] for f in failed if more and "is not in this collection" in f["message"]]
-                    if not more:
-                        failures += failed
-                    cursor = body.get("next") if more else None
-                    if not more and last:
-                        added_after = last
-                    conn.execute(update(peers).where(peers.c.id == peer.id).values(
-                        next=cursor, added_after=added_after, pulled=peers.c.pulled + len(written)))
-                    log.append(f"peer:{name}", peer.api_root, "GET", "peer-pull", peer.url + "objects/", params,
-                               200, f"{len(written)} versions mirrored from {peer.url}", written, conn=conn)
-                log.settle()
-                pulled += len(written)
-                pages += 1
-                if progress is not None:
-                    progress(len(written))
+    with _talking(store, peer), connect(peer) as http:
+        while True:
+            params = {"limit": str(page), "match[version]": "all"}
+            if added_after:
+                params["added_after"] = added_after
+            if cursor:
+                params["next"] = cursor
+            r = http.get(peer.url + "objects/", params=params)
+            if r.status_code == 400 and cursor:  # a page token the peer no longer takes: walk again
+                cursor = None
+                continue
+            if r.status_code in (401, 403):
+                ended = _revoke(store, keys, log, peer, collection, None,
+                                f"membership ended or refused at {peer.url} ({r.status_code}: {_said(r)})")
+                raise Unavailable(f"peer {name!r} refused this hub ({r.status_code}: {_said(r)}); the "
+                                  f"{ended} versions mirrored from it are removed",
+                                  details={"peer": name, "status": r.status_code, "removed": ended})
+            if r.status_code != 200:
+                raise Unavailable(f"peer {name!r} answered {r.status_code} to {r.request.url}: "
+                                  f"{_said(r)}", details={"peer": name, "status": r.status_code})
+            body = orjson.loads(r.content) if r.content else {}
+            objs = waiting + list(body.get("objects") or [])
+            more = bool(body.get("more"))
+            last = r.headers.get("X-TAXII-Date-Added-Last")
+            with store.engine.begin() as conn:
+                written, failed = mirror.write(store, conn, collection, objs, keys, peer.id) if objs else ([], [])
+                waiting = [objs[f["index"]] for f in failed if more and "is not in this collection" in f["message"]]
                 if not more:
-                    break
-            # what the peer no longer releases to this hub (deleted there, or this hub's membership narrowed)
-            removed = _revoke(store, keys, log, peer, collection, _manifest(http, peer),
-                              f"no longer released by {peer.url}")
-    except httpx.HTTPError as exc:
-        _note(store, peer.id, last_error=f"{type(exc).__name__}: {exc}")
-        raise Unavailable(f"peer {name!r} at {peer.url}: {type(exc).__name__}: {exc}",
-                          details={"peer": name}) from None
-    except Unavailable as exc:
-        _note(store, peer.id, last_error=exc.description)
-        raise
+                    failures += failed
+                cursor = body.get("next") if more else None
+                if not more and last:
+                    added_after = last
+                conn.execute(update(peers).where(peers.c.id == peer.id).values(
+                    next=cursor, added_after=added_after, pulled=peers.c.pulled + len(written)))
+                log.append(f"peer:{name}", peer.api_root, "GET", "peer-pull", peer.url + "objects/", params,
+                           200, f"{len(written)} versions mirrored from {peer.url}", written, conn=conn)
+            log.settle()
+            pulled += len(written)
+            pages += 1
+            if progress is not None:
+                progress(len(written))
+            if not more:
+                break
+        # what the peer no longer releases to this hub (deleted there, or this hub's membership narrowed)
+        removed = _revoke(store, keys, log, peer, collection, _manifest(http, peer),
+                          f"no longer released by {peer.url}")
     _note(store, peer.id, last_ok_us=now_us(), last_error=None)
     return {"peer": name, "pulled": pulled, "pages": pages, "removed": removed, "failures": failures}
 
@@ -214,34 +207,26 @@ def push(store: Store, log: AuditLog, name: str, batch: int = PAGE,
     with store.engine.connect() as conn:
         after = int(conn.scalar(select(peers.c.pushed_us).where(peers.c.id == peer.id)) or 0)
     pushed = refused = 0
-    try:
-        with connect(peer) as http:
-            while found := release.outbound(store, collection, after, batch):
-                r = http.post(peer.url + "objects/", content=orjson.dumps({"objects": [o for _, o in found]}),
-                              headers={"Content-Type": TAXII})
-                if r.status_code != 202:
-                    raise Unavailable(f"peer {name!r} answered {r.status_code} to a push of {len(found)} versions: "
-                                      f"{_said(r)}", details={"peer": name, "status": r.status_code})
-                status = orjson.loads(r.content)
-                after = found[-1][0]
-                took, failed = int(status.get("success_count", 0)), int(status.get("failure_count", 0))
-                why = "; ".join(f"{f.get('id')}: {f.get('message')}" for f in (status.get("failures") or [])[:3])
-                with store.engine.begin() as conn:
-                    conn.execute(update(peers).where(peers.c.id == peer.id).values(
-                        pushed_us=after, pushed=peers.c.pushed + took, push_refused=peers.c.push_refused + failed))
-                    log.append(f"peer:{name}", peer.api_root, "POST", "peer-push", peer.url + "objects/", {}, 202,
-                               f"{took} of {len(found)} versions taken by {peer.url}" + (f"; refused: {why}" if why
-                                                                                         else ""),
-                               [str(o.get("id")) for _, o in found], conn=conn)
-                log.settle()
-                pushed, refused = pushed + took, refused + failed
-    except httpx.HTTPError as exc:
-        _note(store, peer.id, last_error=f"{type(exc).__name__}: {exc}")
-        raise Unavailable(f"peer {name!r} at {peer.url}: {type(exc).__name__}: {exc}",
-                          details={"peer": name}) from None
-    except Unavailable as exc:
-        _note(store, peer.id, last_error=exc.description)
-        raise
+    with _talking(store, peer), connect(peer) as http:
+        while found := release.outbound(store, collection, after, batch):
+            r = http.post(peer.url + "objects/", content=orjson.dumps({"objects": [o for _, o in found]}),
+                          headers={"Content-Type": TAXII})
+            if r.status_code != 202:
+                raise Unavailable(f"peer {name!r} answered {r.status_code} to a push of {len(found)} versions: "
+                                  f"{_said(r)}", details={"peer": name, "status": r.status_code})
+            status = orjson.loads(r.content)
+            after = found[-1][0]
+            took, failed = int(status.get("success_count", 0)), int(status.get("failure_count", 0))
+            why = "; ".join(f"{f.get('id')}: {f.get('message')}" for f in (status.get("failures") or [])[:3])
+            with store.engine.begin() as conn:
+                conn.execute(update(peers).where(peers.c.id == peer.id).values(
+                    pushed_us=after, pushed=peers.c.pushed + took, push_refused=peers.c.push_refused + failed))
+                log.append(f"peer:{name}", peer.api_root, "POST", "peer-push", peer.url + "objects/", {}, 202,
+                           f"{took} of {len(found)} versions taken by {peer.url}" + (f"; refused: {why}" if why
+                                                                                     else ""),
+                           [str(o.get("id")) for _, o in found], conn=conn)
+            log.settle()
+            pushed, refused = pushed + took, refused + failed
     return {"peer": name, "pushed": pushed, "refused": refused}
 
 
@@ -249,6 +234,21 @@ def sync(store: Store, keys: HubKeys, log: AuditLog, name: str,
          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """A pull, then a push."""
     return pull(store, keys, log, name, progress=progress) | push(store, log, name)
+
+
+@contextlib.contextmanager
+def _talking(store: Store, peer: Peer) -> Iterator[None]:
+    """A conversation with the peer: what goes wrong (the network, an answer that is not TAXII, a refusal) is
+    noted for `peer status` and raised as Unavailable, naming the peer."""
+    try:
+        yield
+    except Unavailable as exc:
+        _note(store, peer.id, last_error=exc.description)
+        raise
+    except (httpx.HTTPError, ValueError, TypeError, AttributeError) as exc:  # a body that is not what TAXII says
+        _note(store, peer.id, last_error=f"{type(exc).__name__}: {exc}")
+        raise Unavailable(f"peer {peer.name!r} at {peer.url}: {type(exc).__name__}: {exc}",
+                          details={"peer": peer.name}) from None
 
 
 def _said(r: httpx.Response) -> str:
